@@ -1,0 +1,35 @@
+"""portability: move checkpoints between PyTorch, safetensors, ONNX and TensorFlow,
+and check that the model survived the move.
+
+Importing this package imports no framework; adapters load theirs on first use.
+"""
+
+from __future__ import annotations
+
+from portability.checkpoint import Checkpoint, OptimizerState, TrainingState
+from portability.errors import (FormatError, IntegrityError, PortabilityError, ToleranceError,
+                                UnsafeCheckpointError, UnsupportedOpError, UsageError, WriteError)
+
+__version__ = "0.1.0"
+
+
+def convert(src, dst, **kwargs):
+    """Convert a checkpoint; see ``portability.convert.convert``."""
+    from portability.convert import convert as _convert
+
+    return _convert(src, dst, **kwargs)
+
+
+def load(path, fmt=None, *, trust_pickle=False):
+    """Read any supported checkpoint into a ``Checkpoint``."""
+    from portability.convert import read_checkpoint
+    from portability.formats import ReadOptions
+
+    return read_checkpoint(path, fmt, ReadOptions(trust_pickle=trust_pickle))[0]
+
+
+__all__ = [
+    "Checkpoint", "OptimizerState", "TrainingState", "convert", "load",
+    "PortabilityError", "FormatError", "IntegrityError", "UnsafeCheckpointError",
+    "ToleranceError", "UnsupportedOpError", "UsageError", "WriteError",
+]

@@ -1,0 +1,114 @@
+"""Atomic outputs: write under a temporary sibling name, fsync, then rename.
+
+A process killed at any moment leaves either no output or a complete one under
+the final name, never a partial file. Temporary names start with ``.`` and
+contain ``.portability-tmp-`` so stale ones from a crash are easy to spot.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from portability.errors import UsageError, WriteError
+
+TMP_MARKER = ".portability-tmp-"
+
+
+def temp_sibling(final: Path, kind: str = "tmp") -> Path:
+    """A unique hidden path beside ``final`` on the same file system."""
+    marker = TMP_MARKER if kind == "tmp" else f".portability-{kind}-"
+    # Keep the suffix so writers can still tell a file destination from a directory.
+    return final.parent / f".{final.stem}{marker}{os.getpid()}-{secrets.token_hex(4)}{final.suffix}"
+
+
+def check_destination(final: Path, overwrite: bool) -> None:
+    """Refuse an existing destination unless ``overwrite`` is set.
+
+    Raises:
+        UsageError: the destination exists and overwrite is False.
+    """
+    if final.exists() and not overwrite:
+        raise UsageError(f"{final} already exists (pass --overwrite to replace it)")
+
+
+def fsync_tree(path: Path) -> None:
+    """fsync a file, or every file and directory under a directory."""
+    if path.is_dir():
+        for root, _dirs, files in os.walk(path):
+            for name in files:
+                _fsync_file(Path(root) / name)
+            _fsync_dir(Path(root))
+    else:
+        _fsync_file(path)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+@contextmanager
+def atomic_output(final: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path to write to; publish it as ``final`` on success.
+
+    The caller writes a file or a directory at the yielded path. On normal exit
+    its contents are fsynced and renamed over ``final``; on any exception the
+    temporary output is removed and ``final`` is untouched.
+
+    Raises:
+        UsageError: ``final`` exists and ``overwrite`` is False.
+        WriteError: an OS error (disk full, permission) while writing.
+    """
+    final = Path(final)
+    check_destination(final, overwrite)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_sibling(final)
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise WriteError(f"writing {final} produced no output")
+        fsync_tree(tmp)
+        _publish(tmp, final)
+        _fsync_dir(final.parent)
+    except OSError as exc:
+        _remove(tmp)
+        reason = exc.strerror or str(exc)
+        raise WriteError(f"writing {final} failed: {reason}; nothing was written") from exc
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    if not final.exists() or (final.is_file() and tmp.is_file()):
+        os.replace(tmp, final)
+        return
+    # A directory cannot be renamed over a non-empty one: move the old one
+    # aside first, so the final name always holds one complete version.
+    old = temp_sibling(final, kind="old")
+    os.replace(final, old)
+    os.replace(tmp, final)
+    _remove(old)

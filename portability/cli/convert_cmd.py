@@ -1,0 +1,33 @@
+"""``portability convert SRC DST``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from portability.cli import app
+
+
+@app.command()
+def convert(
+    src: Path = typer.Argument(..., help="Checkpoint to read (file or directory)."),
+    dst: Path = typer.Argument(..., help="Where to write; its extension picks the format unless --to is given."),
+    to: Optional[str] = typer.Option(None, "--to", help="Output format: torch, safetensors, onnx, tf-savedmodel."),
+    source_format: Optional[str] = typer.Option(None, "--from", help="Input format, when its name does not tell."),
+    shard_size: Optional[str] = typer.Option(None, "--shard-size", help="Largest shard, e.g. 500MB or 2GiB (safetensors)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace DST if it exists."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow pickles that need other globals (runs code: only for files you trust)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model spec for graph formats: fixture:NAME, hf:DIR, pkg.module:factory."),
+    opset: Optional[int] = typer.Option(None, "--opset", help="ONNX opset for graph exports."),
+) -> int:
+    """Convert a checkpoint. The output appears atomically, or not at all."""
+    from portability.convert import convert as run_convert
+
+    result = run_convert(src, dst, to=to, source_format=source_format, shard_size=shard_size,
+                         overwrite=overwrite, trust_pickle=trust_pickle, model=model, opset=opset)
+    training = " with training state" if result.training_state else ""
+    typer.echo(f"wrote {result.destination} ({result.destination_format}, {result.tensors} tensors{training}) "
+               f"from {result.source} ({result.source_format})")
+    return 0

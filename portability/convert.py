@@ -1,0 +1,98 @@
+"""Convert a checkpoint from one format to another, atomically."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from portability.atomic import atomic_output, check_destination
+from portability.checkpoint import Checkpoint
+from portability.errors import UsageError
+from portability.formats import (ReadOptions, WriteOptions, detect, format_from_name,
+                                 load_adapter, spec_for)
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?I?B?)\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40,
+          "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+
+
+def parse_size(text: str) -> int:
+    """Parse ``"500MB"``, ``"2GiB"``, ``"1048576"`` into bytes.
+
+    Raises:
+        UsageError: not a size.
+    """
+    match = _SIZE.match(text)
+    unit = match.group(2).upper() if match else None
+    if not match or unit not in _UNITS:
+        raise UsageError(f"cannot read {text!r} as a size (examples: 500MB, 2GiB, 1048576)")
+    size = int(float(match.group(1)) * _UNITS[unit])
+    if size <= 0:
+        raise UsageError(f"size {text!r} must be positive")
+    return size
+
+
+@dataclass
+class ConvertResult:
+    """What a conversion did."""
+
+    source: Path
+    source_format: str
+    destination: Path
+    destination_format: str
+    tensors: int
+    training_state: bool
+
+
+def read_checkpoint(path: str | Path, fmt: str | None = None,
+                    options: ReadOptions | None = None) -> tuple[Checkpoint, str]:
+    """Read any supported checkpoint; returns it and its format name."""
+    fmt = fmt or detect(path)
+    adapter = load_adapter(fmt)
+    return adapter.read(Path(path), options or ReadOptions()), fmt
+
+
+def destination_format(dst: Path, to: str | None) -> str:
+    """The format to write: ``to`` if given, else implied by the destination's name.
+
+    Raises:
+        UsageError: neither tells.
+    """
+    if to:
+        spec_for(to)
+        return to
+    fmt = format_from_name(dst)
+    if fmt is None and dst.is_dir():
+        fmt = detect(dst)
+    if fmt is None:
+        raise UsageError(f"cannot tell the format of {dst} from its name; pass --to "
+                         "(torch, safetensors, onnx, tf-savedmodel)")
+    return fmt
+
+
+def convert(src: str | Path, dst: str | Path, *, to: str | None = None, source_format: str | None = None,
+            shard_size: int | str | None = None, overwrite: bool = False, trust_pickle: bool = False,
+            model: str | None = None, opset: int | None = None) -> ConvertResult:
+    """Convert ``src`` to ``dst``. Nothing appears under ``dst`` unless it completes.
+
+    Raises:
+        UsageError: bad options, or ``dst`` exists without ``overwrite``.
+        FormatError, IntegrityError, UnsafeCheckpointError: bad input.
+        WriteError: writing failed part-way (e.g. disk full); nothing is left.
+    """
+    src, dst = Path(src), Path(dst)
+    if src.resolve() == dst.resolve():
+        raise UsageError(f"{dst}: source and destination are the same")
+    src_fmt = source_format or detect(src)
+    dst_fmt = destination_format(dst, to)
+    check_destination(dst, overwrite)
+    if isinstance(shard_size, str):
+        shard_size = parse_size(shard_size)
+    ckpt, _ = read_checkpoint(src, src_fmt, ReadOptions(trust_pickle=trust_pickle))
+    writer = load_adapter(dst_fmt)
+    options = WriteOptions(shard_size=shard_size, model=model, opset=opset)
+    with atomic_output(dst, overwrite=overwrite) as tmp:
+        writer.write(ckpt, tmp, options)
+    return ConvertResult(src, src_fmt, dst, dst_fmt, len(ckpt.tensors), ckpt.training is not None)

@@ -1,0 +1,47 @@
+"""Typed errors. Every message names the file, tensor or op and says what to do.
+
+The CLI prints ``error: <message>`` on one line and exits with ``exit_code``;
+``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+
+class PortabilityError(Exception):
+    """Base class for every error this package raises on purpose."""
+
+    exit_code = 2
+
+
+class FormatError(PortabilityError):
+    """The input is not a readable checkpoint of the format it claims to be."""
+
+
+class IntegrityError(PortabilityError):
+    """The data does not match its recorded checksum, or is otherwise damaged."""
+
+
+class UnsafeCheckpointError(PortabilityError):
+    """Loading would execute code (pickle globals) and the user did not allow it."""
+
+
+class ToleranceError(PortabilityError):
+    """Outputs or weights differ beyond the tolerance policy."""
+
+    exit_code = 1
+
+
+class UnsupportedOpError(PortabilityError):
+    """A graph op has no translation or runtime kernel."""
+
+
+class UsageError(PortabilityError):
+    """The call itself is wrong: bad option, destination exists, unknown format."""
+
+
+class WriteError(PortabilityError):
+    """Writing the output failed part-way; nothing is left under the final name."""
+
+
+class MissingDependencyError(PortabilityError):
+    """An optional framework needed for this step is not installed."""

@@ -1,0 +1,78 @@
+"""Tensors in the core: ``np.ndarray`` or a lazy, file-backed ``LazyTensor``.
+
+A lazy tensor lets a converter stream bytes from one file to another without
+holding a whole shard in memory. Every consumer goes through ``as_array`` or
+``iter_bytes`` and does not care which of the two it got.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+CHUNK_BYTES = 16 * 1024 * 1024
+
+
+@dataclass
+class LazyTensor:
+    """A tensor whose bytes are read on demand.
+
+    Args:
+        dtype: numpy dtype of the elements.
+        shape: tensor shape.
+        read_chunks: callable yielding the raw little-endian bytes in order,
+            in pieces of at most the given size. It may raise
+            ``IntegrityError`` after the last piece if a checksum fails.
+    """
+
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    read_chunks: Callable[[int], Iterator[bytes]]
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def load(self) -> np.ndarray:
+        """Read all bytes and return a writable array."""
+        out = np.empty(self.shape, dtype=self.dtype)
+        view = out.reshape(-1).view(np.uint8)
+        pos = 0
+        for piece in self.read_chunks(CHUNK_BYTES):
+            view[pos : pos + len(piece)] = np.frombuffer(piece, dtype=np.uint8)
+            pos += len(piece)
+        return out
+
+
+Tensor = np.ndarray | LazyTensor
+
+
+def as_array(t: Tensor) -> np.ndarray:
+    """Materialise a tensor as ``np.ndarray``."""
+    return t.load() if isinstance(t, LazyTensor) else t
+
+
+def iter_bytes(t: Tensor, chunk: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """Yield the C-order little-endian bytes of a tensor in pieces."""
+    if isinstance(t, LazyTensor):
+        yield from t.read_chunks(chunk)
+        return
+    arr = np.ascontiguousarray(t)
+    if arr.dtype.byteorder == ">":
+        arr = arr.astype(arr.dtype.newbyteorder("<"))
+    flat = arr.reshape(-1).view(np.uint8)
+    for start in range(0, flat.size, chunk):
+        yield flat[start : start + chunk].data
+    if flat.size == 0:
+        yield b""
+
+
+def nbytes(t: Tensor) -> int:
+    """Byte size of a tensor's data."""
+    return int(t.nbytes)
