@@ -28,8 +28,17 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks ins
     _state["debug"] = debug
 
 
-# Subcommands register themselves on import.
-from portability.cli import convert_cmd, inspect_cmd  # noqa: E402,F401
+def _register_subcommands() -> None:
+    """Import every ``*_cmd`` module beside this one; each registers its command."""
+    import importlib
+    import pkgutil
+
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.endswith("_cmd"):
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+_register_subcommands()
 
 
 def main(argv: list[str] | None = None) -> int:
