@@ -92,3 +92,45 @@ def to_torch(obj: Any) -> Any:
     if isinstance(obj, list):
         return [to_torch(v) for v in obj]
     return obj
+
+
+def numpy_paths(obj: Any, prefix: list) -> list[list]:
+    """Paths (lists of keys and indices) to the numpy arrays inside ``obj``.
+
+    A checkpoint may hold numpy arrays next to tensors (``np.random.get_state()``
+    is the common case); recording where they stood lets a writer give them
+    back as numpy arrays instead of tensors.
+    """
+    if isinstance(obj, np.ndarray):
+        return [list(prefix)]
+    found: list[list] = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            found += numpy_paths(v, prefix + [k])
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            found += numpy_paths(v, prefix + [i])
+    return found
+
+
+def restore_numpy(obj: Any, paths: list[list]) -> Any:
+    """Turn the tensors at ``paths`` back into numpy arrays; returns the new ``obj``.
+
+    Paths that no longer lead to a tensor are skipped.
+    """
+    for path in paths:
+        obj = _replace_at(obj, list(path))
+    return obj
+
+
+def _replace_at(obj: Any, path: list) -> Any:
+    if not path:
+        return tensor_to_numpy(obj).copy() if isinstance(obj, torch.Tensor) else obj
+    key, rest = path[0], path[1:]
+    if isinstance(obj, dict) and key in obj:
+        obj[key] = _replace_at(obj[key], rest)
+    elif isinstance(obj, list) and isinstance(key, int) and 0 <= key < len(obj):
+        obj[key] = _replace_at(obj[key], rest)
+    elif isinstance(obj, tuple) and isinstance(key, int) and 0 <= key < len(obj):
+        obj = obj[:key] + (_replace_at(obj[key], rest),) + obj[key + 1:]
+    return obj

@@ -1,16 +1,17 @@
 """PyTorch adapter: ``.pt/.pth/.bin/.ckpt`` state_dicts and training checkpoints.
 
-Reading uses ``torch.load(weights_only=True)``: a file whose pickle needs other
-globals is refused, naming them, unless the caller trusts it. Files this
-adapter writes carry a ``portability.json`` record inside the zip archive with
-an xxh3 checksum per tensor, the tied-weight aliases and the metadata; torch
-ignores the record, and ``read`` verifies it.
+Reading uses ``torch.load(weights_only=True)`` (see ``torch_safety``): a file
+whose pickle needs other globals is refused, naming them, unless the caller
+trusts it. A directory may hold one torch file or Hugging Face shards with a
+``pytorch_model.bin.index.json``. Files this adapter writes carry a
+``portability.json`` record inside the zip archive with an xxh3 checksum per
+tensor, the tied-weight aliases and the metadata; torch ignores the record, and
+``read`` verifies it.
 """
 
 from __future__ import annotations
 
 import json
-import pickle
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -20,15 +21,21 @@ import torch
 
 from portability import integrity
 from portability.checkpoint import Checkpoint, OptimizerState, TrainingState
-from portability.errors import FormatError, IntegrityError, UnsafeCheckpointError
+from portability.errors import FormatError, IntegrityError, WriteError
 from portability.formats import ReadOptions, WriteOptions
 from portability.tensors import as_array
 from portability.training_codec import pack_training
-from portability.adapters.torch_convert import tensor_to_numpy, to_neutral, to_torch
+from portability.adapters.torch_convert import (numpy_paths, restore_numpy, tensor_to_numpy, to_neutral,
+                                               to_torch)
 from portability.adapters.torch_layouts import LAYOUTS, SCALAR_FIELDS, recognise
+from portability.adapters.torch_safety import first_line, load_pickle
 
 RECORD = "portability.json"
 RENAMED = "__renamed__"  # extra entry: TrainingState field -> the source's key name
+KEY_ORDER = "__keys__"  # extra entry: the source's top-level key order
+NUMPY_ORIGIN = "__numpy__"
+INDEX_SUFFIX = ".index.json"  # Hugging Face shards: pytorch_model.bin.index.json
+TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")  # extra entry: paths of values that were numpy arrays, not tensors
 
 
 def read(path: str | Path, options: ReadOptions = ReadOptions()) -> Checkpoint:
@@ -40,7 +47,9 @@ def read(path: str | Path, options: ReadOptions = ReadOptions()) -> Checkpoint:
         IntegrityError: a recorded checksum does not match (names the tensor).
     """
     path = Path(path)
-    obj = _load(path, options.trust_pickle)
+    if path.is_dir() or path.name.endswith(INDEX_SUFFIX):
+        return _read_directory(path, options)
+    obj = load_pickle(path, options.trust_pickle)
     ckpt = checkpoint_from_object(obj, str(path))
     record = _read_record(path)
     if record is not None:
@@ -52,12 +61,55 @@ def read(path: str | Path, options: ReadOptions = ReadOptions()) -> Checkpoint:
     return ckpt
 
 
+def _read_directory(path: Path, options: ReadOptions) -> Checkpoint:
+    """A directory with one torch file, or Hugging Face shards (``pytorch_model.bin.index.json``).
+
+    Raises:
+        FormatError: no torch file, several without an index, or a missing shard.
+    """
+    if path.is_dir():
+        indexes = sorted(p for p in path.iterdir() if p.name.endswith(INDEX_SUFFIX)
+                         and Path(p.name[: -len(INDEX_SUFFIX)]).suffix.lower() in TORCH_SUFFIXES)
+        if not indexes:
+            files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in TORCH_SUFFIXES)
+            if len(files) != 1:
+                found = ", ".join(p.name for p in files) or "none"
+                raise FormatError(f"{path}: expected one torch checkpoint file (found: {found})")
+            return read(files[0], options)
+        if len(indexes) > 1:
+            raise FormatError(f"{path}: several index files ({', '.join(p.name for p in indexes)})")
+        path = indexes[0]
+    try:
+        weight_map = json.loads(path.read_text())["weight_map"]
+        shards = list(dict.fromkeys(weight_map.values()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise FormatError(f"{path}: not a valid checkpoint index ({type(exc).__name__}: {exc})") from None
+    merged: dict[str, Any] = {}
+    for shard in shards:
+        if not (path.parent / shard).is_file():
+            raise FormatError(f"{path}: index names shard {shard!r}, which is missing")
+        part = load_pickle(path.parent / shard, options.trust_pickle)
+        if not isinstance(part, dict):
+            raise FormatError(f"{path.parent / shard}: holds a {type(part).__name__}, not a state_dict")
+        merged.update(part)
+    missing = [name for name in weight_map if name not in merged]
+    if missing:
+        raise FormatError(f"{path}: index lists tensor {missing[0]!r}, which no shard holds")
+    return checkpoint_from_object(merged, str(path))
+
+
 def write(ckpt: Checkpoint, path: str | Path, options: WriteOptions = WriteOptions()) -> None:
     """Write a ``Checkpoint`` with ``torch.save`` in its original layout, plus checksums."""
     path = Path(path)
     obj = object_from_checkpoint(ckpt)
     with open(path, "wb") as f:
-        torch.save(obj, f)
+        try:
+            torch.save(obj, f)
+        except RuntimeError as exc:
+            # torch wraps the OSError of a failed write (disk full) in a RuntimeError.
+            if isinstance(exc.__context__, OSError):
+                raise exc.__context__ from None
+            raise WriteError(f"{path}: torch.save failed ({first_line(exc)})") from None
     record = {
         "version": 1,
         "algorithm": integrity.ALGORITHM,
@@ -76,14 +128,19 @@ def checkpoint_from_object(obj: Any, where: str = "checkpoint") -> Checkpoint:
     Raises:
         FormatError: the object holds values with no portable form.
     """
+    if isinstance(obj, torch.nn.Module):  # a whole pickled model (only loads with trust_pickle)
+        obj = obj.state_dict()
     layout = recognise(obj, lambda v: isinstance(v, torch.Tensor))
     if not isinstance(obj, dict):
         raise FormatError(f"{where}: holds a {type(obj).__name__}, not a state_dict or checkpoint dict")
-    weights_obj = obj if layout.weights is None else obj[layout.weights]
+    weights_obj = ({k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+                   if layout.weights is None else obj[layout.weights])
     tensors, aliases = _tensors_with_ties(weights_obj, where)
     rest = {k: v for k, v in obj.items() if k != layout.weights} if layout.weights else {
         k: v for k, v in obj.items() if not isinstance(v, torch.Tensor)}
     training = _training_from(rest, layout, where)
+    if training is not None:
+        training.extra[KEY_ORDER] = list(obj)
     return Checkpoint(tensors=tensors, aliases=aliases, training=training, layout=layout.name)
 
 
@@ -112,44 +169,11 @@ def object_from_checkpoint(ckpt: Checkpoint) -> dict[str, Any]:
         if value is not None and not (key == "rng" and not value):
             out[renamed.get(key, key)] = to_torch(value)
     for key, value in ts.extra.items():
-        if key != RENAMED:
+        if key not in (RENAMED, NUMPY_ORIGIN, KEY_ORDER):
             out[key] = to_torch(value)
-    return out
-
-
-def _load(path: Path, trust_pickle: bool) -> Any:
-    is_zip = zipfile.is_zipfile(path)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=not trust_pickle, mmap=is_zip)
-    except pickle.UnpicklingError as exc:
-        if "Unsupported global" in str(exc) or _unsafe_globals(path):
-            raise UnsafeCheckpointError(_unsafe_message(path, exc)) from None
-        raise FormatError(f"{path}: corrupt pickle ({_first_line(exc)})") from None
-    except RuntimeError as exc:
-        if "zip archive" in str(exc) or "PytorchStreamReader" in str(exc):
-            raise FormatError(f"{path}: truncated or corrupt torch zip archive ({_first_line(exc)})") from None
-        raise FormatError(f"{path}: cannot be read as a torch checkpoint ({_first_line(exc)})") from None
-    except (EOFError, ValueError, KeyError, AttributeError, TypeError, IndexError, OSError) as exc:
-        raise FormatError(f"{path}: not a readable torch checkpoint ({type(exc).__name__}: {_first_line(exc)})") from None
-
-
-def _unsafe_globals(path: Path) -> list[str]:
-    try:
-        return list(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
-    except Exception:  # legacy (non-zip) or damaged files cannot be scanned
-        return []
-
-
-def _unsafe_message(path: Path, exc: Exception) -> str:
-    names = _unsafe_globals(path)
-    listed = ", ".join(names) if names else _first_line(exc)
-    return (f"{path}: refusing to unpickle: the file needs globals that could run code "
-            f"({listed}); pass --trust-pickle only if you trust where it came from")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    order = [k for k in ts.extra.get(KEY_ORDER, []) if k in out]
+    out = {**{k: out[k] for k in order}, **out}
+    return restore_numpy(out, ts.extra.get(NUMPY_ORIGIN, []))
 
 
 def _tensors_with_ties(weights_obj: dict, where: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
@@ -174,8 +198,14 @@ def _training_from(rest: dict[str, Any], layout, where: str) -> TrainingState | 
     if not rest:
         return None
     ts = TrainingState()
+    origin = numpy_paths(rest, [])
+    if origin:
+        ts.extra[NUMPY_ORIGIN] = origin
     for key, value in rest.items():
-        neutral = to_neutral(value, key)
+        try:
+            neutral = to_neutral(value, key)
+        except FormatError as exc:
+            raise FormatError(f"{where}: {exc}") from None
         if key == layout.optimizer:
             if layout.optimizer_is_list:
                 if len(neutral) != 1:

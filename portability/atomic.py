@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from portability.errors import UsageError, WriteError
+from portability.errors import PortabilityError, UsageError, WriteError
 
 TMP_MARKER = ".portability-tmp-"
 
@@ -85,6 +85,7 @@ def atomic_output(final: str | Path, *, overwrite: bool = False) -> Iterator[Pat
     final = Path(final)
     check_destination(final, overwrite)
     final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(final)
     tmp = temp_sibling(final)
     try:
         yield tmp
@@ -97,9 +98,66 @@ def atomic_output(final: str | Path, *, overwrite: bool = False) -> Iterator[Pat
         _remove(tmp)
         reason = exc.strerror or str(exc)
         raise WriteError(f"writing {final} failed: {reason}; nothing was written") from exc
+    except PortabilityError as exc:
+        _remove(tmp)
+        renamed = _name_final(exc, tmp, final)
+        if renamed is None:
+            raise
+        raise renamed from exc
     except BaseException:
         _remove(tmp)
         raise
+
+
+def _name_final(exc: PortabilityError, tmp: Path, final: Path) -> PortabilityError | None:
+    """The same error with the temporary name replaced by the final one, or None.
+
+    Writers only see the temporary path; users should only see the path they asked for.
+    """
+    text = str(exc)
+    if tmp.name not in text:
+        return None
+    try:
+        return type(exc)(text.replace(str(tmp), str(final)).replace(tmp.name, final.name))
+    except TypeError:  # an error type with a different constructor: keep it as is
+        return None
+
+
+def remove_stale_temps(final: Path) -> list[Path]:
+    """Remove temporary outputs for ``final`` left by writers that were killed.
+
+    Only temporaries whose writing process no longer exists are removed, so a
+    conversion running in parallel keeps its own.
+
+    Returns:
+        The paths removed.
+    """
+    prefix = f".{final.stem}{TMP_MARKER}"
+    removed = []
+    try:
+        siblings = list(final.parent.iterdir())
+    except OSError:
+        return removed
+    for path in siblings:
+        if not path.name.startswith(prefix):
+            continue
+        pid_text = path.name[len(prefix):].split("-", 1)[0]
+        if pid_text.isdigit() and not _process_alive(int(pid_text)):
+            _remove(path)
+            removed.append(path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def _publish(tmp: Path, final: Path) -> None:

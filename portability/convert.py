@@ -8,9 +8,9 @@ from pathlib import Path
 
 from portability.atomic import atomic_output, check_destination
 from portability.checkpoint import Checkpoint
-from portability.errors import UsageError
-from portability.formats import (ReadOptions, WriteOptions, detect, format_from_name,
-                                 load_adapter, spec_for)
+from portability.errors import FormatError, UsageError
+from portability.formats import (ReadOptions, WriteOptions, detect, format_from_name, load_adapter,
+                                 spec_for)
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?I?B?)\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
@@ -54,18 +54,30 @@ def read_checkpoint(path: str | Path, fmt: str | None = None,
     return adapter.read(Path(path), options or ReadOptions()), fmt
 
 
-def destination_format(dst: Path, to: str | None) -> str:
+def destination_format(dst: Path, to: str | None, shard_size: int | str | None = None) -> str:
     """The format to write: ``to`` if given, else implied by the destination's name.
 
+    A destination without an extension and a shard size means a sharded
+    safetensors directory.
+
     Raises:
-        UsageError: neither tells.
+        UsageError: neither tells, or the name is an index file rather than a directory.
     """
     if to:
         spec_for(to)
-        return to
-    fmt = format_from_name(dst)
-    if fmt is None and dst.is_dir():
-        fmt = detect(dst)
+        fmt = to
+    else:
+        fmt = format_from_name(dst)
+        if fmt is None and dst.is_dir():
+            try:
+                fmt = detect(dst)
+            except FormatError:  # an existing directory without a checkpoint tells nothing
+                fmt = None
+        if fmt is None and shard_size is not None and not dst.suffix:
+            fmt = "safetensors"
+    if dst.name.endswith(".index.json"):
+        raise UsageError(f"{dst}: write sharded checkpoints to a directory; the index file "
+                         "is created inside it")
     if fmt is None:
         raise UsageError(f"cannot tell the format of {dst} from its name; pass --to "
                          "(torch, safetensors, onnx, tf-savedmodel)")
@@ -74,8 +86,11 @@ def destination_format(dst: Path, to: str | None) -> str:
 
 def convert(src: str | Path, dst: str | Path, *, to: str | None = None, source_format: str | None = None,
             shard_size: int | str | None = None, overwrite: bool = False, trust_pickle: bool = False,
-            model: str | None = None, opset: int | None = None) -> ConvertResult:
+            model: str | None = None, opset: int | None = None,
+            inputs: str | Path | None = None) -> ConvertResult:
     """Convert ``src`` to ``dst``. Nothing appears under ``dst`` unless it completes.
+
+    ``inputs`` (an ``.npz``) gives graph exports their example inputs.
 
     Raises:
         UsageError: bad options, or ``dst`` exists without ``overwrite``.
@@ -86,13 +101,16 @@ def convert(src: str | Path, dst: str | Path, *, to: str | None = None, source_f
     if src.resolve() == dst.resolve():
         raise UsageError(f"{dst}: source and destination are the same")
     src_fmt = source_format or detect(src)
-    dst_fmt = destination_format(dst, to)
+    dst_fmt = destination_format(dst, to, shard_size)
     check_destination(dst, overwrite)
     if isinstance(shard_size, str):
         shard_size = parse_size(shard_size)
+    if shard_size is not None and dst_fmt != "safetensors":
+        raise UsageError(f"--shard-size applies to safetensors output, not {dst_fmt}")
     ckpt, _ = read_checkpoint(src, src_fmt, ReadOptions(trust_pickle=trust_pickle))
     writer = load_adapter(dst_fmt)
-    options = WriteOptions(shard_size=shard_size, model=model, opset=opset)
+    options = WriteOptions(shard_size=shard_size, model=model, opset=opset,
+                           extra={"inputs": str(inputs)} if inputs else {})
     with atomic_output(dst, overwrite=overwrite) as tmp:
         writer.write(ckpt, tmp, options)
     return ConvertResult(src, src_fmt, dst, dst_fmt, len(ckpt.tensors), ckpt.training is not None)

@@ -98,7 +98,11 @@ def load_adapter(name: str) -> ModuleType:
     """
     spec = spec_for(name)
     for package in spec.needs:
-        if importlib.util.find_spec(package) is None:
+        try:
+            found = importlib.util.find_spec(package) is not None
+        except (ImportError, ValueError):  # a broken or blocked install counts as missing
+            found = False
+        if not found:
             raise MissingDependencyError(
                 f"format {name!r} needs {package}, which is not installed "
                 f"(pip install 'portability[{spec.extra}]')"
@@ -118,8 +122,6 @@ def detect(path: str | Path) -> str:
         raise FormatError(f"{path}: no such file or directory")
     if path.is_dir():
         return _detect_directory(path)
-    if path.name.endswith(SAFETENSORS_INDEX_SUFFIX):
-        return "safetensors"
     by_ext = format_from_name(path)
     if by_ext is None:
         raise FormatError(
@@ -135,6 +137,9 @@ def format_from_name(path: str | Path) -> str | None:
     name = Path(path).name
     if name.endswith(SAFETENSORS_INDEX_SUFFIX):
         return "safetensors"
+    if name.endswith(".index.json"):  # Hugging Face shard index: pytorch_model.bin.index.json
+        name = name[: -len(".index.json")]
+        path = Path(path).with_name(name)
     suffix = Path(path).suffix.lower()
     for spec in FORMATS.values():
         if suffix in spec.extensions:

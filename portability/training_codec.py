@@ -14,6 +14,7 @@ import numpy as np
 
 from portability import tree
 from portability.checkpoint import OptimizerState, TrainingState
+from portability.errors import FormatError
 
 TRAINING_PREFIX = "__training__"
 FORMAT_VERSION = 1
@@ -38,7 +39,10 @@ def pack_training(state: TrainingState) -> tuple[str, dict[str, np.ndarray]]:
 
 def unpack_training(text: str, arrays: dict[str, Any]) -> TrainingState:
     """Invert ``pack_training``."""
-    doc = json.loads(text)
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"training state metadata is not valid JSON ({exc}): damaged checkpoint") from None
     state = TrainingState()
     opt = doc.get("optimizer")
     if opt is not None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from portability.dtypes import dtype_name
 from portability.errors import FormatError
 
 
@@ -29,6 +30,10 @@ def encode(obj: Any, prefix: str, tensors: dict[str, np.ndarray]) -> Any:
         FormatError: a value has a type that cannot be stored.
     """
     if isinstance(obj, np.ndarray):
+        try:
+            dtype_name(obj.dtype)
+        except FormatError:
+            raise FormatError(f"cannot store an array of dtype {obj.dtype} at {prefix!r}") from None
         tensors[prefix] = obj
         return {"__tensor__": prefix}
     if isinstance(obj, bool) or obj is None or isinstance(obj, str):

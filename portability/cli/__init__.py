@@ -7,9 +7,9 @@ we raise on purpose print one line (``error: ...``) and exit non-zero; pass
 
 from __future__ import annotations
 
+import importlib
 import sys
 
-import click
 import typer
 
 app = typer.Typer(
@@ -41,21 +41,59 @@ def _register_subcommands() -> None:
 _register_subcommands()
 
 
+def _click_errors() -> tuple[type[BaseException], ...]:
+    """Usage-error classes of the click that typer uses (vendored in newer typer releases)."""
+    found = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(importlib.import_module(module).ClickException)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
+def _report_usage_error(exc) -> int:
+    """Print a bad command line as one ``error:`` line (help, when no arguments were given)."""
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        exc.show()
+        return 2
+    ctx = getattr(exc, "ctx", None)
+    hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    print(f"error: {exc.format_message()}{hint}", file=sys.stderr)
+    return int(getattr(exc, "exit_code", 2) or 2)
+
+
+def _interrupt_on_sigterm() -> None:
+    """Treat SIGTERM like Ctrl-C, so partial outputs are cleaned up on the way out."""
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns the exit code."""
     from portability.errors import PortabilityError
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    if argv is None:
+        _interrupt_on_sigterm()
     try:
         result = app(args=args, prog_name="portability", standalone_mode=False)
         code = int(result) if isinstance(result, int) else 0
-    except click.exceptions.Exit as exc:
+        if code == 130:  # typer returns 130 after Ctrl-C (or SIGTERM, see above)
+            print("interrupted", file=sys.stderr)
+    except typer.Exit as exc:
         code = exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        code = 2
-    except click.exceptions.Abort:
+    except _click_errors() as exc:
+        code = _report_usage_error(exc)
+    except typer.Abort:
         print("aborted", file=sys.stderr)
         code = 130
     except PortabilityError as exc:

@@ -21,12 +21,14 @@ def convert(
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow pickles that need other globals (runs code: only for files you trust)."),
     model: Optional[str] = typer.Option(None, "--model", help="Model spec for graph formats: fixture:NAME, hf:DIR, pkg.module:factory."),
     opset: Optional[int] = typer.Option(None, "--opset", help="ONNX opset for graph exports."),
+    inputs: Optional[Path] = typer.Option(None, "--inputs", help="Example inputs (.npz, arrays named after the model's inputs) for graph exports."),
 ) -> int:
     """Convert a checkpoint. The output appears atomically, or not at all."""
     from portability.convert import convert as run_convert
 
     result = run_convert(src, dst, to=to, source_format=source_format, shard_size=shard_size,
-                         overwrite=overwrite, trust_pickle=trust_pickle, model=model, opset=opset)
+                         overwrite=overwrite, trust_pickle=trust_pickle, model=model, opset=opset,
+                         inputs=inputs)
     training = " with training state" if result.training_state else ""
     typer.echo(f"wrote {result.destination} ({result.destination_format}, {result.tensors} tensors{training}) "
                f"from {result.source} ({result.source_format})")
