@@ -1,0 +1,229 @@
+"""Export a torch model (or a checkpoint plus model spec) to ONNX.
+
+The graph comes from the torch.export-based ``torch.onnx.export(dynamo=True)``
+(it needs onnxscript), with a dynamic batch axis on every input and a dynamic
+sequence axis on integer inputs of rank 2 or more (token ids, masks). Input
+names are the model's input names, output names come from its output structure
+(``logits`` for a transformers model). After export, the name map of
+``name_map.py`` is written into the model's ``metadata_props``.
+
+Destinations:
+- a path ending in ``.onnx``: one self-contained file. A graph whose weights
+  would pass protobuf's 2 GB limit is refused with a message asking for a
+  directory destination, because external data beside a file written under a
+  temporary name could not be renamed with it atomically.
+- any other path: a directory holding ``model.onnx`` and, next to it, all
+  weights in ``model.onnx.data`` (external data). The directory is published
+  as one unit, so the graph and its data always match.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx_ir as ir
+import torch
+
+from portability.checkpoint import Checkpoint
+from portability.errors import UnsupportedOpError, UsageError
+from portability.models import ModelSpec, parse_model_spec
+from portability.tensors import as_array
+from portability.adapters import torch_model_inputs, torch_models
+from portability.adapters.torch_convert import numpy_to_tensor
+from portability.adapters.onnx import name_map
+
+DIRECTORY_MODEL_NAME = "model.onnx"
+EXTERNAL_DATA_NAME = "model.onnx.data"
+# Protobuf cannot serialise a message of 2 GiB or more; keep headroom for the graph.
+SINGLE_FILE_LIMIT = 2**31 - 64 * 2**20
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote.
+
+    Attributes:
+        model_path: the ``.onnx`` file.
+        input_names / output_names: the graph's input and output names.
+        opset: the default-domain opset of the graph.
+        stored_unused: checkpoint tensors the graph does not hold as they are
+            (folded or unused), kept as extra ``portability/<name>`` initializers.
+        external_data: the external-data file, or None.
+    """
+
+    model_path: Path
+    input_names: list[str]
+    output_names: list[str]
+    opset: int
+    stored_unused: list[str] = field(default_factory=list)
+    external_data: Path | None = None
+
+
+def export_model(model: torch.nn.Module, inputs: dict[str, np.ndarray], path: str | Path, *,
+                 opset: int | None = None, output_names: list[str] | tuple[str, ...] | None = None,
+                 checkpoint: Checkpoint | None = None, external_data: bool | None = None,
+                 optimize: bool = True, where: str = "model") -> ExportResult:
+    """Export a torch model to ONNX and record how to get its weights back.
+
+    Args:
+        model: the model, in eval mode, holding the weights to export.
+        inputs: example inputs by name (ONNX input names); bound to forward's
+            parameters by name, else by position.
+        path: ``*.onnx`` for one file, anything else for a directory (see module doc).
+        opset: default-domain opset; None takes the exporter's default.
+        output_names: names for the flattened outputs; None derives them.
+        checkpoint: the tensors the import must give back (names, aliases,
+            metadata); None means the model's own state_dict.
+        external_data: force (True) or forbid (False) external data for a
+            directory destination; None uses it there always.
+        optimize: run the exporter's graph optimizer (constant folding,
+            BatchNorm folded into Conv, initializer merging). False keeps one
+            initializer per parameter and explicit Transpose nodes.
+        where: how messages name the model.
+
+    Returns:
+        An ``ExportResult``.
+
+    Raises:
+        UnsupportedOpError: the exporter cannot convert the model (its message).
+        UsageError: a file destination for weights past 2 GB, or bad inputs.
+    """
+    path = Path(path)
+    model = model.eval()
+    if path.suffix == ".onnx":  # fail before the slow export when the weights alone are too big
+        _check_single_file(path, sum(t.numel() * t.element_size() for t in model.state_dict().values()),
+                           external_data)
+    binding = torch_models.bind_inputs(model, inputs)
+    kwargs = {param: numpy_to_tensor(_at_least_two(np.ascontiguousarray(inputs[name])))
+              for param, name in binding.items()}
+    with torch.inference_mode():
+        eager = model(**kwargs)
+    if output_names is None and isinstance(model, torch_models.FixtureModule):
+        output_names = model.output_names
+    names_out = list(torch_models.named_outputs(eager, output_names))
+    program = _run_exporter(model, kwargs, list(binding.values()), names_out, opset, optimize, where)
+    ckpt = checkpoint if checkpoint is not None else _state_checkpoint(model)
+    stored = _attach_record(program.model, ckpt)
+    directory = path.suffix != ".onnx"
+    model_path = path / DIRECTORY_MODEL_NAME if directory else path
+    external = _wants_external(program.model, directory, external_data, path)
+    if directory:
+        path.mkdir(parents=True, exist_ok=True)
+    ir.save(program.model, model_path, external_data=EXTERNAL_DATA_NAME if external else None)
+    return ExportResult(model_path, list(binding.values()), names_out,
+                        int(program.model.opset_imports.get("", 0)), stored,
+                        model_path.parent / EXTERNAL_DATA_NAME if external else None)
+
+
+def export_checkpoint(ckpt: Checkpoint, spec: str | ModelSpec, path: str | Path, *,
+                      opset: int | None = None, inputs: str | Path | dict[str, np.ndarray] | None = None,
+                      external_data: bool | None = None, optimize: bool = True) -> ExportResult:
+    """Build the model a spec names, load ``ckpt`` into it, and export it.
+
+    Args:
+        ckpt: the weights (as read from any format).
+        spec: ``fixture:NAME``, ``hf:DIR`` or ``package.module:factory``.
+        path: destination (see ``export_model``).
+        opset: default-domain opset.
+        inputs: an ``.npz`` path or arrays by name; None takes the spec's own
+            (fixture batch, tokenizer, or synthesized from the config).
+        external_data, optimize: see ``export_model``.
+
+    Raises:
+        UsageError, FormatError, UnsupportedOpError: see ``build_model`` and ``export_model``.
+    """
+    spec = parse_model_spec(spec) if isinstance(spec, str) else spec
+    model = torch_models.build_model(spec, ckpt)
+    feed = inputs if isinstance(inputs, dict) else torch_model_inputs.example_inputs(spec, model, inputs)
+    return export_model(model, feed, path, opset=opset, checkpoint=ckpt,
+                        external_data=external_data, optimize=optimize, where=str(spec))
+
+
+def _at_least_two(arr: np.ndarray) -> np.ndarray:
+    # torch.export specialises a dimension of size 1; trace with a batch of two.
+    return np.concatenate([arr, arr]) if arr.ndim >= 1 and arr.shape[0] == 1 else arr
+
+
+def _dynamic_shapes(kwargs: dict[str, torch.Tensor], auto: bool) -> dict[str, dict[int, Any]]:
+    batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
+    shapes: dict[str, dict[int, Any]] = {}
+    for name, t in kwargs.items():
+        axes: dict[int, Any] = {}
+        if t.ndim >= 1:
+            axes[0] = torch.export.Dim.AUTO if auto else batch
+        if t.ndim >= 2 and not t.is_floating_point() and t.shape[1] >= 2:
+            axes[1] = torch.export.Dim.AUTO if auto else seq
+        shapes[name] = axes
+    return shapes
+
+
+def _run_exporter(model: torch.nn.Module, kwargs: dict[str, torch.Tensor], input_names: list[str],
+                  output_names: list[str], opset: int | None, optimize: bool, where: str):
+    positional = isinstance(model, torch_models.FixtureModule)  # forward(*args): pass in order
+    errors = []
+    for auto in (False, True):
+        shapes = _dynamic_shapes(kwargs, auto)
+        try:
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+                warnings.simplefilter("ignore")
+                return torch.onnx.export(
+                    model, tuple(kwargs.values()) if positional else (),
+                    kwargs=None if positional else kwargs, dynamo=True, opset_version=opset,
+                    input_names=input_names, output_names=output_names, optimize=optimize,
+                    dynamic_shapes=(tuple(shapes.values()),) if positional else shapes, verbose=False)
+        except Exception as exc:  # the exporter raises many kinds; report its own words
+            errors.append(exc)
+    raise UnsupportedOpError(f"cannot export {where} to ONNX with torch {torch.__version__}: "
+                             f"{_summary(errors[-1])}") from errors[-1]
+
+
+def _summary(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = next((ln for ln in lines if not ln.startswith(("#", "[torch.onnx]"))), type(exc).__name__)
+    return f"{type(exc).__name__}: {text[:300]}"
+
+
+def _state_checkpoint(model: torch.nn.Module) -> Checkpoint:
+    from portability.adapters.torch_state_dict import checkpoint_from_object
+
+    return checkpoint_from_object(model.state_dict(), "model")
+
+
+def _attach_record(model: ir.Model, ckpt: Checkpoint) -> list[str]:
+    initializers = {name: value.const_value.numpy() for name, value in model.graph.initializers.items()
+                    if value.const_value is not None}
+    canonical = {n: as_array(ckpt.tensors[n]) for n in ckpt.canonical_names()}
+    mapping, extras = name_map.build_name_map(initializers, canonical)
+    for name, arr in extras.items():
+        tensor = ir.tensor(np.ascontiguousarray(arr), name=name)
+        model.graph.register_initializer(
+            ir.Value(name=name, const_value=tensor, shape=tensor.shape, type=ir.TensorType(tensor.dtype)))
+    stored = [n for n, e in mapping.items() if e["initializer"].startswith(name_map.EXTRA_PREFIX)]
+    model.metadata_props.update(name_map.record(mapping, canonical, ckpt.aliases, ckpt.metadata,
+                                                stored, list(ckpt.tensors)))
+    return stored
+
+
+def _wants_external(model: ir.Model, directory: bool, requested: bool | None, path: Path) -> bool:
+    total = sum(int(v.const_value.nbytes) for v in model.graph.initializers.values()
+                if v.const_value is not None)
+    if not directory:
+        _check_single_file(path, total, requested)
+        return False
+    return requested is not False
+
+
+def _check_single_file(path: Path, total: int, requested: bool | None) -> None:
+    if requested:
+        raise UsageError(f"{path}: external data needs a directory destination "
+                         f"(e.g. {path.with_suffix('')}/), so the graph and its data move together")
+    if total >= SINGLE_FILE_LIMIT:
+        raise UsageError(f"{path}: the weights take {total / 2**30:.1f} GiB, past protobuf's 2 GiB "
+                         "limit for one .onnx file; give a directory destination (a path without "
+                         ".onnx, with --to onnx) to write model.onnx plus model.onnx.data")

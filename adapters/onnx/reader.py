@@ -1,0 +1,70 @@
+"""Read an ONNX file's weights into a ``Checkpoint``.
+
+Three cases, in order:
+1. our export: the ``metadata_props`` record maps every state_dict name to its
+   initializer and layout; checksums are verified (``name_map.py``);
+2. a torch export without the record: names are recovered by following the
+   graph (``recover.py``); what cannot be mapped is listed in the metadata
+   under ``portability.onnx.unmapped`` / ``portability.onnx.missing`` and in a
+   warning, not guessed;
+3. any other producer: every initializer under its own name.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from portability.checkpoint import Checkpoint
+from portability.formats import ReadOptions
+from portability.adapters.onnx import name_map, recover
+from portability.adapters.onnx.safety import load_proto, model_file
+from portability.adapters.onnx.tensors import tensor_to_numpy
+
+KEY_SOURCE = "portability.onnx.names"
+KEY_UNMAPPED = "portability.onnx.unmapped"
+KEY_MISSING = "portability.onnx.missing"
+
+
+class UnmappedWeightsWarning(UserWarning):
+    """Some initializers of an ONNX file could not be tied to state_dict names."""
+
+
+def read(path: str | Path, options: ReadOptions = ReadOptions()) -> Checkpoint:
+    """Read the weights of an ``.onnx`` file (or a directory holding one).
+
+    Raises:
+        FormatError: not an ONNX model, or a malformed record.
+        UnsafeCheckpointError: external data outside the model's directory.
+        IntegrityError: a tensor does not match its recorded checksum.
+    """
+    file = model_file(path)
+    proto = load_proto(file)
+    arrays = {t.name: tensor_to_numpy(t) for t in proto.graph.initializer}
+    props = {p.key: p.value for p in proto.metadata_props}
+    if name_map.has_record(props):
+        tensors, aliases, metadata = name_map.apply_name_map(props, arrays, str(file), options.verify)
+        metadata = {**metadata, KEY_SOURCE: "record"}
+        return Checkpoint(tensors=tensors, aliases=aliases, metadata=metadata,
+                          checksummed=name_map.KEY_CHECKSUMS in props)
+    if recover.is_torch_export(proto):
+        return _from_torch_export(proto, arrays, file)
+    return Checkpoint(tensors=arrays, metadata={KEY_SOURCE: "initializers"})
+
+
+def _from_torch_export(proto, arrays: dict[str, np.ndarray], file: Path) -> Checkpoint:
+    found = recover.recover_torch_names(proto, arrays)
+    metadata = {KEY_SOURCE: "graph"}
+    if found.unmapped or found.missing:
+        metadata[KEY_UNMAPPED] = json.dumps(found.unmapped)
+        metadata[KEY_MISSING] = json.dumps(found.missing)
+        warnings.warn(
+            f"{file}: torch export without a portability record; {len(found.tensors)} tensors "
+            f"recovered by name, {len(found.unmapped)} initializers tied to no parameter "
+            f"({', '.join(list(found.unmapped)[:5])}), {len(found.missing)} parameters read by the "
+            f"graph but not found ({', '.join(found.missing[:5])}); see metadata {KEY_UNMAPPED!r}",
+            UnmappedWeightsWarning, stacklevel=2)
+    return Checkpoint(tensors=found.tensors, metadata=metadata)

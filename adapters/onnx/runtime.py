@@ -1,0 +1,113 @@
+"""Evaluate ONNX files with onnxruntime (CPU), after ``onnx.checker`` passes.
+
+A graph that the checker rejects, or that ORT cannot load (an op or dtype it
+has no kernel for), raises a typed error carrying the checker's or ORT's own
+message: it is never reported as a success.
+
+Half precision on onnxruntime 1.32's CPU provider (checked by the tests):
+float16 exports of Linear/GELU/LayerNorm and Conv/BatchNorm models load and run.
+bfloat16 exports import bitwise but do not run: there is no bfloat16 MatMul
+kernel (``UnsupportedOpError``: "Could not find an implementation for
+MatMul"), and the ONNX schema of Conv does not admit bfloat16 at all, so the
+checker rejects such a graph (``UnsupportedOpError``: "has unsupported type").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from portability.errors import FormatError, UnsupportedOpError, UsageError
+from portability.runner import BaseRunner
+from portability.adapters.onnx.safety import load_proto, model_file
+
+PROVIDERS = ("CPUExecutionProvider",)
+_UNSUPPORTED_MARKERS = ("No Op registered", "not a registered function/op", "Could not find an implementation",
+                        "NOT_IMPLEMENTED", "No opset import for domain", "Type Error: Type 'tensor(",
+                        "has unsupported type")
+
+
+def check_model(path: str | Path) -> Path:
+    """Run external-data safety checks and ``onnx.checker`` (full check) on a file.
+
+    Returns:
+        The ``.onnx`` file checked.
+
+    Raises:
+        UnsafeCheckpointError: escaping external data.
+        UnsupportedOpError: an op (or op/dtype pair) the ONNX schema does not know.
+        FormatError: any other checker failure (its message).
+    """
+    file = model_file(path)
+    load_proto(file, load_external=False)
+    try:
+        onnx.checker.check_model(str(file), full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise _classify(f"{file}: onnx.checker rejects the model", exc) from None
+    return file
+
+
+def _classify(prefix: str, exc: Exception) -> FormatError | UnsupportedOpError:
+    text = " ".join(str(exc).split())
+    error = UnsupportedOpError if any(m in text for m in _UNSUPPORTED_MARKERS) else FormatError
+    return error(f"{prefix}: {text[:500]}")
+
+
+class OnnxRuntimeRunner(BaseRunner):
+    """Runs an ``.onnx`` file (or a directory holding one) with onnxruntime.
+
+    Args:
+        path: the model.
+        providers: ORT execution providers, CPU by default.
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, path: str | Path, providers: tuple[str, ...] = PROVIDERS) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.providers = providers
+        self.session: ort.InferenceSession | None = None
+        self.input_names: list[str] = []
+        self.output_names: list[str] = []
+
+    def activate_impl(self) -> None:
+        """Check the model, then create the session.
+
+        Raises:
+            UnsafeCheckpointError, FormatError, UnsupportedOpError: see ``check_model``;
+                session creation failures carry ORT's message.
+        """
+        file = check_model(self.path)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # unused extra initializers are expected; keep ORT quiet
+        try:
+            self.session = ort.InferenceSession(str(file), options, providers=list(self.providers))
+        except Exception as exc:  # ORT's pybind errors share no public base class
+            raise _classify(f"{file}: onnxruntime {ort.__version__} cannot load the model", exc) from None
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run on named inputs; every graph input must be given, no others.
+
+        Raises:
+            UsageError: missing or unknown input names.
+            FormatError: ORT fails at run time (its message).
+        """
+        missing = [n for n in self.input_names if n not in feed]
+        unknown = [n for n in feed if n not in self.input_names]
+        if missing or unknown:
+            raise UsageError(f"{self.path}: inputs do not match the graph's ({', '.join(self.input_names)}): "
+                             f"missing {missing or 'none'}, unknown {unknown or 'none'}")
+        try:
+            values = self.session.run(None, {n: np.ascontiguousarray(feed[n]) for n in self.input_names})
+        except Exception as exc:
+            raise _classify(f"{self.path}: onnxruntime failed to run", exc) from None
+        return dict(zip(self.output_names, values))
+
+    def deactivate_impl(self) -> None:
+        self.session = None
