@@ -119,7 +119,9 @@ def write(ckpt: Checkpoint, path: str | Path, options: WriteOptions = WriteOptio
     }
     with zipfile.ZipFile(path, "a") as z:
         prefix = z.namelist()[0].split("/")[0]
-        z.writestr(f"{prefix}/{RECORD}", json.dumps(record))
+        # A fixed timestamp keeps the file byte-for-byte reproducible.
+        info = zipfile.ZipInfo(f"{prefix}/{RECORD}", date_time=(1980, 1, 1, 0, 0, 0))
+        z.writestr(info, json.dumps(record))
 
 
 def checkpoint_from_object(obj: Any, where: str = "checkpoint") -> Checkpoint:

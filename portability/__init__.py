@@ -28,8 +28,23 @@ def load(path, fmt=None, *, trust_pickle=False):
     return read_checkpoint(path, fmt, ReadOptions(trust_pickle=trust_pickle))[0]
 
 
+def check(checkpoint=None, **kwargs):
+    """Check every conversion route; returns a ``Report`` (truthy iff all passed).
+    See ``portability.api.check``."""
+    from portability.api import check as _check
+
+    return _check(checkpoint, **kwargs)
+
+
+def compare(reference, candidate, **kwargs):
+    """Judge one artifact against another; see ``portability.api.compare``."""
+    from portability.api import compare as _compare
+
+    return _compare(reference, candidate, **kwargs)
+
+
 __all__ = [
-    "Checkpoint", "OptimizerState", "TrainingState", "convert", "load",
+    "Checkpoint", "OptimizerState", "TrainingState", "convert", "load", "check", "compare",
     "PortabilityError", "FormatError", "IntegrityError", "UnsafeCheckpointError",
     "ToleranceError", "UnsupportedOpError", "UsageError", "WriteError",
 ]

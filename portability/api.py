@@ -1,0 +1,249 @@
+"""The library entry points: ``portability.check`` and ``portability.compare``.
+
+    report = portability.check("model.pt", model="mypkg.models:build")
+    if not report:
+        raise SystemExit(report.to_json())
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from portability.compare import Tolerance
+from portability.errors import UsageError
+from portability.formats import FORMATS, detect, spec_for
+from portability.harness import RouteJob, run_bundle, source_format
+from portability.harness_eval import Predict, Subject
+from portability.report import Report, RouteResult, environment
+from portability.routes import Route, parse_formats, parse_routes, select_routes
+from portability.workers import DEFAULT_TIMEOUT_S, WorkerFailure, run_parallel
+
+Progress = Callable[[str, RouteJob, RouteResult | None], None]
+
+
+def fixture_names(fixture: str | Sequence[str]) -> list[str]:
+    """Expand ``"all"``, ``"mlp,cnn"`` or a list into fixture names.
+
+    Raises:
+        UsageError: an unknown fixture (the message lists the known ones).
+    """
+    from portability.fixtures.registry import all_fixtures, get_fixture
+
+    items = fixture.split(",") if isinstance(fixture, str) else list(fixture)
+    names: list[str] = []
+    for item in (i.strip() for i in items if i.strip()):
+        if item == "all":
+            names.extend(f.name for f in all_fixtures())
+        else:
+            names.append(get_fixture(item).name)
+    if not names:
+        raise UsageError("no fixtures are registered")
+    return list(dict.fromkeys(names))
+
+
+def unavailable(fmt: str) -> str | None:
+    """Why a format cannot be used here (checked without importing its framework), or None."""
+    spec = spec_for(fmt)
+    for package in spec.needs:
+        if importlib.util.find_spec(package) is None:
+            return f"format {fmt!r} not available: {package} is not installed (pip install 'portability[{spec.extra}]')"
+    try:
+        found = importlib.util.find_spec(spec.module)
+    except ImportError:
+        found = None
+    if found is None:
+        return f"format {fmt!r} not available: its adapter {spec.module} is not part of this installation"
+    return None
+
+
+def _subjects(checkpoint, model, fixture, inputs, metric, metric_name, higher_is_better,
+              trust_pickle) -> list[Subject]:
+    if (checkpoint is None) == (fixture is None):
+        raise UsageError("give either a checkpoint (with --model SPEC) or --fixture NAME|all")
+    common = dict(inputs=None if inputs is None else str(inputs), metric=metric, metric_name=metric_name,
+                  higher_is_better=higher_is_better, trust_pickle=trust_pickle)
+    if fixture is not None:
+        return [Subject(label=f"fixture:{n}", model=model or f"fixture:{n}", fixture=n, **common)
+                for n in fixture_names(fixture)]
+    path = Path(checkpoint)
+    detect(path)
+    return [Subject(label=str(path), model=model, checkpoint=str(path), **common)]
+
+
+_COST = {"tf-savedmodel": 3, "onnx": 2}
+
+
+def _bundles(indices: list[int], jobs: list[RouteJob]) -> list[list[int]]:
+    """Group routes sharing their first conversion (one export serves both), costliest first
+    so the slow exports start early and the cores stay busy to the end."""
+    groups: dict[tuple, list[int]] = {}
+    for i in indices:
+        job = jobs[i]
+        key = (job.subject.label, job.route[:2]) if job.candidate is None else (i,)
+        groups.setdefault(key, []).append(i)
+    return sorted(groups.values(), key=lambda g: -max(_COST.get(f, 1) for f in jobs[g[0]].route))
+
+
+def _run(jobs: list[RouteJob], skipped: dict[int, str], workers: int | None, timeout_s: float | None,
+         progress: Progress | None) -> list[RouteResult]:
+    results: list[RouteResult | None] = [None] * len(jobs)
+    for i, why in skipped.items():
+        job = jobs[i]
+        results[i] = RouteResult(job.subject.label, list(job.route), "skipped", why)
+        progress and progress("done", job, results[i])
+    bundles = _bundles([i for i in range(len(jobs)) if i not in skipped], jobs)
+
+    def on_start(k: int) -> None:
+        for i in bundles[k]:
+            progress and progress("start", jobs[i], None)
+
+    def on_done(k: int, value) -> None:
+        for n, i in enumerate(bundles[k]):
+            job = jobs[i]
+            if isinstance(value, WorkerFailure):
+                results[i] = RouteResult(job.subject.label, list(job.route), "error", value.reason)
+            else:
+                results[i] = value[n]
+            progress and progress("done", job, results[i])
+
+    per_bundle = None if timeout_s is None else timeout_s * max((len(b) for b in bundles), default=1)
+    run_parallel(run_bundle, [[jobs[i] for i in b] for b in bundles], workers=workers, timeout_s=per_bundle,
+                 on_start=on_start, on_done=on_done)
+    return [r for r in results if r is not None]
+
+
+@dataclass
+class Plan:
+    """The jobs a check will run, and why any of them is skipped up front."""
+
+    jobs: list[RouteJob]
+    skipped: dict[int, str]
+    tolerance: Tolerance
+
+
+def plan(checkpoint: str | Path | None = None, *, model: str | None = None,
+         fixture: str | Sequence[str] | None = None, formats: str | Sequence[str] | None = None,
+         routes: str | Sequence[str] | None = None, inputs: str | Path | None = None,
+         tolerance: Tolerance | None = None, metric: Callable[[Predict], float] | None = None,
+         metric_name: str = "metric", higher_is_better: bool = True, workdir: str | Path = "",
+         trust_pickle: bool = False) -> Plan:
+    """The routes ``check`` would run, without running them (arguments as for ``check``).
+
+    Raises:
+        UsageError, FormatError: bad arguments or an unreadable checkpoint.
+    """
+    tolerance = tolerance or Tolerance()
+    chosen_formats = parse_formats(list(formats) if isinstance(formats, (list, tuple)) else formats)
+    chosen_routes = parse_routes(list(routes) if isinstance(routes, (list, tuple)) else routes)
+    subjects = _subjects(checkpoint, model, fixture, inputs, metric, metric_name, higher_is_better, trust_pickle)
+    jobs, skipped = [], {}
+    for subject in subjects:
+        for route in select_routes(source_format(subject), chosen_formats, chosen_routes):
+            why = next((w for w in map(unavailable, dict.fromkeys(route.formats)) if w), None)
+            if why:
+                skipped[len(jobs)] = why
+            jobs.append(RouteJob(subject, route.formats, tolerance.for_route(route.name), str(workdir)))
+    return Plan(jobs, skipped, tolerance)
+
+
+def run_plan(the_plan: Plan, *, workers: int | None = None, timeout_s: float | None = DEFAULT_TIMEOUT_S,
+             workdir: str | Path | None = None, progress: Progress | None = None) -> Report:
+    """Run a ``Plan`` in worker processes and gather the ``Report``."""
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="portability-check-") as tmp:
+        base = Path(workdir) if workdir else Path(tmp)
+        base.mkdir(parents=True, exist_ok=True)
+        for job in the_plan.jobs:
+            job.workdir = str(base)
+        results = _run(the_plan.jobs, the_plan.skipped, workers, timeout_s, progress)
+    return Report(results, the_plan.tolerance, duration_s=time.perf_counter() - start,
+                  environment=environment())
+
+
+def check(checkpoint: str | Path | None = None, *, model: str | None = None,
+          fixture: str | Sequence[str] | None = None, formats: str | Sequence[str] | None = None,
+          routes: str | Sequence[str] | None = None, inputs: str | Path | None = None,
+          tolerance: Tolerance | None = None, metric: Callable[[Predict], float] | None = None,
+          metric_name: str = "metric", higher_is_better: bool = True, workers: int | None = None,
+          timeout_s: float | None = DEFAULT_TIMEOUT_S, workdir: str | Path | None = None,
+          trust_pickle: bool = False, progress: Progress | None = None) -> Report:
+    """Check every conversion route of a checkpoint (or of built-in fixtures).
+
+    Args:
+        checkpoint: the checkpoint file or directory (or use ``fixture``).
+        model: model spec that runs it (``fixture:NAME``, ``hf:DIR``, ``pkg.mod:factory``).
+        fixture: a fixture name, ``"all"``, or several names.
+        formats: formats in play (default: all four).
+        routes: explicit routes (``"torch->onnx->torch"``), overriding ``formats``.
+        inputs: ``.npz`` of named inputs (default: the fixture's fixed batch).
+        tolerance: the policy (default: per-dtype tolerances, R >= 0.99, bitwise weights).
+        metric: ``metric(predict) -> float`` for recoverability (default: the fixture's);
+            a module-level function, since it travels to the workers by reference.
+        metric_name / higher_is_better: describe ``metric``.
+        workers: worker processes (default: the cores; 0 runs in this process).
+        timeout_s: per route (routes sharing a conversion run together and share
+            their budgets); past it the worker is killed and the routes are errors.
+        workdir: where artifacts go (default: a temporary folder, removed after).
+        trust_pickle: allow torch pickles that need other globals.
+        progress: ``progress(event, job, result)`` with event ``start`` or ``done``.
+
+    Returns:
+        A ``Report``: truthy iff no route failed or errored and at least one passed.
+
+    Raises:
+        UsageError, FormatError: bad arguments or an unreadable checkpoint.
+    """
+    the_plan = plan(checkpoint, model=model, fixture=fixture, formats=formats, routes=routes, inputs=inputs,
+                    tolerance=tolerance, metric=metric, metric_name=metric_name,
+                    higher_is_better=higher_is_better, trust_pickle=trust_pickle)
+    if progress is not None and hasattr(progress, "set_total"):
+        progress.set_total(len(the_plan.jobs))
+    return run_plan(the_plan, workers=workers, timeout_s=timeout_s, workdir=workdir, progress=progress)
+
+
+def compare(reference: str | Path, candidate: str | Path, *, model: str | None = None,
+            candidate_model: str | None = None, inputs: str | Path | None = None,
+            fixture: str | None = None, tolerance: Tolerance | None = None,
+            metric: Callable[[Predict], float] | None = None, metric_name: str = "metric",
+            higher_is_better: bool = True, timeout_s: float | None = DEFAULT_TIMEOUT_S,
+            workers: int | None = None, trust_pickle: bool = False,
+            progress: Progress | None = None) -> Report:
+    """Run two artifacts (any formats) on the same inputs and judge the candidate.
+
+    Args:
+        reference / candidate: artifact paths; formats are detected.
+        model: model spec for weights-only artifacts (both, unless ``candidate_model``).
+        candidate_model: model spec for the candidate when it differs.
+        inputs: ``.npz`` of named inputs (or the fixture's batch).
+        fixture: fixture whose batch and metric to use.
+        Others: as for ``check``.
+
+    Returns:
+        A one-route ``Report`` (``route`` = the two formats).
+
+    Raises:
+        UsageError, FormatError: bad arguments or an unreadable artifact.
+    """
+    tolerance = tolerance or Tolerance()
+    ref_fmt, cand_fmt = detect(reference), detect(candidate)
+    if model is None and fixture is not None:
+        model = f"fixture:{fixture}"
+    subject = Subject(label=f"{reference} vs {candidate}", model=model, checkpoint=str(reference),
+                      fixture=fixture, inputs=None if inputs is None else str(inputs), metric=metric,
+                      metric_name=metric_name, higher_is_better=higher_is_better, trust_pickle=trust_pickle)
+    route = Route((ref_fmt, cand_fmt))
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="portability-compare-") as tmp:
+        job = RouteJob(subject, route.formats, tolerance.for_route(route.name), tmp,
+                       candidate=(str(candidate), cand_fmt), candidate_model=candidate_model)
+        why = next((w for w in map(unavailable, dict.fromkeys(route.formats)) if w), None)
+        results = _run([job], {0: why} if why else {}, 1 if workers is None else workers, timeout_s, progress)
+    return Report(results, tolerance, duration_s=time.perf_counter() - start, environment=environment())
+
+
+__all__ = ["check", "compare", "plan", "run_plan", "Plan", "fixture_names", "FORMATS"]

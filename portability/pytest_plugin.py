@@ -1,0 +1,184 @@
+"""pytest plugin: one test per (checkpoint, route) in a user's CI.
+
+Registered through the ``pytest11`` entry point (or ``-p portability.pytest_plugin``).
+Two ways in:
+
+* ``pytest --portability model.pt --portability-model pkg.mod:build`` adds one
+  test item per route, with no test file to write;
+* a test that takes the ``portability_matrix`` fixture is parametrized with
+  one case per route; the routes come from the command-line options, or from
+  a module-level ``portability_check = {"fixture": "mlp", ...}`` dict of
+  ``portability.check`` arguments. Call ``portability_matrix.assert_passed()``.
+
+A failing route fails its test with the drift table; a skipped route skips it.
+The whole matrix runs once per session, in parallel worker processes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("--portability", dict(action="append", default=[], metavar="CHECKPOINT",
+                           help="Checkpoint to check; one test per route (repeatable).")),
+    ("--portability-model", dict(default=None, metavar="SPEC",
+                                 help="Model spec: fixture:NAME, hf:DIR, pkg.module:factory.")),
+    ("--portability-fixture", dict(action="append", default=[], metavar="NAME",
+                                   help="Built-in fixture(s) to check ('all' for the zoo).")),
+    ("--portability-formats", dict(default=None, metavar="LIST", help="Formats in play, comma-separated.")),
+    ("--portability-routes", dict(default=None, metavar="LIST", help="Routes, e.g. 'torch->onnx,torch:onnx:torch'.")),
+    ("--portability-inputs", dict(default=None, metavar="NPZ", help=".npz of named inputs.")),
+    ("--portability-atol", dict(action="append", default=[], metavar="[ROUTE@][OUTPUT=]VALUE",
+                                help="Absolute tolerance override (repeatable).")),
+    ("--portability-rtol", dict(action="append", default=[], metavar="[ROUTE@][OUTPUT=]VALUE",
+                                help="Relative tolerance override (repeatable).")),
+    ("--portability-min-r", dict(action="append", default=[], metavar="[ROUTE@]VALUE",
+                                 help="Smallest recoverability R that passes.")),
+    ("--portability-workers", dict(default=None, type=int, metavar="N", help="Worker processes.")),
+    ("--portability-timeout", dict(default=600.0, type=float, metavar="S", help="Seconds per route.")),
+    ("--portability-json", dict(default=None, metavar="FILE", help="Also write the JSON report here.")),
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("portability", "checkpoint portability checks")
+    for name, kwargs in OPTIONS:
+        group.addoption(name, dest=name.lstrip("-").replace("-", "_"), **kwargs)
+
+
+@dataclass
+class RouteCheck:
+    """One (subject, route) case of the matrix, with its result once run."""
+
+    key: tuple
+    index: int
+    runner: "_MatrixRunner"
+
+    @property
+    def result(self):
+        """The route's ``RouteResult`` (runs the whole matrix the first time)."""
+        return self.runner.report(self.key).routes[self.index]
+
+    def assert_passed(self) -> None:
+        """Fail with the drift table, skip with the reason, or return on pass."""
+        from portability.report_formats import drift_text
+
+        res = self.result
+        if res.status == "skipped":
+            pytest.skip(f"{res.id}: {res.reason}")
+        if res.status != "pass":
+            pytest.fail(drift_text(res), pytrace=False)
+
+
+class _MatrixRunner:
+    """Plans at collection time; runs each distinct configuration once, lazily."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.plans: dict[tuple, Any] = {}
+        self.reports: dict[tuple, Any] = {}
+
+    def _tolerance(self):
+        from portability.cli.check_options import build_tolerance
+
+        opt = self.config.option
+        return build_tolerance(opt.portability_atol, opt.portability_rtol, opt.portability_min_r, None)
+
+    def plan(self, kwargs: dict[str, Any]):
+        key = tuple(sorted((k, repr(v)) for k, v in kwargs.items()))
+        if key not in self.plans:
+            from portability.api import plan
+
+            kwargs = dict(kwargs)
+            kwargs.setdefault("tolerance", self._tolerance())
+            self.plans[key] = plan(**kwargs)
+        return key, self.plans[key]
+
+    def report(self, key: tuple):
+        if key not in self.reports:
+            from portability.api import run_plan
+
+            opt = self.config.option
+            rep = run_plan(self.plans[key], workers=opt.portability_workers, timeout_s=opt.portability_timeout)
+            self.reports[key] = rep
+            if opt.portability_json:
+                from portability.report_formats import write_json
+
+                write_json(rep, opt.portability_json)
+        return self.reports[key]
+
+
+def _runner(config: pytest.Config) -> _MatrixRunner:
+    if not hasattr(config, "_portability_runner"):
+        config._portability_runner = _MatrixRunner(config)
+    return config._portability_runner
+
+
+def option_configs(config: pytest.Config) -> list[dict[str, Any]]:
+    """``portability.plan`` arguments built from the command-line options."""
+    opt = config.option
+    common = {"model": opt.portability_model, "formats": opt.portability_formats,
+              "routes": opt.portability_routes, "inputs": opt.portability_inputs}
+    configs = [dict(common, checkpoint=c) for c in opt.portability]
+    if opt.portability_fixture:
+        configs.append(dict(common, fixture=",".join(opt.portability_fixture)))
+    return configs
+
+
+def _cases(config: pytest.Config, kwargs_list: list[dict[str, Any]]) -> list[RouteCheck]:
+    from portability.errors import PortabilityError
+
+    runner = _runner(config)
+    cases = []
+    for kwargs in kwargs_list:
+        try:
+            key, the_plan = runner.plan(kwargs)
+        except PortabilityError as exc:
+            raise pytest.UsageError(f"portability: {exc}") from None
+        cases += [RouteCheck(key, i, runner) for i in range(len(the_plan.jobs))]
+    return cases
+
+
+def _case_id(case: RouteCheck) -> str:
+    job = case.runner.plans[case.key].jobs[case.index]
+    return f"{job.subject.label}|{job.name}"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "portability_matrix" not in metafunc.fixturenames:
+        return
+    module_config = getattr(metafunc.module, "portability_check", None)
+    configs = [module_config] if module_config else option_configs(metafunc.config)
+    if not configs:
+        raise pytest.UsageError("portability_matrix needs --portability CHECKPOINT, --portability-fixture NAME "
+                                "or a module-level portability_check = {...}")
+    cases = _cases(metafunc.config, configs)
+    metafunc.parametrize("portability_matrix", cases, ids=[_case_id(c) for c in cases])
+
+
+class PortabilityItem(pytest.Item):
+    """A test item for one route, added when ``--portability``/``--portability-fixture`` is given."""
+
+    def __init__(self, *, case: RouteCheck, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.case = case
+
+    def runtest(self) -> None:
+        self.case.assert_passed()
+
+    def reportinfo(self):
+        return self.path, None, f"portability[{self.name}]"
+
+    def repr_failure(self, excinfo, style=None):
+        return str(excinfo.value)
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    configs = option_configs(config)
+    if not configs or any("portability_matrix" in getattr(i, "fixturenames", ()) for i in items):
+        return  # a user test already takes the matrix from these options
+    for case in _cases(config, configs):
+        items.append(PortabilityItem.from_parent(session, name=f"portability[{_case_id(case)}]", case=case))

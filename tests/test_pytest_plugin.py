@@ -1,0 +1,72 @@
+"""The pytest plugin, exercised through pytester: one test per (checkpoint, route)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import toy_models
+
+pytest_plugins = ["pytester"]
+
+
+def _plugin_args() -> list[str]:
+    """``-p portability.pytest_plugin`` unless the pytest11 entry point already loads it."""
+    from importlib.metadata import entry_points
+
+    registered = any(ep.value == "portability.pytest_plugin" for ep in entry_points(group="pytest11"))
+    return [] if registered else ["-p", "portability.pytest_plugin"]
+
+
+@pytest.fixture
+def toy_files(pytester):
+    model = toy_models.mlp()
+    torch.save(model.state_dict(), pytester.path / "toy.pt")
+    np.savez(pytester.path / "inputs.npz", **toy_models.inputs())
+    return pytester.path / "toy.pt", pytester.path / "inputs.npz"
+
+
+def test_portability_option_adds_one_passing_test_per_route(pytester, toy_files):
+    ckpt, inputs = toy_files
+    result = pytester.runpytest(*_plugin_args(), "--portability", str(ckpt),
+                                "--portability-model", "toy_models:mlp", "--portability-inputs", str(inputs),
+                                "--portability-formats", "torch,safetensors", "--portability-workers", "0",
+                                "--portability-json", "report.json", "-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*portability*toy.pt|torch->safetensors* PASSED*",
+                                 "*portability*toy.pt|torch->safetensors->torch* PASSED*"])
+    assert (pytester.path / "report.json").exists()
+
+
+def test_a_failing_route_prints_the_drift_table(pytester, toy_files):
+    ckpt, inputs = toy_files
+    result = pytester.runpytest(*_plugin_args(), "--portability", str(ckpt),
+                                "--portability-model", "toy_models:noisy", "--portability-inputs", str(inputs),
+                                "--portability-routes", "torch->safetensors", "--portability-workers", "0")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*toy.pt torch->safetensors: fail - output 'output':*",
+                                 "*output*max abs*max rel*min atol*cosine*",
+                                 "*output*FAIL (atol 1e-05, rtol 1e-05)*"])
+
+
+def test_portability_matrix_fixture_parametrizes_a_user_test(pytester, toy_files):
+    ckpt, inputs = toy_files
+    pytester.makepyfile(test_matrix=f"""
+        portability_check = {{"checkpoint": {str(ckpt)!r}, "model": "toy_models:mlp",
+                              "inputs": {str(inputs)!r}, "routes": "torch->safetensors,torch->onnx"}}
+
+        def test_route(portability_matrix):
+            portability_matrix.assert_passed()
+            assert portability_matrix.result.weights.bitwise_equal == 8
+    """)
+    result = pytester.runpytest(*_plugin_args(), "--portability-workers", "0", "-v", "-rs")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) + outcomes.get("skipped", 0) == 2 and "failed" not in outcomes
+    result.stdout.fnmatch_lines(["*test_route?*toy.pt|torch->safetensors?* PASSED*"])
+
+
+def test_options_live_in_one_portability_group(pytester):
+    result = pytester.runpytest(*_plugin_args(), "--help")
+    result.stdout.fnmatch_lines(["*checkpoint portability checks:*", "*--portability=CHECKPOINT*",
+                                 "*--portability-model=SPEC*"])
