@@ -1,0 +1,224 @@
+"""Translate an ONNX graph into a ``tf.Module`` with variables and a serving signature.
+
+The module holds one ``tf.Variable`` per checkpoint tensor, named by its
+state_dict name, and a ``tf.function`` that replays the ONNX nodes with TF ops
+in graph mode. Shapes flow as tensors, so the batch and sequence dimensions
+stay dynamic (``None`` in the signature).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import onnx
+import tensorflow as tf
+from onnx import numpy_helper
+
+from portability.checkpoint import Checkpoint
+from portability.errors import FormatError, UnsupportedOpError
+from portability.tensors import as_array
+from portability.adapters.tf_savedmodel.bindings import BindingPlan, is_floating, plan_bindings
+from portability.adapters.tf_savedmodel.ops import OpContext, translator_for
+from portability.adapters.tf_savedmodel.ops.dtypes import tf_dtype
+
+_VALID_TF_NAME = re.compile(r"^[A-Za-z0-9.][A-Za-z0-9_.\-/]*$")
+# Buffers that hold statistics, not parameters: never trained by gradient.
+_STATISTICS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def safe_name(name: str) -> str:
+    """A valid identifier for a signature key or TF op name."""
+    cleaned = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    return cleaned if cleaned and cleaned[0].isalpha() else f"t_{cleaned}"
+
+
+def variable_name(name: str) -> str:
+    """The TF variable name for a state_dict name (the name itself when TF allows it)."""
+    return name if _VALID_TF_NAME.match(name) else safe_name(name)
+
+
+class TranslatedModule(tf.Module):
+    """An ONNX graph run with TF ops.
+
+    Attributes:
+        weights: state_dict name -> tf.Variable (tracked, so it is saved).
+        serve: the serving ``tf.function`` (named inputs, dict of named outputs).
+        plan: how initializers were bound to variables.
+    """
+
+    def __init__(self, model: onnx.ModelProto, variables: dict[str, tf.Variable],
+                 plan: BindingPlan, constants: dict[str, np.ndarray]) -> None:
+        super().__init__(name="portability_onnx")
+        self.weights = variables
+        self.plan = plan
+        self._graph = model.graph
+        self._constants = constants
+        self._opset = _default_opset(model)
+        self._outputs = [(safe_name(o.name), o.name) for o in model.graph.output]
+        specs = _input_specs(model)
+        self._input_names = [s.name for s in specs]
+        self._onnx_inputs = [i.name for i in _real_inputs(model)]
+        self.serve = tf.function(self._run, input_signature=specs, autograph=False)
+
+    @property
+    def output_names(self) -> list[str]:
+        """The serving signature's output keys, in graph order."""
+        return [key for key, _ in self._outputs]
+
+    def unread_variables(self) -> list[str]:
+        """Variables the graph never reads: unused buffers, weights folded into
+        others, or duplicates an exporter merged into one initializer (equal
+        values); training cannot update them through this graph."""
+        read = {binding.name for binding in self.plan.bound.values()}
+        return [name for name in self.weights if name not in read]
+
+    def __call__(self, **inputs: Any) -> dict[str, tf.Tensor]:
+        """Run on named inputs (tensors or arrays); returns the named outputs."""
+        return self.serve(*[inputs[n] for n in self._input_names])
+
+    def _run(self, *args: tf.Tensor) -> dict[str, tf.Tensor]:
+        env: dict[str, Any] = {}
+        static = dict(self._constants)
+        for name, value in self._constants.items():
+            env[name] = tf.constant(value)
+        for init_name, binding in self.plan.bound.items():
+            value = tf.convert_to_tensor(self.weights[binding.name])
+            env[init_name] = tf.transpose(value) if binding.transpose else value
+        for name, arg in zip(self._onnx_inputs, args):
+            env[name] = arg
+        ctx = OpContext(env, static, self._opset)
+        for node in self._graph.node:
+            result = _translate_node(node, ctx)
+            results = result if isinstance(result, tuple) else (result,)
+            for out_name, value in zip(node.output, results):
+                if out_name:
+                    env[out_name] = value
+        return {key: tf.identity(env[onnx_name], name=key) for key, onnx_name in self._outputs}
+
+
+# Folding a node whose inputs are all constants is skipped past this many elements.
+_FOLD_LIMIT = 1 << 20
+
+
+def _translate_node(node: onnx.NodeProto, ctx: OpContext) -> Any:
+    """Run one node's translator, naming the node in any failure.
+
+    A node whose inputs are all known constants is evaluated eagerly and its
+    outputs become constants, so shape arithmetic built from constants
+    (axes, split sizes) is static for the nodes that need it.
+    """
+    try:
+        if _foldable(node, ctx):
+            return _fold(node, ctx)
+        return translator_for(node)(node, ctx.bind(node))
+    except (UnsupportedOpError, FormatError):
+        raise
+    except KeyError as exc:
+        raise FormatError(f"ONNX node {node.name!r} ({node.op_type}) reads {exc.args[0]!r}, "
+                          "which no earlier node defines") from None
+    except (ValueError, TypeError, tf.errors.OpError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UnsupportedOpError(f"ONNX op {node.op_type} (node {node.name!r}) could not be "
+                                 f"translated: {first}; nothing was written") from exc
+
+
+def _foldable(node: onnx.NodeProto, ctx: OpContext) -> bool:
+    names = [n for n in node.input if n]
+    return (node.op_type != "Constant" and bool(names)
+            and all(n in ctx.static for n in names)
+            and sum(ctx.static[n].size for n in names) <= _FOLD_LIMIT)
+
+
+def _fold(node: onnx.NodeProto, ctx: OpContext) -> Any:
+    with tf.init_scope():
+        eager = OpContext({n: tf.constant(ctx.static[n]) for n in node.input if n}, ctx.static, ctx.opset)
+        result = translator_for(node)(node, eager.bind(node))
+        results = result if isinstance(result, tuple) else (result,)
+        if not all(isinstance(r, tf.Tensor) for r in results):
+            return translator_for(node)(node, ctx.bind(node))
+        arrays = [r.numpy() for r in results]
+    for name, array in zip(node.output, arrays):
+        if name:
+            ctx.static[name] = array
+    folded = tuple(tf.constant(a) for a in arrays)
+    return folded if isinstance(result, tuple) else folded[0]
+
+
+def _default_opset(model: onnx.ModelProto) -> int:
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            return entry.version
+    return 1
+
+
+def _real_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    initializer_names = {i.name for i in model.graph.initializer}
+    return [i for i in model.graph.input if i.name not in initializer_names]
+
+
+def _input_specs(model: onnx.ModelProto) -> list[tf.TensorSpec]:
+    """One TensorSpec per graph input; symbolic or unknown dims become None."""
+    specs = []
+    for value in _real_inputs(model):
+        tensor_type = value.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
+        shape = dims if tensor_type.HasField("shape") else None
+        specs.append(tf.TensorSpec(shape, tf_dtype(tensor_type.elem_type, f"graph input {value.name!r}"),
+                                   name=safe_name(value.name)))
+    return specs
+
+
+def check_supported(model: onnx.ModelProto) -> None:
+    """Raise for the first node whose op has no translator (before anything is built).
+
+    Raises:
+        UnsupportedOpError: names the op type and the node.
+    """
+    for node in model.graph.node:
+        translator_for(node)
+
+
+def translate(model: onnx.ModelProto, ckpt: Checkpoint | None = None,
+              names: Mapping[str, str] | None = None,
+              trainable: set[str] | None = None) -> TranslatedModule:
+    """Build a TF module computing the ONNX graph, holding the checkpoint as variables.
+
+    Args:
+        model: the ONNX model, external data loaded.
+        ckpt: the checkpoint the graph was exported from. Every canonical tensor
+            becomes a variable under its name. Without it, every floating-point
+            initializer becomes a variable under the initializer's name.
+        names: initializer name -> state_dict name, where the exporter knows it.
+        trainable: names of trainable variables; by default every floating-point
+            tensor except BatchNorm statistics.
+
+    Returns:
+        The module, already traced once (so any translation error is raised here).
+
+    Raises:
+        UnsupportedOpError: an op or an op's usage has no translation.
+        FormatError: a graph that references values it never defines.
+    """
+    check_supported(model)
+    used = {name for node in model.graph.node for name in node.input}
+    initializers = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer
+                    if i.name in used}
+    if ckpt is not None:
+        tensors = {n: as_array(ckpt.tensors[n]) for n in ckpt.canonical_names()}
+        aliases = dict(ckpt.aliases)
+    else:
+        tensors = {n: v for n, v in initializers.items() if is_floating(v.dtype)}
+        aliases = {}
+    plan = plan_bindings(initializers, tensors, aliases, names)
+    variables = {}
+    for name, value in tensors.items():
+        is_trainable = (name in trainable) if trainable is not None else (
+            is_floating(value.dtype) and not name.endswith(_STATISTICS))
+        variables[name] = tf.Variable(value, name=variable_name(name), trainable=is_trainable)
+    constants = {n: initializers[n] for n in plan.constants}
+    module = TranslatedModule(model, variables, plan, constants)
+    module.serve.get_concrete_function()
+    return module

@@ -1,0 +1,36 @@
+"""ONNX element types <-> TensorFlow dtypes."""
+
+from __future__ import annotations
+
+import onnx
+import tensorflow as tf
+
+from portability.errors import UnsupportedOpError
+
+TF_BY_ONNX: dict[int, tf.DType] = {
+    onnx.TensorProto.FLOAT: tf.float32,
+    onnx.TensorProto.DOUBLE: tf.float64,
+    onnx.TensorProto.FLOAT16: tf.float16,
+    onnx.TensorProto.BFLOAT16: tf.bfloat16,
+    onnx.TensorProto.INT64: tf.int64,
+    onnx.TensorProto.INT32: tf.int32,
+    onnx.TensorProto.INT16: tf.int16,
+    onnx.TensorProto.INT8: tf.int8,
+    onnx.TensorProto.UINT8: tf.uint8,
+    onnx.TensorProto.UINT16: tf.uint16,
+    onnx.TensorProto.UINT32: tf.uint32,
+    onnx.TensorProto.UINT64: tf.uint64,
+    onnx.TensorProto.BOOL: tf.bool,
+}
+
+
+def tf_dtype(elem_type: int, where: str) -> tf.DType:
+    """The TF dtype of an ONNX element type.
+
+    Raises:
+        UnsupportedOpError: a type TF cannot hold (names ``where``).
+    """
+    if elem_type not in TF_BY_ONNX:
+        name = onnx.TensorProto.DataType.Name(elem_type) if elem_type in onnx.TensorProto.DataType.values() else elem_type
+        raise UnsupportedOpError(f"{where}: ONNX element type {name} has no TensorFlow equivalent")
+    return TF_BY_ONNX[elem_type]

@@ -1,0 +1,157 @@
+"""Element-wise ONNX ops: arithmetic, comparisons, logic, activations, casts.
+
+TF's binary ops broadcast like numpy, which is ONNX's multidirectional
+broadcasting, so most translators are one line.
+"""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+from portability.adapters.tf_savedmodel.ops.dtypes import tf_dtype
+from portability.adapters.tf_savedmodel.ops.registry import register
+
+_UNARY = {
+    "Abs": tf.abs, "Neg": tf.negative, "Exp": tf.exp, "Log": tf.math.log, "Sqrt": tf.sqrt,
+    "Reciprocal": tf.math.reciprocal, "Sigmoid": tf.sigmoid, "Tanh": tf.tanh, "Erf": tf.math.erf,
+    "Relu": tf.nn.relu, "Floor": tf.floor, "Ceil": tf.math.ceil, "Sign": tf.sign,
+    "Sin": tf.sin, "Cos": tf.cos, "Not": tf.logical_not, "IsNaN": tf.math.is_nan,
+    "Softplus": tf.nn.softplus, "Softsign": tf.nn.softsign, "Round": tf.round,
+}
+_BINARY = {
+    "Add": tf.add, "Sub": tf.subtract, "Mul": tf.multiply,
+    "Equal": tf.equal, "Less": tf.less, "LessOrEqual": tf.less_equal, "Greater": tf.greater,
+    "GreaterOrEqual": tf.greater_equal, "And": tf.logical_and, "Or": tf.logical_or,
+    "Xor": tf.math.logical_xor, "BitwiseAnd": tf.bitwise.bitwise_and,
+}
+
+
+def _unary(fn):
+    return lambda node, ctx: fn(ctx.input(0))
+
+
+def _binary(fn):
+    return lambda node, ctx: fn(ctx.input(0), ctx.input(1))
+
+
+for _name, _fn in _UNARY.items():
+    register(_name)(_unary(_fn))
+for _name, _fn in _BINARY.items():
+    register(_name)(_binary(_fn))
+
+
+@register("Div")
+def div(node, ctx):
+    """Integer Div truncates toward zero in ONNX; float Div is true division."""
+    a, b = ctx.input(0), ctx.input(1)
+    if a.dtype.is_integer:
+        return tf.truncatediv(a, b)
+    return tf.math.divide(a, b)
+
+
+@register("Mod")
+def mod(node, ctx):
+    """fmod=1 keeps the dividend's sign (C fmod); fmod=0 the divisor's (Python %)."""
+    a, b = ctx.input(0), ctx.input(1)
+    return tf.truncatemod(a, b) if ctx.attr("fmod", 0) else tf.math.floormod(a, b)
+
+
+@register("Pow")
+def power(node, ctx):
+    """The exponent may have another type than the base; the result has the base's."""
+    base, exponent = ctx.input(0), ctx.input(1)
+    return tf.pow(base, tf.cast(exponent, base.dtype))
+
+
+@register("IsInf")
+def is_inf(node, ctx):
+    x = ctx.input(0)
+    pos = tf.logical_and(tf.math.is_inf(x), x > 0)
+    neg = tf.logical_and(tf.math.is_inf(x), x < 0)
+    if ctx.attr("detect_positive", 1) and ctx.attr("detect_negative", 1):
+        return tf.math.is_inf(x)
+    return pos if ctx.attr("detect_positive", 1) else neg
+
+
+@register("Max", "Min", "Sum", "Mean")
+def variadic(node, ctx):
+    """N-ary element-wise reductions with broadcasting."""
+    fn = {"Max": tf.maximum, "Min": tf.minimum, "Sum": tf.add, "Mean": tf.add}[node.op_type]
+    values = ctx.inputs()
+    out = values[0]
+    for v in values[1:]:
+        out = fn(out, v)
+    if node.op_type == "Mean":
+        out = out / tf.cast(len(values), out.dtype)
+    return out
+
+
+@register("Where")
+def where(node, ctx):
+    return tf.where(ctx.input(0), ctx.input(1), ctx.input(2))
+
+
+@register("Cast")
+def cast(node, ctx):
+    return tf.cast(ctx.input(0), tf_dtype(ctx.attr("to"), f"Cast node {node.name!r}"))
+
+
+@register("CastLike")
+def cast_like(node, ctx):
+    return tf.cast(ctx.input(0), ctx.input(1).dtype)
+
+
+@register("Identity")
+def identity(node, ctx):
+    return tf.identity(ctx.input(0))
+
+
+@register("Clip")
+def clip(node, ctx):
+    """Bounds are attributes before opset 11, optional inputs since."""
+    x = ctx.input(0)
+    if ctx.opset < 11:
+        low, high = ctx.attr("min"), ctx.attr("max")
+    else:
+        low, high = ctx.input(1), ctx.input(2)
+    if low is not None:
+        x = tf.maximum(x, tf.cast(low, x.dtype))
+    if high is not None:
+        x = tf.minimum(x, tf.cast(high, x.dtype))
+    return x
+
+
+@register("Gelu")
+def gelu(node, ctx):
+    """Gelu (opset 20): exact erf form, or the tanh approximation."""
+    x = ctx.input(0)
+    if ctx.attr("approximate", "none") == "tanh":
+        inner = math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)
+        return 0.5 * x * (1.0 + tf.tanh(inner))
+    return 0.5 * x * (1.0 + tf.math.erf(x * (1.0 / math.sqrt(2.0))))
+
+
+@register("LeakyRelu")
+def leaky_relu(node, ctx):
+    return tf.nn.leaky_relu(ctx.input(0), alpha=ctx.attr("alpha", 0.01))
+
+
+@register("Elu")
+def elu(node, ctx):
+    x = ctx.input(0)
+    alpha = ctx.attr("alpha", 1.0)
+    return tf.where(x > 0, x, alpha * (tf.exp(x) - 1))
+
+
+@register("HardSigmoid")
+def hard_sigmoid(node, ctx):
+    x = ctx.input(0)
+    return tf.clip_by_value(ctx.attr("alpha", 0.2) * x + ctx.attr("beta", 0.5), 0.0, 1.0)
+
+
+@register("PRelu")
+def prelu(node, ctx):
+    x, slope = ctx.input(0), ctx.input(1)
+    return tf.where(x < 0, x * slope, x)

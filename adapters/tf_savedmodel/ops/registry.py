@@ -1,0 +1,144 @@
+"""The ONNX -> TensorFlow op registry: one small translator per ONNX op type.
+
+A translator is registered with ``@register("OpType")`` and called as
+``fn(node, ctx)``; it returns one TF tensor or a tuple of them (one per node
+output it produces). ``ctx`` gives the inputs as TF tensors, their static
+values where known, attributes with their ONNX defaults, and the opset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import onnx
+import tensorflow as tf
+from onnx import helper
+
+from portability.errors import UnsupportedOpError
+
+Translator = Callable[[onnx.NodeProto, "OpContext"], Any]
+_TRANSLATORS: dict[str, Translator] = {}
+
+
+def register(*op_types: str) -> Callable[[Translator], Translator]:
+    """Decorator: register a translator for one or more ONNX op types (default domain)."""
+    def wrap(fn: Translator) -> Translator:
+        for op_type in op_types:
+            _TRANSLATORS[op_type] = fn
+        return fn
+    return wrap
+
+
+def supported_ops() -> list[str]:
+    """Every ONNX op type with a translator, sorted."""
+    return sorted(_TRANSLATORS)
+
+
+def translator_for(node: onnx.NodeProto) -> Translator:
+    """The translator of a node's op type.
+
+    Raises:
+        UnsupportedOpError: no translator, or a non-default domain; names the op and node.
+    """
+    if node.domain not in ("", "ai.onnx") or node.op_type not in _TRANSLATORS:
+        domain = f"{node.domain}::" if node.domain not in ("", "ai.onnx") else ""
+        raise UnsupportedOpError(
+            f"ONNX op {domain}{node.op_type} (node {node.name or '<unnamed>'!r}) has no "
+            f"TensorFlow translation; nothing was written ({len(_TRANSLATORS)} ops are supported: "
+            "portability.adapters.tf_savedmodel.ops.supported_ops() lists them)")
+    return _TRANSLATORS[node.op_type]
+
+
+def unsupported(node: onnx.NodeProto, why: str) -> UnsupportedOpError:
+    """An UnsupportedOpError for a supported op type used in a way we cannot translate."""
+    return UnsupportedOpError(f"ONNX op {node.op_type} (node {node.name or '<unnamed>'!r}): {why}; "
+                              "nothing was written")
+
+
+class OpContext:
+    """What a translator sees of the graph around one node.
+
+    Args:
+        env: value name -> TF tensor (or a Python list for ONNX sequences).
+        static: value name -> numpy array for values known at translation time.
+        opset: the default-domain opset of the model.
+    """
+
+    def __init__(self, env: dict[str, Any], static: dict[str, np.ndarray], opset: int) -> None:
+        self.env = env
+        self.static = static
+        self.opset = opset
+        self.node: onnx.NodeProto | None = None
+
+    def bind(self, node: onnx.NodeProto) -> "OpContext":
+        self.node = node
+        self._attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        return self
+
+    def has_input(self, i: int) -> bool:
+        """Whether optional input ``i`` is present (not omitted or empty)."""
+        return i < len(self.node.input) and self.node.input[i] != ""
+
+    def input(self, i: int) -> Any:
+        """Input ``i`` as a TF tensor (None when the optional input is absent)."""
+        if not self.has_input(i):
+            return None
+        return self.env[self.node.input[i]]
+
+    def inputs(self) -> list[Any]:
+        """Every present input, in order."""
+        return [self.env[name] for name in self.node.input if name]
+
+    def static_value(self, i: int, what: str = "input") -> np.ndarray | None:
+        """Input ``i``'s value if it is known at translation time, else None."""
+        if not self.has_input(i):
+            return None
+        name = self.node.input[i]
+        if name in self.static:
+            return self.static[name]
+        value = tf.get_static_value(self.env[name])
+        return None if value is None else np.asarray(value)
+
+    def require_static(self, i: int, what: str) -> np.ndarray:
+        """Input ``i``'s static value.
+
+        Raises:
+            UnsupportedOpError: the value is only known when the graph runs.
+        """
+        value = self.static_value(i)
+        if value is None:
+            raise unsupported(self.node, f"{what} must be a constant")
+        return value
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        """Attribute value (bytes decoded to str), or ``default``."""
+        value = self._attrs.get(name, default)
+        if isinstance(value, bytes):
+            return value.decode()
+        return value
+
+    def output_count(self) -> int:
+        """How many outputs the node declares (trailing empty names excluded)."""
+        names = list(self.node.output)
+        while names and names[-1] == "":
+            names.pop()
+        return len(names)
+
+
+def rank_of(node: onnx.NodeProto, x: tf.Tensor) -> int:
+    """Static rank of a tensor.
+
+    Raises:
+        UnsupportedOpError: the rank is unknown at translation time.
+    """
+    rank = x.shape.rank
+    if rank is None:
+        raise unsupported(node, "an input of unknown rank")
+    return rank
+
+
+def normalize_axis(axis: int, rank: int) -> int:
+    """ONNX negative axis -> non-negative axis."""
+    return axis + rank if axis < 0 else axis

@@ -1,0 +1,53 @@
+"""Run a SavedModel's ``serving_default`` signature on named numpy inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from portability.errors import FormatError, UsageError
+from portability.runner import BaseRunner
+from portability.adapters.tf_savedmodel.graph import safe_name
+
+SIGNATURE = "serving_default"
+
+
+class TFSavedModelRunner(BaseRunner):
+    """Loads the SavedModel with ``tf.saved_model.load`` and calls its serving signature.
+
+    Feed names may be the ONNX/PyTorch names (``input_ids``) or the signature's
+    keys; inputs are cast to the signature's dtypes.
+    """
+
+    name = "tensorflow"
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+
+    def activate_impl(self) -> None:
+        try:
+            self._loaded = tf.saved_model.load(str(self.path))
+        except (OSError, ValueError, tf.errors.OpError) as exc:
+            raise FormatError(f"{self.path}: cannot load the SavedModel: "
+                              f"{(str(exc).splitlines() or [''])[0]}") from None
+        if SIGNATURE not in self._loaded.signatures:
+            raise FormatError(f"{self.path}: no {SIGNATURE!r} signature "
+                              f"(has: {', '.join(self._loaded.signatures) or 'none'})")
+        self._fn = self._loaded.signatures[SIGNATURE]
+        self._specs = self._fn.structured_input_signature[1]
+
+    def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        by_key = {safe_name(name): value for name, value in feed.items()}
+        missing = [key for key in self._specs if key not in by_key]
+        if missing:
+            raise UsageError(f"{self.path}: missing inputs {', '.join(missing)} "
+                             f"(the signature takes {', '.join(self._specs)})")
+        args = {key: tf.cast(np.asarray(by_key[key]), spec.dtype) for key, spec in self._specs.items()}
+        return {name: value.numpy() for name, value in self._fn(**args).items()}
+
+    def deactivate_impl(self) -> None:
+        self._fn = None
+        self._loaded = None

@@ -1,0 +1,152 @@
+"""Save a translated module as a SavedModel, and read any SavedModel's variables back.
+
+Reading never loads or runs the graph (a SavedModel is a program): the values
+come from ``variables/variables.index`` + data through ``tf.train.load_checkpoint``,
+and names from the checkpoint's object graph (each variable's ``full_name``).
+Our exports add ``assets.extra/portability.json`` (order, aliases, metadata,
+training state), a directory TF Serving and ``tf.saved_model.load`` ignore.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.protobuf import trackable_object_graph_pb2
+
+from portability import integrity
+from portability.checkpoint import Checkpoint
+from portability.errors import FormatError, IntegrityError
+from portability.tensors import as_array
+from portability.training_codec import TRAINING_PREFIX, pack_training, unpack_training
+from portability.adapters.tf_savedmodel.graph import TranslatedModule, variable_name
+
+SIDECAR = Path("assets.extra") / "portability.json"
+SIDECAR_FORMAT = "portability.tf-savedmodel/1"
+_OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+_VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def save_module(module: TranslatedModule, ckpt: Checkpoint | None, path: Path) -> None:
+    """Write the module as a SavedModel with a ``serving_default`` signature.
+
+    The training state, if any, travels as non-trainable variables named
+    ``__training__.*`` plus JSON in the sidecar.
+    """
+    sidecar: dict = {"format": SIDECAR_FORMAT,
+                     "variables": {variable_name(n): n for n in module.weights},
+                     "frozen": module.plan.frozen,
+                     "not_in_graph": module.unread_variables(),
+                     "inputs": [s.name for s in module.serve.input_signature],
+                     "outputs": module.output_names}
+    if ckpt is not None:
+        sidecar.update(order=list(ckpt.tensors), aliases=dict(ckpt.aliases),
+                       metadata=dict(ckpt.metadata), layout=ckpt.layout,
+                       checksums={n: integrity.tensor_digest(ckpt.tensors[n])
+                                  for n in ckpt.canonical_names()})
+        if ckpt.training is not None:
+            text, arrays = pack_training(ckpt.training)
+            sidecar["training"] = text
+            module.training_arrays = {
+                n: tf.Variable(as_array(a), name=variable_name(n), trainable=False)
+                for n, a in arrays.items()}
+            sidecar["variables"].update({variable_name(n): n for n in arrays})
+    signature = module.serve.get_concrete_function()
+    tf.saved_model.save(module, str(path), signatures={"serving_default": signature})
+    (path / SIDECAR).parent.mkdir(parents=True, exist_ok=True)
+    (path / SIDECAR).write_text(json.dumps(sidecar, indent=1))
+
+
+def variables_prefix(path: Path) -> str:
+    """The checkpoint prefix of a SavedModel directory.
+
+    Raises:
+        FormatError: no ``saved_model.pb`` or no variables index.
+    """
+    if not (path / "saved_model.pb").is_file() and not (path / "saved_model.pbtxt").is_file():
+        raise FormatError(f"{path}: not a SavedModel (no saved_model.pb)")
+    index = path / "variables" / "variables.index"
+    if not index.is_file():
+        raise FormatError(f"{path}: SavedModel has no variables/variables.index")
+    return str(index.with_suffix(""))
+
+
+def read_variables(path: Path) -> dict[str, np.ndarray]:
+    """Every variable of a SavedModel by name, in object-graph order, without running it.
+
+    Names are the variables' ``full_name`` (``sequential/dense/kernel`` for
+    Keras, the state_dict name for ours). A variable reachable by several
+    paths appears once.
+
+    Raises:
+        FormatError: an unreadable variables checkpoint.
+    """
+    prefix = variables_prefix(path)
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        graph = trackable_object_graph_pb2.TrackableObjectGraph()
+        graph.ParseFromString(reader.get_tensor(_OBJECT_GRAPH_KEY))
+    except (tf.errors.OpError, ValueError) as exc:
+        raise FormatError(f"{path}: cannot read the variables checkpoint: "
+                          f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    out: dict[str, np.ndarray] = {}
+    keys: set[str] = set()
+    for node in graph.nodes:
+        for attribute in node.attributes:
+            key = attribute.checkpoint_key
+            if not key.endswith(_VALUE_SUFFIX) or key in keys:
+                continue
+            keys.add(key)
+            name = attribute.full_name or key[: -len(_VALUE_SUFFIX)]
+            if name.endswith(":0"):
+                name = name[:-2]
+            if name not in out:
+                out[name] = np.asarray(reader.get_tensor(key))
+    return out
+
+
+def read_savedmodel(path: Path, verify: bool = True) -> Checkpoint:
+    """A SavedModel's variables as a Checkpoint (ours come back under state_dict names).
+
+    Args:
+        path: the SavedModel directory.
+        verify: check each tensor against the checksum our export recorded.
+
+    Raises:
+        FormatError: not a SavedModel, unreadable variables, or a damaged sidecar.
+        IntegrityError: a variable's bytes differ from its recorded checksum.
+    """
+    values = read_variables(path)
+    sidecar_path = path / SIDECAR
+    if not sidecar_path.is_file():
+        return Checkpoint(tensors=values, layout="tf-savedmodel",
+                          metadata={"portability.source": "tf-savedmodel"})
+    try:
+        sidecar = json.loads(sidecar_path.read_text())
+        names = sidecar["variables"]
+    except (ValueError, KeyError) as exc:
+        raise FormatError(f"{sidecar_path}: damaged portability record ({exc})") from None
+    by_name = {names.get(tf_name, tf_name): value for tf_name, value in values.items()}
+    training = None
+    if "training" in sidecar:
+        arrays = {n: v for n, v in by_name.items() if n.startswith(TRAINING_PREFIX)}
+        training = unpack_training(sidecar["training"], arrays)
+    tensors = {n: v for n, v in by_name.items() if not n.startswith(TRAINING_PREFIX)}
+    aliases = sidecar.get("aliases", {})
+    missing = [n for n in sidecar.get("order", []) if n not in tensors and aliases.get(n) not in tensors]
+    if missing:
+        raise FormatError(f"{path}: variables missing from the SavedModel: {', '.join(missing[:5])}")
+    checksums = sidecar.get("checksums", {})
+    if verify:
+        for name, expected in checksums.items():
+            if name in tensors and integrity.tensor_digest(tensors[name]) != expected:
+                raise IntegrityError(f"{path}: variable {name!r} does not match its recorded "
+                                     "checksum; the SavedModel's variables were modified or damaged")
+    order = sidecar.get("order") or list(tensors)
+    ordered = {n: tensors[aliases.get(n, n)] for n in order}
+    ordered.update({n: v for n, v in tensors.items() if n not in ordered})
+    return Checkpoint(tensors=ordered, aliases=aliases, metadata=sidecar.get("metadata", {}),
+                      training=training, layout=sidecar.get("layout", "state_dict"),
+                      checksummed=verify and bool(checksums))
