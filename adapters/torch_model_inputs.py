@@ -5,6 +5,7 @@ Exports trace the model on these; the harness runs both sides on them.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,8 @@ def synthesize_text_inputs(config: Any, params: list[str], batch: int = SYNTH_BA
 
 
 def _inputs_from_npz(path: Path, params: list[str]) -> dict[str, np.ndarray]:
+    if path.is_file() and not zipfile.is_zipfile(path):
+        raise UsageError(f"{path}: not an .npz archive (write one with numpy.savez)")
     try:
         with np.load(path, allow_pickle=False) as data:
             feed = {k: data[k] for k in data.files}

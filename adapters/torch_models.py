@@ -241,7 +241,11 @@ def _factory_model(spec: ModelSpec) -> torch.nn.Module:
     factory = getattr(module, spec.factory, None)
     if not callable(factory):
         raise UsageError(f"model {spec}: {spec.target} has no function {spec.factory!r}")
-    model = factory()
+    try:
+        model = factory()
+    except Exception as exc:  # the user's code failed: name it, keep one line
+        raise UsageError(f"model {spec}: calling {spec.factory}() failed: {type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
     if not isinstance(model, torch.nn.Module):
         raise UsageError(f"model {spec}: {spec.factory}() returned a {type(model).__name__}, "
                          "not a torch.nn.Module")

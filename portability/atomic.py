@@ -84,7 +84,11 @@ def atomic_output(final: str | Path, *, overwrite: bool = False) -> Iterator[Pat
     """
     final = Path(final)
     check_destination(final, overwrite)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WriteError(f"cannot create the folder {final.parent} for {final.name}: "
+                         f"{exc.strerror or exc}; nothing was written") from exc
     remove_stale_temps(final)
     tmp = temp_sibling(final)
     try:

@@ -20,7 +20,12 @@ from portability.errors import FormatError, MissingDependencyError, UsageError
 
 @dataclass(frozen=True)
 class FormatSpec:
-    """What identifies a format and which module implements it."""
+    """What identifies a format and which module implements it.
+
+    ``stores_graph``: the format holds computation, so writing it needs a model
+    spec (``--model``). ``keeps_training_state``: optimizer, scheduler and step
+    survive a write in this format.
+    """
 
     name: str
     module: str
@@ -28,6 +33,8 @@ class FormatSpec:
     needs: tuple[str, ...] = ()
     extra: str = ""
     is_directory: bool = False
+    stores_graph: bool = False
+    keeps_training_state: bool = True
 
 
 @dataclass
@@ -64,9 +71,9 @@ FORMATS: dict[str, FormatSpec] = {
         FormatSpec("safetensors", "portability.adapters.safetensors_format",
                    (".safetensors",)),
         FormatSpec("onnx", "portability.adapters.onnx", (".onnx",),
-                   needs=("onnx",), extra="onnx"),
+                   needs=("onnx",), extra="onnx", stores_graph=True, keeps_training_state=False),
         FormatSpec("tf-savedmodel", "portability.adapters.tf_savedmodel", (),
-                   needs=("tensorflow",), extra="tf", is_directory=True),
+                   needs=("tensorflow",), extra="tf", is_directory=True, stores_graph=True),
     )
 }
 

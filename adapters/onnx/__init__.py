@@ -12,7 +12,6 @@ adapters that need an ONNX graph (the TF adapter converts from it).
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 from portability.checkpoint import Checkpoint
@@ -31,7 +30,8 @@ def write(ckpt: Checkpoint, path: str | Path, options: WriteOptions = WriteOptio
 
     ``options.extra`` may hold ``inputs`` (an ``.npz`` path) and
     ``external_data`` (bool, directory destinations only). Training state is
-    not stored: ONNX holds weights and graph only.
+    not stored: ONNX holds weights and graph only (``FormatSpec.keeps_training_state``
+    says so, and ``portability convert`` tells the user).
 
     Raises:
         UsageError: no ``--model`` given, or a bad destination.
@@ -40,9 +40,6 @@ def write(ckpt: Checkpoint, path: str | Path, options: WriteOptions = WriteOptio
     if not options.model:
         raise UsageError("writing ONNX needs the model's code: pass --model SPEC "
                          "(fixture:NAME, hf:DIR or package.module:factory)")
-    if ckpt.training is not None:
-        warnings.warn(f"{path}: ONNX stores weights and graph only; the checkpoint's training state "
-                      "(optimizer, scheduler, step) is not written", UserWarning, stacklevel=2)
     export_checkpoint(ckpt, options.model, path, opset=options.opset,
                       inputs=options.extra.get("inputs"), external_data=options.extra.get("external_data"))
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,18 +97,25 @@ def export_model(model: torch.nn.Module, inputs: dict[str, np.ndarray], path: st
     """
     path = Path(path)
     model = model.eval()
+    check_opset(opset)
     if path.suffix == ".onnx":  # fail before the slow export when the weights alone are too big
         _check_single_file(path, sum(t.numel() * t.element_size() for t in model.state_dict().values()),
                            external_data)
     binding = torch_models.bind_inputs(model, inputs)
     kwargs = {param: numpy_to_tensor(_at_least_two(np.ascontiguousarray(inputs[name])))
               for param, name in binding.items()}
-    with torch.inference_mode():
-        eager = model(**kwargs)
+    try:
+        with torch.inference_mode():
+            eager = model(**kwargs)
+    except Exception as exc:  # wrong names, dtypes or shapes in the example inputs
+        described = ", ".join(f"{n} {a.dtype}{list(a.shape)}" for n, a in inputs.items())
+        raise UsageError(f"{where} does not run on the example inputs ({described}): "
+                         f"{_summary(exc)}") from exc
     if output_names is None and isinstance(model, torch_models.FixtureModule):
         output_names = model.output_names
     names_out = list(torch_models.named_outputs(eager, output_names))
     program = _run_exporter(model, kwargs, list(binding.values()), names_out, opset, optimize, where)
+    _check_exported_opset(program.model, opset, where)
     ckpt = checkpoint if checkpoint is not None else _state_checkpoint(model)
     stored = _attach_record(program.model, ckpt)
     directory = path.suffix != ".onnx"
@@ -145,6 +153,29 @@ def export_checkpoint(ckpt: Checkpoint, spec: str | ModelSpec, path: str | Path,
                         external_data=external_data, optimize=optimize, where=str(spec))
 
 
+def check_opset(opset: int | None) -> None:
+    """Refuse an opset this onnx release does not define.
+
+    Raises:
+        UsageError: ``opset`` is below 1 or above ``onnx.defs.onnx_opset_version()``.
+    """
+    import onnx.defs
+
+    newest = onnx.defs.onnx_opset_version()
+    if opset is not None and not 1 <= opset <= newest:
+        raise UsageError(f"--opset {opset}: onnx {onnx.__version__} defines opsets 1 to {newest}")
+
+
+def _check_exported_opset(model: ir.Model, opset: int | None, where: str) -> None:
+    # The exporter writes opset 18 and converts down or up; when the conversion
+    # fails it logs the failure and keeps 18 instead of raising.
+    got = int(model.opset_imports.get("", 0))
+    if opset is not None and got != opset:
+        reason = _LOG.failure or "the exporter's version converter failed"
+        raise UnsupportedOpError(f"cannot export {where} at opset {opset} with torch {torch.__version__} "
+                                 f"(the graph stayed at opset {got}): {reason}")
+
+
 def _at_least_two(arr: np.ndarray) -> np.ndarray:
     # torch.export specialises a dimension of size 1; trace with a batch of two.
     return np.concatenate([arr, arr]) if arr.ndim >= 1 and arr.shape[0] == 1 else arr
@@ -170,7 +201,7 @@ def _run_exporter(model: torch.nn.Module, kwargs: dict[str, torch.Tensor], input
     for auto in (False, True):
         shapes = _dynamic_shapes(kwargs, auto)
         try:
-            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _LOG.captured():
                 warnings.simplefilter("ignore")
                 return torch.onnx.export(
                     model, tuple(kwargs.values()) if positional else (),
@@ -181,6 +212,42 @@ def _run_exporter(model: torch.nn.Module, kwargs: dict[str, torch.Tensor], input
             errors.append(exc)
     raise UnsupportedOpError(f"cannot export {where} to ONNX with torch {torch.__version__}: "
                              f"{_summary(errors[-1])}") from errors[-1]
+
+
+class _ExporterLog(logging.Handler):
+    """Keeps the exporter's log lines off the terminal; remembers the last failure.
+
+    The exporter logs warnings (a missing torchvision, opset conversion) and the
+    traceback of a failed version conversion instead of raising.
+    """
+
+    LOGGERS = ("torch.onnx", "onnxscript", "onnx_ir")
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.failure = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and record.exc_info[1] is not None:
+            self.failure = _summary(record.exc_info[1])
+        elif record.levelno >= logging.ERROR:
+            self.failure = record.getMessage().splitlines()[0][:300]
+
+    @contextlib.contextmanager
+    def captured(self):
+        self.failure = ""
+        loggers = [logging.getLogger(name) for name in self.LOGGERS]
+        saved = [(lg.handlers[:], lg.propagate) for lg in loggers]
+        for lg in loggers:
+            lg.handlers, lg.propagate = [self], False
+        try:
+            yield self
+        finally:
+            for lg, (handlers, propagate) in zip(loggers, saved):
+                lg.handlers, lg.propagate = handlers, propagate
+
+
+_LOG = _ExporterLog()
 
 
 def _summary(exc: BaseException) -> str:

@@ -29,7 +29,5 @@ def convert(
     result = run_convert(src, dst, to=to, source_format=source_format, shard_size=shard_size,
                          overwrite=overwrite, trust_pickle=trust_pickle, model=model, opset=opset,
                          inputs=inputs)
-    training = " with training state" if result.training_state else ""
-    typer.echo(f"wrote {result.destination} ({result.destination_format}, {result.tensors} tensors{training}) "
-               f"from {result.source} ({result.source_format})")
+    typer.echo(result.describe())
     return 0

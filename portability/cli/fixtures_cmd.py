@@ -28,8 +28,11 @@ def fixtures(
     The first use trains each fixture (seconds) and caches it; later calls read the cache.
     Exit 1 if a fixture's reference value misses its threshold.
     """
+    from portability.errors import UsageError
     from portability.fixtures.registry import all_fixtures, get_fixture
 
+    if export is not None and export.exists() and not export.is_dir():
+        raise UsageError(f"--export {export}: not a directory (fixtures are written to DIR/NAME/)")
     chosen = [get_fixture(n) for n in names] if names else all_fixtures()
     rows = []
     for fixture in chosen:

@@ -6,6 +6,7 @@ import json
 import os
 import struct
 import subprocess
+from types import SimpleNamespace
 import sys
 import textwrap
 
@@ -147,9 +148,9 @@ def test_write_failure_part_way(tmp_path, dst_name, extra, assert_clean_failure)
     dst = tmp_path / dst_name
     proc = subprocess.run([sys.executable, "-c", DISK_FULL, "500000", "convert", tmp_path / "src.safetensors",
                            dst, *extra], capture_output=True, text=True, timeout=120)
-    from conftest import CliResult
-
-    assert_clean_failure(CliResult(proc.returncode, proc.stdout, proc.stderr),
+    # Built in place: `from conftest import ...` is ambiguous with several conftest modules.
+    result = SimpleNamespace(code=proc.returncode, out=proc.stdout, err=proc.stderr)
+    assert_clean_failure(result,
                          names=(dst_name, "File too large", "nothing was written"), dst=dst)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src.safetensors"]
 
