@@ -16,7 +16,7 @@ import numpy as np
 
 from portability import integrity
 from portability.checkpoint import Checkpoint
-from portability.errors import FormatError, UsageError
+from portability.errors import FormatError, IntegrityError, UsageError
 from portability.formats import SAFETENSORS_INDEX_SUFFIX, ReadOptions, WriteOptions
 from portability.tensors import LazyTensor, Tensor, iter_bytes
 from portability.training_codec import TRAINING_PREFIX, pack_training, unpack_training
@@ -29,7 +29,11 @@ KEY_ALIASES = "portability.aliases"
 KEY_ORDER = "portability.order"
 KEY_TRAINING = "portability.training"
 KEY_LAYOUT = "portability.layout"
-OUR_KEYS = (KEY_CHECKSUMS, KEY_ALIASES, KEY_ORDER, KEY_TRAINING, KEY_LAYOUT, "portability.format")
+# Digest of every other metadata entry: a flipped bit in the training-state JSON
+# (a learning rate, a step count) must not load silently.
+KEY_META_DIGEST = "portability.metadata_digest"
+OUR_KEYS = (KEY_CHECKSUMS, KEY_ALIASES, KEY_ORDER, KEY_TRAINING, KEY_LAYOUT, "portability.format",
+            KEY_META_DIGEST)
 
 
 def read(path: str | Path, options: ReadOptions = ReadOptions()) -> Checkpoint:
@@ -77,6 +81,7 @@ def write(ckpt: Checkpoint, path: str | Path, options: WriteOptions = WriteOptio
         name = f"model-{number:05d}-of-{len(shards):05d}.safetensors"
         _write_file(path / name, shard, {"format": global_meta.get("format", "pt")})
         weight_map.update({tensor_name: name for tensor_name, _ in shard})
+    global_meta[KEY_META_DIGEST] = _metadata_digest(global_meta)
     index = {"metadata": {"total_size": total, **global_meta}, "weight_map": weight_map}
     (path / INDEX_NAME).write_text(json.dumps(index, indent=2))
 
@@ -117,6 +122,7 @@ def _write_file(path: Path, items: list[tuple[str, Tensor]], metadata: dict[str,
     The header is written first with placeholder digests of the final width, so
     its length does not change when the real digests replace them.
     """
+    metadata = {**metadata, KEY_META_DIGEST: _metadata_digest(metadata)}
     layout = [(name, np.dtype(t.dtype), tuple(t.shape), int(t.nbytes)) for name, t in items]
     placeholder = {name: "0" * integrity.DIGEST_CHARS for name, _ in items}
     head = build_header(layout, {**metadata, KEY_CHECKSUMS: json.dumps(placeholder)})
@@ -166,11 +172,41 @@ def _read_file(path: Path, options: ReadOptions) -> tuple[dict[str, LazyTensor],
             sums = json.loads(header.metadata[KEY_CHECKSUMS])
         except json.JSONDecodeError as exc:
             raise FormatError(f"{path}: metadata {KEY_CHECKSUMS} is not valid JSON ({exc})") from None
+    if options.verify:
+        _verify_metadata(header.metadata, path)
+        _verify_names(sums, [e.name for e in header.entries], path)
     tensors = {}
     for entry in header.entries:
         expected = sums.get(entry.name) if options.verify else None
         tensors[entry.name] = _lazy(path, header.data_start, entry, expected)
     return tensors, header.metadata, bool(sums)
+
+
+def _metadata_digest(metadata: dict[str, str]) -> str:
+    """Digest of the metadata entries other than the checksums themselves."""
+    covered = {k: v for k, v in metadata.items() if k not in (KEY_CHECKSUMS, KEY_META_DIGEST)}
+    return integrity.digest([json.dumps(covered, sort_keys=True).encode("utf-8")])
+
+
+def _verify_metadata(metadata: dict[str, str], path: Path) -> None:
+    """Raise if the metadata (training state, aliases, order) was altered after writing."""
+    expected = metadata.get(KEY_META_DIGEST)
+    if expected is not None and _metadata_digest(metadata) != expected:
+        raise IntegrityError(f"{path}: metadata does not match its checksum: the header "
+                             "(training state, aliases or tensor order) is corrupt")
+
+
+def _verify_names(sums: dict[str, str], names: list[str], path: Path) -> None:
+    """A file with checksums must have one for every tensor, and no others."""
+    if not sums:
+        return
+    unlisted = [n for n in names if n not in sums]
+    missing = [n for n in sums if n not in set(names)]
+    if unlisted:
+        raise IntegrityError(f"{path}: tensor {unlisted[0]!r} has no recorded checksum: the header is corrupt")
+    if missing:
+        raise IntegrityError(f"{path}: tensor {missing[0]!r} is recorded in the checksums but missing: "
+                             "the header is corrupt")
 
 
 def _lazy(path: Path, data_start: int, entry: Entry, expected: str | None) -> LazyTensor:
@@ -216,6 +252,8 @@ def _read_sharded(index_path: Path, options: ReadOptions) -> Checkpoint:
         if name not in tensors:
             raise FormatError(f"{index_path}: index puts tensor {name!r} in {shard!r}, which lacks it")
     metadata = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
+    if options.verify:
+        _verify_metadata(metadata, index_path)
     return _assemble(tensors, metadata, checksummed)
 
 

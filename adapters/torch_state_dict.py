@@ -49,9 +49,13 @@ def read(path: str | Path, options: ReadOptions = ReadOptions()) -> Checkpoint:
     path = Path(path)
     if path.is_dir() or path.name.endswith(INDEX_SUFFIX):
         return _read_directory(path, options)
+    record = _read_record(path)
+    if record is not None and options.verify:
+        # Before unpickling: scalars in the pickle (learning rate, step, RNG state)
+        # are not covered by the tensor checksums.
+        _verify_pickle(path, record.get("pickle_digest"))
     obj = load_pickle(path, options.trust_pickle)
     ckpt = checkpoint_from_object(obj, str(path))
-    record = _read_record(path)
     if record is not None:
         ckpt.metadata.update(record.get("metadata", {}))
         ckpt.aliases.update({a: t for a, t in record.get("aliases", {}).items() if a in ckpt.tensors})
@@ -113,6 +117,7 @@ def write(ckpt: Checkpoint, path: str | Path, options: WriteOptions = WriteOptio
     record = {
         "version": 1,
         "algorithm": integrity.ALGORITHM,
+        "pickle_digest": integrity.digest([_pickle_bytes(path)]),
         "checksums": _checksums(ckpt),
         "aliases": ckpt.aliases,
         "metadata": ckpt.metadata,
@@ -267,6 +272,30 @@ def _verify(ckpt: Checkpoint, sums: dict[str, str], path: Path) -> None:
         got = integrity.tensor_digest(arrays[name])
         if got != expected:
             raise IntegrityError(f"{path}: checksum mismatch for tensor {name!r}: the data is corrupt")
+
+
+def _pickle_bytes(path: Path) -> bytes:
+    """The ``data.pkl`` record of a torch zip archive (zipfile checks its CRC-32)."""
+    with zipfile.ZipFile(path) as z:
+        name = next(n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl")
+        return z.read(name)
+
+
+def _verify_pickle(path: Path, expected: str | None) -> None:
+    """Raise if the pickled structure changed since it was written.
+
+    Raises:
+        IntegrityError: the digest differs, or the record fails its CRC-32.
+    """
+    if expected is None:
+        return
+    try:
+        got = integrity.digest([_pickle_bytes(path)])
+    except (zipfile.BadZipFile, StopIteration, OSError) as exc:
+        raise IntegrityError(f"{path}: the pickled structure is damaged ({exc})") from None
+    if got != expected:
+        raise IntegrityError(f"{path}: the pickled structure (training state, hyperparameters, "
+                             "tensor layout) does not match its checksum: the file is corrupt")
 
 
 def _read_record(path: Path) -> dict | None:
