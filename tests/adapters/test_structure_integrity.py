@@ -1,0 +1,91 @@
+"""Damage outside tensor data (training-state JSON, the pickled structure) is detected."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zipfile
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from portability.adapters import safetensors_format, torch_state_dict  # noqa: E402
+from portability.cli import main  # noqa: E402
+from portability.errors import IntegrityError  # noqa: E402
+
+
+def _training_checkpoint():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    return torch_state_dict.checkpoint_from_object(
+        {"model_state_dict": model.state_dict(), "optimizer_state_dict": opt.state_dict(), "epoch": 7})
+
+
+def _rewrite_header(path: Path, edit) -> None:
+    data = path.read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    edit(header)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (n - len(text))
+    assert len(text) == n, "edit must not grow the header"
+    path.write_bytes(data[:8] + text + data[8 + n:])
+
+
+def test_changed_learning_rate_in_safetensors_metadata_is_detected(tmp_path, capsys):
+    path = tmp_path / "ckpt.safetensors"
+    safetensors_format.write(_training_checkpoint(), path)
+    assert safetensors_format.read(path).training.optimizer.param_groups[0]["lr"] == 1e-3
+
+    def bump_lr(header):
+        meta = header["__metadata__"]
+        meta["portability.training"] = meta["portability.training"].replace('"lr": 0.001', '"lr": 0.003')
+
+    _rewrite_header(path, bump_lr)
+    with pytest.raises(IntegrityError, match="metadata does not match its checksum"):
+        safetensors_format.read(path)
+    assert main(["inspect", str(path)]) != 0
+    assert "metadata does not match its checksum" in capsys.readouterr().out
+
+
+def test_renamed_tensor_in_header_is_detected(tmp_path):
+    path = tmp_path / "ckpt.safetensors"
+    safetensors_format.write(_training_checkpoint(), path)
+
+    def rename(header):
+        header["wxight"] = header.pop("weight")
+
+    _rewrite_header(path, rename)
+    with pytest.raises(IntegrityError, match="'wxight' has no recorded checksum"):
+        safetensors_format.read(path)
+
+
+def test_flipped_bit_in_torch_pickle_is_detected_before_unpickling(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.pt"
+    torch_state_dict.write(_training_checkpoint(), path)
+    with zipfile.ZipFile(path) as z:
+        info = next(i for i in z.infolist() if i.filename.endswith("/data.pkl"))
+    raw = bytearray(path.read_bytes())
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    raw[start + info.file_size // 2] ^= 0x01
+    path.write_bytes(bytes(raw))
+    calls = []
+    monkeypatch.setattr(torch_state_dict, "load_pickle", lambda *a, **k: calls.append(a))
+    with pytest.raises(IntegrityError, match="pickled structure"):
+        torch_state_dict.read(path)
+    assert calls == [], "the damaged pickle must not be unpickled"
+
+
+def test_files_from_other_tools_still_read(tmp_path):
+    from safetensors.numpy import save_file
+    import numpy as np
+
+    save_file({"w": np.ones(3, np.float32)}, str(tmp_path / "plain.safetensors"), metadata={"format": "pt"})
+    torch.save({"w": torch.ones(3)}, tmp_path / "plain.pt")
+    assert safetensors_format.read(tmp_path / "plain.safetensors").checksummed is False
+    assert torch_state_dict.read(tmp_path / "plain.pt").checksummed is False
