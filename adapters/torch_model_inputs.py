@@ -26,6 +26,24 @@ _TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer_conf
 
 def example_inputs(spec: str | ModelSpec, model: torch.nn.Module,
                    inputs_path: str | Path | None = None) -> dict[str, np.ndarray]:
+    """Inputs for the model (see ``_example_inputs``), with float inputs cast to the
+    model's floating dtype, so an fp16 or bf16 checkpoint runs on its own precision."""
+    return match_float_dtype(_example_inputs(spec, model, inputs_path), model)
+
+
+def match_float_dtype(feed: dict[str, np.ndarray], model: torch.nn.Module) -> dict[str, np.ndarray]:
+    """Cast floating-point inputs to the dtype of the model's floating parameters."""
+    from portability.adapters.torch_convert import tensor_to_numpy
+
+    floating = [p for p in model.parameters() if p.is_floating_point()]
+    if not floating or floating[0].dtype == torch.float32:
+        return feed
+    target = tensor_to_numpy(torch.zeros((), dtype=floating[0].dtype)).dtype
+    return {k: v.astype(target) if np.issubdtype(v.dtype, np.floating) else v for k, v in feed.items()}
+
+
+def _example_inputs(spec: str | ModelSpec, model: torch.nn.Module,
+                    inputs_path: str | Path | None = None) -> dict[str, np.ndarray]:
     """Inputs to run or export the model with, by forward-parameter name.
 
     Taken from ``inputs_path`` (an ``.npz``) when given, else from the fixture's

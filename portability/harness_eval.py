@@ -70,7 +70,8 @@ def fixture_of(subject: Subject):
 
 
 def load_inputs(subject: Subject) -> dict[str, np.ndarray]:
-    """The input batch: ``--inputs`` if given, else the fixture's fixed batch.
+    """The input batch: ``--inputs`` if given, else the fixture's fixed batch, else
+    (for ``hf:DIR``) the same example inputs the ONNX export uses.
 
     Raises:
         UsageError: neither exists, or the file cannot be read.
@@ -82,9 +83,19 @@ def load_inputs(subject: Subject) -> dict[str, np.ndarray]:
         except (OSError, ValueError) as exc:
             raise UsageError(f"{subject.inputs}: cannot read inputs as .npz ({exc})") from None
     fixture = fixture_of(subject)
-    if fixture is None:
-        raise UsageError(f"{subject.label}: no inputs to run the model on; pass --inputs FILE.npz")
-    return fixture.eval_batch()
+    if fixture is not None:
+        return fixture.eval_batch()
+    if subject.model and subject.model.startswith("hf:"):
+        return _hf_example_inputs(subject.model)
+    raise UsageError(f"{subject.label}: no inputs to run the model on; pass --inputs FILE.npz")
+
+
+def _hf_example_inputs(spec: str) -> dict[str, np.ndarray]:
+    """The inputs the ONNX export uses for an ``hf:DIR`` model: the directory's
+    tokenizer on built-in sentences, else ids synthesized from its config."""
+    from portability.adapters import torch_model_inputs, torch_models
+
+    return torch_model_inputs.example_inputs(spec, torch_models.build_model(spec))
 
 
 def keras_predict(model: Any, input_names: list[str]) -> Predict:

@@ -8,6 +8,7 @@ we raise on purpose print one line (``error: ...``) and exit non-zero; pass
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import typer
@@ -82,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    if not debug:
+        # TensorFlow's C++ start-up notices (CPU features, oneDNN) would break the
+        # one-line output; --debug keeps them.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if argv is None:
         _interrupt_on_sigterm()
     try:
