@@ -146,8 +146,12 @@ def training_recipe(name: str) -> TrainingRecipe:
         return BUILTIN[name]
     fixture = _fixture(name)
     if fixture is not None and _trainable(fixture):
+        if fixture.framework != "torch":
+            from portability.adapters.keras_recipes import keras_fixture_recipe
+
+            return keras_fixture_recipe(fixture)
         return fixture_recipe(fixture)
-    reason = " (a fixture without a PyTorch training recipe)" if fixture is not None else ""
+    reason = " (a fixture without a training recipe)" if fixture is not None else ""
     raise UsageError(f"no training recipe for {name!r}{reason} (known: {', '.join(recipe_names())})")
 
 
@@ -164,6 +168,10 @@ def recipe_names() -> list[str]:
 
 
 def _trainable(fixture: Any) -> bool:
+    if getattr(fixture, "framework", None) == "tensorflow":  # Keras fixtures: adapters/keras_recipes.py
+        from portability.adapters.keras_recipes import is_keras_trainable
+
+        return is_keras_trainable(fixture)
     return getattr(fixture, "framework", None) == "torch" and all(
         hasattr(fixture, m) for m in ("start", "train_step", "checkpoint", "restore", "evaluate"))
 

@@ -26,7 +26,10 @@ SCHEMA = "portability.faults/1"
 EXACT_ROUTES = ("torch", "torch->safetensors->torch", "safetensors")
 # Tasks whose torch training forward equals the exported (eval-mode) graph once dropout is off.
 TF_SUPPORTED = ("mlp", "toy-mlp", "bert-tiny", "gpt2-tiny")
-TF_UNSUPPORTED_WHY = {"cnn": "BatchNorm trains on batch statistics, the exported graph uses running ones"}
+TF_UNSUPPORTED_WHY = {
+    "cnn": "BatchNorm trains on batch statistics, the exported graph uses running ones",
+    "keras-cnn": "trains natively in TensorFlow: a torch->tf continuation does not apply",
+}
 
 
 @dataclass
