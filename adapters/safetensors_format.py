@@ -18,7 +18,7 @@ from portability import integrity
 from portability.checkpoint import Checkpoint
 from portability.errors import FormatError, IntegrityError, UsageError
 from portability.formats import SAFETENSORS_INDEX_SUFFIX, ReadOptions, WriteOptions
-from portability.tensors import LazyTensor, Tensor, iter_bytes
+from portability.tensors import CHUNK_BYTES, LazyTensor, Tensor, iter_bytes
 from portability.training_codec import TRAINING_PREFIX, pack_training, unpack_training
 from portability.adapters.safetensors_header import Entry, build_header, parse_header
 
@@ -217,7 +217,23 @@ def _lazy(path: Path, data_start: int, entry: Entry, expected: str | None) -> La
         else:
             yield from integrity.verified(pieces, expected, f"tensor {entry.name!r} in {path}")
 
-    return LazyTensor(entry.dtype, entry.shape, read_chunks)
+    def read_into(buffer: memoryview) -> None:
+        # Hash each piece right after it lands, while it is still in cache.
+        hasher = integrity.new_hasher() if expected is not None else None
+        with open(path, "rb") as f:
+            f.seek(data_start + entry.begin)
+            pos, total = 0, entry.end - entry.begin
+            while pos < total:
+                got = f.readinto(buffer[pos:min(total, pos + CHUNK_BYTES)])
+                if not got:
+                    raise FormatError(f"{path}: ended early while reading tensor data: truncated file")
+                if hasher is not None:
+                    hasher.update(buffer[pos:pos + got])
+                pos += got
+        if hasher is not None:
+            integrity.check_digest(hasher, expected, f"tensor {entry.name!r} in {path}")
+
+    return LazyTensor(entry.dtype, entry.shape, read_chunks, read_into)
 
 
 def _file_range(path: Path, start: int, length: int, chunk: int) -> Iterator[bytes]:

@@ -51,11 +51,10 @@ READ = """
 import sys
 from portability.formats import ReadOptions
 from portability.adapters import safetensors_format
-from portability.tensors import iter_bytes
+from portability.tensors import as_array
 ckpt = safetensors_format.read(sys.argv[1], ReadOptions(verify=sys.argv[2] == "1"))
 for name in ckpt.canonical_names():
-    for _ in iter_bytes(ckpt.tensors[name]):
-        pass
+    as_array(ckpt.tensors[name])  # a read materialises each tensor as a numpy array
 """
 
 
@@ -103,14 +102,22 @@ def main() -> None:
         ("portability convert safetensors -> sharded (256MB)",
          cli + ["convert", str(work / "ours.safetensors"), str(work / "sharded"), "--to", "safetensors", "--shard-size", "256MiB"],
          work / "sharded"),
-        ("read safetensors, no verification", [py, "-c", READ, str(work / "ours.safetensors"), "0"], None),
-        ("read safetensors, checksums verified", [py, "-c", READ, str(work / "ours.safetensors"), "1"], None),
     ]
     for label, cmd, cleanup in steps:
         results[label] = run(cmd)
         if cleanup is not None:
             drop(cleanup)
         print(f"  {label}: {results[label][0]:.2f} s, peak RSS {results[label][1]:.0f} MB", flush=True)
+
+    # Reads are short and noisy: alternate the two variants and keep each one's best of 5.
+    for label, flag in (("read safetensors, no verification", "0"), ("read safetensors, checksums verified", "1")):
+        results[label] = (float("inf"), 0.0)
+    for _ in range(5):
+        for label, flag in (("read safetensors, no verification", "0"), ("read safetensors, checksums verified", "1")):
+            secs, rss = run([py, "-c", READ, str(work / "ours.safetensors"), flag])
+            results[label] = (min(results[label][0], secs), max(results[label][1], rss))
+    for label in ("read safetensors, no verification", "read safetensors, checksums verified"):
+        print(f"  {label} (best of 5): {results[label][0]:.2f} s, peak RSS {results[label][1]:.0f} MB", flush=True)
 
     copy_s, copy_rss = results["plain copy"]
     naive_s, naive_rss = results["naive torch.load -> save_file"]

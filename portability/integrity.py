@@ -45,8 +45,17 @@ def verified(pieces: Iterable[bytes], expected: str, what: str) -> Iterator[byte
     for piece in pieces:
         h.update(piece)
         yield piece
-    if h.hexdigest() != expected:
+    check_digest(h, expected, what)
+
+
+def check_digest(hasher: "xxhash.xxh3_64", expected: str, what: str) -> None:
+    """Raise unless a finished hasher's digest is ``expected``.
+
+    Raises:
+        IntegrityError: naming ``what``.
+    """
+    if hasher.hexdigest() != expected:
         raise IntegrityError(
             f"checksum mismatch for {what}: the data is corrupt "
-            f"(expected {ALGORITHM} {expected}, got {h.hexdigest()})"
+            f"(expected {ALGORITHM} {expected}, got {hasher.hexdigest()})"
         )

@@ -25,11 +25,14 @@ class LazyTensor:
         read_chunks: callable yielding the raw little-endian bytes in order,
             in pieces of at most the given size. It may raise
             ``IntegrityError`` after the last piece if a checksum fails.
+        read_into: optional callable filling a writable byte buffer of exactly
+            ``nbytes`` in place (one copy instead of two); same errors.
     """
 
     dtype: np.dtype
     shape: tuple[int, ...]
     read_chunks: Callable[[int], Iterator[bytes]]
+    read_into: Callable[[memoryview], None] | None = None
 
     @property
     def nbytes(self) -> int:
@@ -43,6 +46,9 @@ class LazyTensor:
         """Read all bytes and return a writable array."""
         out = np.empty(self.shape, dtype=self.dtype)
         view = out.reshape(-1).view(np.uint8)
+        if self.read_into is not None:
+            self.read_into(memoryview(view))
+            return out
         pos = 0
         for piece in self.read_chunks(CHUNK_BYTES):
             view[pos : pos + len(piece)] = np.frombuffer(piece, dtype=np.uint8)

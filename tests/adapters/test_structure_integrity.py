@@ -89,3 +89,39 @@ def test_files_from_other_tools_still_read(tmp_path):
     torch.save({"w": torch.ones(3)}, tmp_path / "plain.pt")
     assert safetensors_format.read(tmp_path / "plain.safetensors").checksummed is False
     assert torch_state_dict.read(tmp_path / "plain.pt").checksummed is False
+
+
+def test_flipped_data_byte_is_caught_by_both_read_paths(tmp_path):
+    import numpy as np
+
+    from portability.checkpoint import Checkpoint
+    from portability.tensors import as_array, iter_bytes
+
+    path = tmp_path / "w.safetensors"
+    values = np.arange(1000, dtype=np.float32)
+    safetensors_format.write(Checkpoint(tensors={"a": np.zeros(3, np.float32), "w": values}), path)
+    np.testing.assert_array_equal(as_array(safetensors_format.read(path).tensors["w"]), values)
+    raw = bytearray(path.read_bytes())
+    raw[-10] ^= 0x40  # inside the last tensor, 'w'
+    path.write_bytes(bytes(raw))
+    damaged = safetensors_format.read(path)
+    np.testing.assert_array_equal(as_array(damaged.tensors["a"]), np.zeros(3, np.float32))
+    with pytest.raises(IntegrityError, match="checksum mismatch for tensor 'w'"):
+        as_array(damaged.tensors["w"])  # read_into: straight into the array
+    with pytest.raises(IntegrityError, match="checksum mismatch for tensor 'w'"):
+        b"".join(iter_bytes(damaged.tensors["w"]))  # streamed pieces
+
+
+def test_truncated_data_is_reported_by_the_in_place_read(tmp_path):
+    import numpy as np
+
+    from portability.checkpoint import Checkpoint
+    from portability.errors import FormatError
+    from portability.tensors import as_array
+
+    path = tmp_path / "w.safetensors"
+    safetensors_format.write(Checkpoint(tensors={"w": np.ones(1000, np.float32)}), path)
+    ckpt = safetensors_format.read(path)  # header checked while the file was whole
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(FormatError, match="truncated"):
+        as_array(ckpt.tensors["w"])
