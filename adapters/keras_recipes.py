@@ -15,74 +15,21 @@ variable, both Adam moments and the optimizer's iteration count.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
-from portability.checkpoint import Checkpoint
+from portability.adapters.zoo_trainable import ZooTrainable
 
 FRAMEWORK = "tensorflow"
 METHODS = ("start", "train_step", "checkpoint", "restore", "evaluate")
 
 
-class KerasFixtureTrainable:
-    """A Keras zoo fixture's own training recipe seen as a ``Trainable``.
-
-    Args:
-        fixture: a Keras fixture (its Adam, cosine schedule, data order and metric).
-        mid_step: called between the gradient computation and the optimizer update
-            with the number of the step being taken (fault injection).
-    """
-
-    def __init__(self, fixture: Any, mid_step: Callable[[int], None] | None = None):
-        self.fixture = fixture
-        self.mid_step = mid_step
-        self._attach(fixture.start())
+class KerasFixtureTrainable(ZooTrainable):
+    """A Keras zoo fixture's own training recipe seen as a ``Trainable``; the fixture's
+    ``train_step`` calls ``run.before_update(step)`` between gradient and update."""
 
     def _attach(self, run: Any) -> None:
         run.before_update = self.mid_step
         self.run = run
-
-    @property
-    def step(self) -> int:
-        return self.run.step
-
-    @property
-    def model(self) -> Any:
-        return self.run.model
-
-    @property
-    def optimizer(self) -> Any:
-        return self.run.optimizer
-
-    @property
-    def output_name(self) -> str:
-        return self.fixture.output_names[0]
-
-    def numpy_batch(self, step: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """The fixture's batch for ``step``: ``(inputs by name, targets)``."""
-        return self.fixture.batch_at(step)
-
-    def train_step(self) -> float:
-        """One optimizer step; returns the loss."""
-        return self.fixture.train_step(self.run)
-
-    def capture(self) -> Checkpoint:
-        """The full training state as a ``Checkpoint``."""
-        return self.fixture.checkpoint(self.run)
-
-    def restore(self, ckpt: Checkpoint) -> None:
-        """Continue from ``ckpt``.
-
-        Raises:
-            FormatError: the checkpoint lacks optimizer state or does not fit the model.
-        """
-        self._attach(self.fixture.restore(ckpt))
-
-    def evaluate(self) -> float:
-        """The fixture's metric on its eval split (inference mode)."""
-        return float(self.fixture.evaluate(self.run.model))
 
 
 def is_keras_trainable(fixture: Any) -> bool:

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from portability.checkpoint import Checkpoint
 from portability.errors import UsageError
 from portability.adapters.torch_training import ShuffledBatches, TorchTrainable, set_deterministic
+from portability.adapters.zoo_trainable import ZooTrainable
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,8 @@ def _mlp(mid_step=None, lr: float = 1e-2) -> TorchTrainable:
                           ShuffledBatches(train_x, train_y, 32, seed=3), accuracy, mid_step)
 
 
-class FixtureTrainable:
-    """A zoo fixture's own training recipe seen as a ``Trainable``.
+class FixtureTrainable(ZooTrainable):
+    """A PyTorch zoo fixture's own training recipe seen as a ``Trainable``.
 
     Args:
         fixture: a ``TorchFixture`` (its Adam, cosine schedule, data order and metric).
@@ -75,34 +75,12 @@ class FixtureTrainable:
 
     def __init__(self, fixture: Any, mid_step: Callable[[int], None] | None = None):
         set_deterministic()
-        self.fixture = fixture
-        self.mid_step = mid_step
-        self._attach(fixture.start())
+        super().__init__(fixture, mid_step)
 
     def _attach(self, run: Any) -> None:
         self.run = run
         if self.mid_step is not None:
             run.optimizer.register_step_pre_hook(lambda *_: self.mid_step(self.run.step + 1))
-
-    @property
-    def step(self) -> int:
-        return self.run.step
-
-    @property
-    def model(self) -> Any:
-        return self.run.model
-
-    @property
-    def optimizer(self) -> Any:
-        return self.run.optimizer
-
-    @property
-    def output_name(self) -> str:
-        return self.fixture.output_names[0]
-
-    def numpy_batch(self, step: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """The fixture's batch for ``step``: ``(inputs by name, targets)``."""
-        return self.fixture.batch_at(step)
 
     def loss_of(self, inputs: dict[str, np.ndarray], targets: np.ndarray) -> Any:
         """The fixture's training loss on a numpy batch (train mode)."""
@@ -110,17 +88,8 @@ class FixtureTrainable:
         feed = {n: torch.from_numpy(inputs[n]) for n in self.fixture.input_names}
         return self.fixture.loss_from(self.fixture.forward(self.run.model, feed), torch.from_numpy(targets))
 
-    def train_step(self) -> float:
-        return self.fixture.train_step(self.run)
-
-    def capture(self) -> Checkpoint:
-        return self.fixture.checkpoint(self.run)
-
-    def restore(self, ckpt: Checkpoint) -> None:
-        self._attach(self.fixture.restore(ckpt))
-
     def evaluate(self) -> float:
-        value = float(self.fixture.evaluate(self.run.model))
+        value = super().evaluate()
         self.run.model.train()
         return value
 
