@@ -49,9 +49,9 @@ with open(sys.argv[2], "rb") as f:
 """
 READ = """
 import sys
-from portability.formats import ReadOptions
-from portability.adapters import safetensors_format
-from portability.tensors import as_array
+from portability.core.formats import ReadOptions
+from portability.adapters.safetensors import format as safetensors_format
+from portability.core.tensors import as_array
 ckpt = safetensors_format.read(sys.argv[1], ReadOptions(verify=sys.argv[2] == "1"))
 for name in ckpt.canonical_names():
     as_array(ckpt.tensors[name])  # a read materialises each tensor as a numpy array

@@ -6,7 +6,7 @@ Importing this package imports no framework; adapters load theirs on first use.
 
 from __future__ import annotations
 
-from portability.checkpoint import Checkpoint, OptimizerState, TrainingState
+from portability.core.checkpoint import Checkpoint, OptimizerState, TrainingState
 from portability.errors import (FormatError, IntegrityError, PortabilityError, ToleranceError,
                                 UnsafeCheckpointError, UnsupportedOpError, UsageError, WriteError)
 
@@ -14,16 +14,16 @@ __version__ = "0.1.0"
 
 
 def convert(src, dst, **kwargs):
-    """Convert a checkpoint; see ``portability.convert.convert``."""
-    from portability.convert import convert as _convert
+    """Convert a checkpoint; see ``portability.core.conversion.convert``."""
+    from portability.core.conversion import convert as _convert
 
     return _convert(src, dst, **kwargs)
 
 
 def load(path, fmt=None, *, trust_pickle=False):
     """Read any supported checkpoint into a ``Checkpoint``."""
-    from portability.convert import read_checkpoint
-    from portability.formats import ReadOptions
+    from portability.core.conversion import read_checkpoint
+    from portability.core.formats import ReadOptions
 
     return read_checkpoint(path, fmt, ReadOptions(trust_pickle=trust_pickle))[0]
 

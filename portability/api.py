@@ -1,4 +1,4 @@
-"""The library entry points: ``portability.check`` and ``portability.compare``.
+"""The library entry points: ``portability.check`` and ``portability.harness.drift``.
 
     report = portability.check("model.pt", model="mypkg.models:build")
     if not report:
@@ -14,14 +14,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from portability.compare import Tolerance
+from portability.harness.drift import Tolerance
 from portability.errors import UsageError
-from portability.formats import FORMATS, detect, spec_for
-from portability.harness import RouteJob, run_bundle, source_format
-from portability.harness_eval import Predict, Subject
-from portability.report import Report, RouteResult, environment
-from portability.routes import Route, parse_formats, parse_routes, select_routes
-from portability.workers import DEFAULT_TIMEOUT_S, WorkerFailure, run_parallel
+from portability.core.formats import FORMATS, detect, spec_for
+from portability.harness.route_run import RouteJob, run_bundle, source_format
+from portability.harness.evaluate import Predict, Subject
+from portability.reports.check_report import Report, RouteResult, environment
+from portability.harness.routes import Route, parse_formats, parse_routes, select_routes
+from portability.harness.workers import DEFAULT_TIMEOUT_S, WorkerFailure, run_parallel
 
 Progress = Callable[[str, RouteJob, RouteResult | None], None]
 

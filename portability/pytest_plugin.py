@@ -64,7 +64,7 @@ class RouteCheck:
 
     def assert_passed(self) -> None:
         """Fail with the drift table, skip with the reason, or return on pass."""
-        from portability.report_formats import drift_text
+        from portability.reports.render import drift_text
 
         res = self.result
         if res.status == "skipped":
@@ -105,7 +105,7 @@ class _MatrixRunner:
             rep = run_plan(self.plans[key], workers=opt.portability_workers, timeout_s=opt.portability_timeout)
             self.reports[key] = rep
             if opt.portability_json:
-                from portability.report_formats import write_json
+                from portability.reports.render import write_json
 
                 write_json(rep, opt.portability_json)
         return self.reports[key]

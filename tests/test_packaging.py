@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import runpy
 import shutil
 import subprocess
 import sys
 import textwrap
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -44,7 +44,7 @@ def test_import_and_help_do_not_import_frameworks():
             main(["--help"])
         except SystemExit:
             pass
-        import portability.convert, portability.inspection, portability.formats
+        import portability.core.conversion, portability.core.inspection, portability.core.formats
         print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in sys.argv[1:])))
     """)
     proc = run_python(code, *FRAMEWORKS)
@@ -57,8 +57,8 @@ def test_safetensors_works_with_frameworks_unimportable(tmp_path):
     code = BLOCK_FRAMEWORKS + textwrap.dedent("""
         import numpy as np
         import portability
-        from portability.adapters import safetensors_format
-        from portability.checkpoint import Checkpoint
+        from portability.adapters.safetensors import format as safetensors_format
+        from portability.core.checkpoint import Checkpoint
         from portability.cli import main
         safetensors_format.write(Checkpoint(tensors={"w": np.ones(3, np.float32)}), sys.argv[1] + "/a.safetensors")
         codes = [main(["convert", sys.argv[1] + "/a.safetensors", sys.argv[1] + "/d", "--shard-size", "1KB"]),
@@ -113,18 +113,17 @@ def source_files() -> list[str]:
     return sorted(n for n in names if (ROOT / n).is_file() and "__pycache__" not in n and not n.endswith(".pyc"))
 
 
-def test_pyproject_lists_every_subpackage():
-    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert config["package-dir"]["portability.adapters"] == "adapters"
-    missing = source_packages() - set(config["packages"])
-    assert not missing, f"add to [tool.setuptools] packages in pyproject.toml: {sorted(missing)}"
+def test_setup_discovers_every_subpackage():
+    setup_module = runpy.run_path(str(ROOT / "setup.py"), run_name="portability_setup")
+    assert setup_module["PACKAGE_ROOTS"]["portability.adapters"] == "adapters"
+    assert set(setup_module["discover_packages"]()) == source_packages()
 
 
 @pytest.mark.slow
 def test_non_editable_install_imports_under_portability(tmp_path):
     src = tmp_path / "src"
     shipped = source_files()
-    for rel in shipped + [n for n in ("pyproject.toml", "README.md", "LICENSE") if (ROOT / n).exists()]:
+    for rel in shipped + [n for n in ("pyproject.toml", "setup.py", "README.md", "LICENSE") if (ROOT / n).exists()]:
         (src / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / rel, src / rel)
     target = tmp_path / "site"
@@ -133,15 +132,15 @@ def test_non_editable_install_imports_under_portability(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert not (target / "adapters").exists() and not (target / "fixtures").exists()
-    assert (target / "portability" / "adapters" / "safetensors_format.py").is_file()
+    assert (target / "portability" / "adapters" / "safetensors" / "format.py").is_file()
 
     code = textwrap.dedent("""
         import importlib.util, json, sys
-        import portability, portability.adapters.safetensors_format, portability.fixtures
+        import portability, portability.adapters.safetensors.format, portability.fixtures
         from portability.cli import main
         top = importlib.util.find_spec("adapters")
         print(json.dumps({"portability": portability.__file__,
-                          "adapters": portability.adapters.safetensors_format.__file__,
+                          "adapters": portability.adapters.safetensors.format.__file__,
                           "top_level_adapters": None if top is None else top.origin}))
         main(["--help"])
     """)
@@ -157,4 +156,4 @@ def test_non_editable_install_imports_under_portability(tmp_path):
                     "fixtures": "portability/fixtures"}
     missing = [rel for rel in shipped
                if not (target / installed_as[rel.split("/")[0]] / rel.split("/", 1)[1]).is_file()]
-    assert not missing, f"not installed (list them in pyproject packages / package-data): {missing[:10]}"
+    assert not missing, f"not installed (a package needs an __init__.py; data files need package-data): {missing[:10]}"

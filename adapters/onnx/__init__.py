@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from portability.checkpoint import Checkpoint
+from portability.core.checkpoint import Checkpoint
 from portability.errors import UsageError
-from portability.formats import WriteOptions
+from portability.core.formats import WriteOptions
 from portability.adapters.onnx.export import ExportResult, export_checkpoint, export_model
 from portability.adapters.onnx.reader import UnmappedWeightsWarning, read
 from portability.adapters.onnx.runtime import OnnxRuntimeRunner, check_model

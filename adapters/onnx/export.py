@@ -31,12 +31,13 @@ import numpy as np
 import onnx_ir as ir
 import torch
 
-from portability.checkpoint import Checkpoint
+from portability.core.checkpoint import Checkpoint
 from portability.errors import UnsupportedOpError, UsageError
-from portability.models import ModelSpec, parse_model_spec
-from portability.tensors import as_array
-from portability.adapters import torch_model_inputs, torch_models
-from portability.adapters.torch_convert import numpy_to_tensor
+from portability.core.model_spec import ModelSpec, parse_model_spec
+from portability.core.tensors import as_array
+from portability.adapters.torch import model_inputs as torch_model_inputs
+from portability.adapters.torch import models as torch_models
+from portability.adapters.torch.numpy_bridge import numpy_to_tensor
 from portability.adapters.onnx import name_map
 
 DIRECTORY_MODEL_NAME = "model.onnx"
@@ -257,7 +258,7 @@ def _summary(exc: BaseException) -> str:
 
 
 def _state_checkpoint(model: torch.nn.Module) -> Checkpoint:
-    from portability.adapters.torch_state_dict import checkpoint_from_object
+    from portability.adapters.torch.state_dict import checkpoint_from_object
 
     return checkpoint_from_object(model.state_dict(), "model")
 

@@ -19,8 +19,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from portability import integrity
-from portability.dtypes import dtype_name, numpy_dtype
+from portability.core import integrity
+from portability.core.dtypes import dtype_name, numpy_dtype
 from portability.errors import FormatError, IntegrityError
 
 KEY_VERSION = "portability.version"

@@ -21,7 +21,7 @@ import onnx
 import onnxruntime as ort
 
 from portability.errors import FormatError, UnsupportedOpError, UsageError
-from portability.runner import BaseRunner
+from portability.core.runner import BaseRunner
 from portability.adapters.onnx.safety import load_proto, model_file
 
 PROVIDERS = ("CPUExecutionProvider",)

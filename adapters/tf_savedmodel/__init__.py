@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from portability.checkpoint import Checkpoint
-from portability.formats import ReadOptions, WriteOptions
+from portability.core.checkpoint import Checkpoint
+from portability.core.formats import ReadOptions, WriteOptions
 from portability.adapters.tf_savedmodel.export_route import onnx_graph_for
 from portability.adapters.tf_savedmodel.graph import translate
 from portability.adapters.tf_savedmodel.runner import TFSavedModelRunner

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import onnx
 
-from portability.checkpoint import Checkpoint
+from portability.core.checkpoint import Checkpoint
 from portability.errors import FormatError, UsageError
-from portability.formats import WriteOptions
+from portability.core.formats import WriteOptions
 
 # options.extra key: translate this ONNX file instead of exporting from --model.
 ONNX_SOURCE_KEY = "onnx"

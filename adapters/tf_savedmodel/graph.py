@@ -17,9 +17,9 @@ import onnx
 import tensorflow as tf
 from onnx import numpy_helper
 
-from portability.checkpoint import Checkpoint
+from portability.core.checkpoint import Checkpoint
 from portability.errors import FormatError, UnsupportedOpError
-from portability.tensors import as_array
+from portability.core.tensors import as_array
 from portability.adapters.tf_savedmodel.bindings import BindingPlan, is_floating, plan_bindings
 from portability.adapters.tf_savedmodel.ops import OpContext, translator_for
 from portability.adapters.tf_savedmodel.ops.dtypes import tf_dtype

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from portability.checkpoint import Checkpoint
-from portability.tensors import as_array
+from portability.core.checkpoint import Checkpoint
+from portability.core.tensors import as_array
 
 BN_EPSILON_NOTE = ("BatchNormalization epsilon is not stored with the weights: Keras defaults to "
                    "1e-3, PyTorch to 1e-5; build the twin with the Keras layer's epsilon "

@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from portability.errors import FormatError, UsageError
-from portability.runner import BaseRunner
+from portability.core.runner import BaseRunner
 from portability.adapters.tf_savedmodel.graph import safe_name
 
 SIGNATURE = "serving_default"

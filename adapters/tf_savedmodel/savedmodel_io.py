@@ -16,11 +16,11 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
-from portability import integrity
-from portability.checkpoint import Checkpoint
+from portability.core import integrity
+from portability.core.checkpoint import Checkpoint
 from portability.errors import FormatError, IntegrityError
-from portability.tensors import as_array
-from portability.training_codec import TRAINING_PREFIX, pack_training, unpack_training
+from portability.core.tensors import as_array
+from portability.core.training_codec import TRAINING_PREFIX, pack_training, unpack_training
 from portability.adapters.tf_savedmodel.graph import TranslatedModule, variable_name
 
 SIDECAR = Path("assets.extra") / "portability.json"

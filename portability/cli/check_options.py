@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from portability.compare import MIN_RECOVERABILITY, Tolerance
+from portability.harness.drift import MIN_RECOVERABILITY, Tolerance
 from portability.errors import UsageError
-from portability.report import Report
-from portability.routes import parse_route
+from portability.reports.check_report import Report
+from portability.harness.routes import parse_route
 
 ATOL_HELP = "Absolute tolerance, [ROUTE@][OUTPUT=]VALUE; repeatable (default per dtype: fp32 1e-5)."
 RTOL_HELP = "Relative tolerance, [ROUTE@][OUTPUT=]VALUE; repeatable (default per dtype: fp32 1e-5)."
@@ -84,7 +84,7 @@ def build_tolerance(atol: list[str] | None, rtol: list[str] | None, min_r: list[
 def write_reports(report: Report, json_path: Path | None, junit_path: Path | None,
                   markdown_path: Path | None) -> list[str]:
     """Write the requested report files; returns what was written, for the log line."""
-    from portability.report_formats import write_json, write_junit, write_markdown
+    from portability.reports.render import write_json, write_junit, write_markdown
 
     written = []
     for path, writer, kind in ((json_path, write_json, "JSON"), (junit_path, write_junit, "JUnit"),
@@ -138,7 +138,7 @@ def print_report(report: Report, quiet: bool) -> None:
     """The route table on stdout (one summary line when ``quiet``)."""
     from rich.console import Console
 
-    from portability.report_formats import rich_table
+    from portability.reports.render import rich_table
 
     console = Console(width=200) if not quiet else None
     if console is not None:

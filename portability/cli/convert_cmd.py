@@ -24,7 +24,7 @@ def convert(
     inputs: Optional[Path] = typer.Option(None, "--inputs", help="Example inputs (.npz, arrays named after the model's inputs) for graph exports."),
 ) -> int:
     """Convert a checkpoint. The output appears atomically, or not at all."""
-    from portability.convert import convert as run_convert
+    from portability.core.conversion import convert as run_convert
 
     result = run_convert(src, dst, to=to, source_format=source_format, shard_size=shard_size,
                          overwrite=overwrite, trust_pickle=trust_pickle, model=model, opset=opset,

@@ -28,10 +28,10 @@ def faults(
     Exit status: 0 when every fault was detected and recovered with R >= 0.99 and
     every exact resume route was bitwise; 1 otherwise; 2 on usage errors.
     """
-    from portability.adapters.torch_recipes import recipe_names, training_recipe
+    from portability.training.torch_recipes import recipe_names, training_recipe
     from portability.errors import UsageError
-    from portability.faults import KINDS
-    from portability.faults_report import print_table, run_faults, write_reports
+    from portability.faults.campaign import KINDS
+    from portability.reports.faults_report import print_table, run_faults, write_reports
 
     names = recipe_names() if fixture == "all" else [n.strip() for n in fixture.split(",") if n.strip()]
     if fixture == "all" and len(names) > 1:
@@ -55,7 +55,7 @@ def faults(
 
 def _untrainable() -> dict[str, str]:
     """Zoo fixtures with no PyTorch training recipe, and why."""
-    from portability.adapters.torch_recipes import recipe_names
+    from portability.training.torch_recipes import recipe_names
 
     try:
         from portability.fixtures.registry import all_fixtures

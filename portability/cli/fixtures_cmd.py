@@ -58,8 +58,8 @@ def _export(fixture, ckpt, row: dict, root: Path, overwrite: bool) -> None:
     """Write ``root/NAME/{model.safetensors, eval_batch.npz, fixture.json}`` atomically."""
     import numpy as np
 
-    from portability.adapters import safetensors_format
-    from portability.atomic import atomic_output
+    from portability.adapters.safetensors import format as safetensors_format
+    from portability.core.atomic import atomic_output
 
     with atomic_output(root / fixture.name, overwrite=overwrite) as tmp:
         tmp.mkdir(parents=True)

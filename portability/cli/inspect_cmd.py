@@ -20,7 +20,7 @@ def inspect(
     all_rows: bool = typer.Option(False, "--all", help=f"List every tensor (default: first {MAX_ROWS})."),
 ) -> int:
     """Show format, tensors, parameter count, training state and integrity. Exit 1 if integrity fails."""
-    from portability.inspection import inspect_checkpoint
+    from portability.core.inspection import inspect_checkpoint
 
     info = inspect_checkpoint(path, trust_pickle=trust_pickle)
     failed = info["integrity"]["status"] == "failed"

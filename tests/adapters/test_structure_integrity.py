@@ -11,7 +11,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from portability.adapters import safetensors_format, torch_state_dict  # noqa: E402
+from portability.adapters.safetensors import format as safetensors_format
+from portability.adapters.torch import state_dict as torch_state_dict  # noqa: E402
 from portability.cli import main  # noqa: E402
 from portability.errors import IntegrityError  # noqa: E402
 
@@ -94,8 +95,8 @@ def test_files_from_other_tools_still_read(tmp_path):
 def test_flipped_data_byte_is_caught_by_both_read_paths(tmp_path):
     import numpy as np
 
-    from portability.checkpoint import Checkpoint
-    from portability.tensors import as_array, iter_bytes
+    from portability.core.checkpoint import Checkpoint
+    from portability.core.tensors import as_array, iter_bytes
 
     path = tmp_path / "w.safetensors"
     values = np.arange(1000, dtype=np.float32)
@@ -115,9 +116,9 @@ def test_flipped_data_byte_is_caught_by_both_read_paths(tmp_path):
 def test_truncated_data_is_reported_by_the_in_place_read(tmp_path):
     import numpy as np
 
-    from portability.checkpoint import Checkpoint
+    from portability.core.checkpoint import Checkpoint
     from portability.errors import FormatError
-    from portability.tensors import as_array
+    from portability.core.tensors import as_array
 
     path = tmp_path / "w.safetensors"
     safetensors_format.write(Checkpoint(tensors={"w": np.ones(1000, np.float32)}), path)

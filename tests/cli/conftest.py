@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from portability.atomic import TMP_MARKER
+from portability.core.atomic import TMP_MARKER
 
 
 @dataclass

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the toy_
 import toy_models  # noqa: E402
 
 from portability.cli import main
-from portability.report_schema import validate
+from portability.reports.schema import validate
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from portability.adapters import safetensors_format
-from portability.checkpoint import Checkpoint
-from portability.formats import WriteOptions
+from portability.adapters.safetensors import format as safetensors_format
+from portability.core.checkpoint import Checkpoint
+from portability.core.formats import WriteOptions
 
 
 def raw_safetensors(path, header: dict, data: bytes, *, length: int | None = None) -> None:

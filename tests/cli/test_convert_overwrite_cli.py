@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from portability.adapters import safetensors_format
-from portability.checkpoint import Checkpoint
+from portability.adapters.safetensors import format as safetensors_format
+from portability.core.checkpoint import Checkpoint
 
 
 def _source(path):

@@ -32,7 +32,7 @@ def test_faults_writes_json_junit_markdown_and_exits_0(cli, tmp_path):
 
 
 def test_undetected_fault_fails_the_run(cli, monkeypatch):
-    from portability import faults
+    from portability.faults import campaign as faults
 
     def undetected(self, kind):
         return faults.FaultResult(kind, False, True, 15, 2, 1.0, 0.1)
@@ -45,7 +45,7 @@ def test_undetected_fault_fails_the_run(cli, monkeypatch):
 
 
 def test_low_recoverability_fails_the_run(cli, monkeypatch):
-    from portability import faults
+    from portability.faults import campaign as faults
 
     monkeypatch.setattr(faults._Campaign, "recover",
                         lambda self, kind: faults.FaultResult(kind, True, True, 10, 7, 0.98, 0.1))

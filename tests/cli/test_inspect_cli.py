@@ -8,8 +8,8 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from portability.adapters import safetensors_format
-from portability.checkpoint import Checkpoint, OptimizerState, TrainingState
+from portability.adapters.safetensors import format as safetensors_format
+from portability.core.checkpoint import Checkpoint, OptimizerState, TrainingState
 
 
 def training_checkpoint() -> Checkpoint:

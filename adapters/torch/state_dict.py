@@ -1,0 +1,311 @@
+"""PyTorch adapter: ``.pt/.pth/.bin/.ckpt`` state_dicts and training checkpoints.
+
+Reading uses ``torch.load(weights_only=True)`` (see ``torch_safety``): a file
+whose pickle needs other globals is refused, naming them, unless the caller
+trusts it. A directory may hold one torch file or Hugging Face shards with a
+``pytorch_model.bin.index.json``. Files this adapter writes carry a
+``portability.json`` record inside the zip archive with an xxh3 checksum per
+tensor, the tied-weight aliases and the metadata; torch ignores the record, and
+``read`` verifies it.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from portability.core import integrity
+from portability.core.checkpoint import Checkpoint, OptimizerState, TrainingState
+from portability.errors import FormatError, IntegrityError, WriteError
+from portability.core.formats import ReadOptions, WriteOptions
+from portability.core.tensors import as_array
+from portability.core.training_codec import pack_training
+from portability.adapters.torch.numpy_bridge import (numpy_paths, restore_numpy, tensor_to_numpy, to_neutral,
+                                               to_torch)
+from portability.adapters.torch.layouts import LAYOUTS, SCALAR_FIELDS, recognise
+from portability.adapters.torch.safety import first_line, load_pickle
+
+RECORD = "portability.json"
+RENAMED = "__renamed__"  # extra entry: TrainingState field -> the source's key name
+KEY_ORDER = "__keys__"  # extra entry: the source's top-level key order
+NUMPY_ORIGIN = "__numpy__"
+INDEX_SUFFIX = ".index.json"  # Hugging Face shards: pytorch_model.bin.index.json
+TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")  # extra entry: paths of values that were numpy arrays, not tensors
+
+
+def read(path: str | Path, options: ReadOptions = ReadOptions()) -> Checkpoint:
+    """Read a torch checkpoint file into a ``Checkpoint``.
+
+    Raises:
+        FormatError: not a torch file, truncated, or holding unconvertible objects.
+        UnsafeCheckpointError: the pickle needs globals and ``trust_pickle`` is off.
+        IntegrityError: a recorded checksum does not match (names the tensor).
+    """
+    path = Path(path)
+    if path.is_dir() or path.name.endswith(INDEX_SUFFIX):
+        return _read_directory(path, options)
+    record = _read_record(path)
+    if record is not None and options.verify:
+        # Before unpickling: scalars in the pickle (learning rate, step, RNG state)
+        # are not covered by the tensor checksums.
+        _verify_pickle(path, record.get("pickle_digest"))
+    obj = load_pickle(path, options.trust_pickle)
+    ckpt = checkpoint_from_object(obj, str(path))
+    if record is not None:
+        ckpt.metadata.update(record.get("metadata", {}))
+        ckpt.aliases.update({a: t for a, t in record.get("aliases", {}).items() if a in ckpt.tensors})
+        if options.verify:
+            _verify(ckpt, record.get("checksums", {}), path)
+        ckpt.checksummed = True
+    return ckpt
+
+
+def _read_directory(path: Path, options: ReadOptions) -> Checkpoint:
+    """A directory with one torch file, or Hugging Face shards (``pytorch_model.bin.index.json``).
+
+    Raises:
+        FormatError: no torch file, several without an index, or a missing shard.
+    """
+    if path.is_dir():
+        indexes = sorted(p for p in path.iterdir() if p.name.endswith(INDEX_SUFFIX)
+                         and Path(p.name[: -len(INDEX_SUFFIX)]).suffix.lower() in TORCH_SUFFIXES)
+        if not indexes:
+            files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in TORCH_SUFFIXES)
+            if len(files) != 1:
+                found = ", ".join(p.name for p in files) or "none"
+                raise FormatError(f"{path}: expected one torch checkpoint file (found: {found})")
+            return read(files[0], options)
+        if len(indexes) > 1:
+            raise FormatError(f"{path}: several index files ({', '.join(p.name for p in indexes)})")
+        path = indexes[0]
+    try:
+        weight_map = json.loads(path.read_text())["weight_map"]
+        shards = list(dict.fromkeys(weight_map.values()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise FormatError(f"{path}: not a valid checkpoint index ({type(exc).__name__}: {exc})") from None
+    merged: dict[str, Any] = {}
+    for shard in shards:
+        if not (path.parent / shard).is_file():
+            raise FormatError(f"{path}: index names shard {shard!r}, which is missing")
+        part = load_pickle(path.parent / shard, options.trust_pickle)
+        if not isinstance(part, dict):
+            raise FormatError(f"{path.parent / shard}: holds a {type(part).__name__}, not a state_dict")
+        merged.update(part)
+    missing = [name for name in weight_map if name not in merged]
+    if missing:
+        raise FormatError(f"{path}: index lists tensor {missing[0]!r}, which no shard holds")
+    return checkpoint_from_object(merged, str(path))
+
+
+def write(ckpt: Checkpoint, path: str | Path, options: WriteOptions = WriteOptions()) -> None:
+    """Write a ``Checkpoint`` with ``torch.save`` in its original layout, plus checksums."""
+    path = Path(path)
+    obj = object_from_checkpoint(ckpt)
+    with open(path, "wb") as f:
+        try:
+            torch.save(obj, f)
+        except RuntimeError as exc:
+            # torch wraps the OSError of a failed write (disk full) in a RuntimeError.
+            if isinstance(exc.__context__, OSError):
+                raise exc.__context__ from None
+            raise WriteError(f"{path}: torch.save failed ({first_line(exc)})") from None
+    record = {
+        "version": 1,
+        "algorithm": integrity.ALGORITHM,
+        "pickle_digest": integrity.digest([_pickle_bytes(path)]),
+        "checksums": _checksums(ckpt),
+        "aliases": ckpt.aliases,
+        "metadata": ckpt.metadata,
+    }
+    with zipfile.ZipFile(path, "a") as z:
+        prefix = z.namelist()[0].split("/")[0]
+        # A fixed timestamp keeps the file byte-for-byte reproducible.
+        info = zipfile.ZipInfo(f"{prefix}/{RECORD}", date_time=(1980, 1, 1, 0, 0, 0))
+        z.writestr(info, json.dumps(record))
+
+
+def checkpoint_from_object(obj: Any, where: str = "checkpoint") -> Checkpoint:
+    """Turn what ``torch.load`` returned (or an in-memory dict) into a ``Checkpoint``.
+
+    Raises:
+        FormatError: the object holds values with no portable form.
+    """
+    if isinstance(obj, torch.nn.Module):  # a whole pickled model (only loads with trust_pickle)
+        obj = obj.state_dict()
+    layout = recognise(obj, lambda v: isinstance(v, torch.Tensor))
+    if not isinstance(obj, dict):
+        raise FormatError(f"{where}: holds a {type(obj).__name__}, not a state_dict or checkpoint dict")
+    weights_obj = ({k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+                   if layout.weights is None else obj[layout.weights])
+    tensors, aliases = _tensors_with_ties(weights_obj, where)
+    rest = {k: v for k, v in obj.items() if k != layout.weights} if layout.weights else {
+        k: v for k, v in obj.items() if not isinstance(v, torch.Tensor)}
+    training = _training_from(rest, layout, where)
+    if training is not None:
+        training.extra[KEY_ORDER] = list(obj)
+    return Checkpoint(tensors=tensors, aliases=aliases, training=training, layout=layout.name)
+
+
+def object_from_checkpoint(ckpt: Checkpoint) -> dict[str, Any]:
+    """Inverse of ``checkpoint_from_object``: the dict ``torch.save`` should write."""
+    weights: dict[str, torch.Tensor] = {}
+    for name, value in ckpt.tensors.items():
+        target = ckpt.aliases.get(name)
+        weights[name] = weights[target] if target in weights else to_torch(as_array(value))
+    layout = LAYOUTS.get(ckpt.layout, LAYOUTS["state_dict"])
+    if ckpt.training is None:
+        return weights if layout.weights is None else {layout.weights: weights}
+    ts = ckpt.training
+    out: dict[str, Any] = {} if layout.weights is None else {layout.weights: weights}
+    if layout.weights is None:
+        out.update(weights)
+    if ts.optimizer is not None and layout.optimizer:
+        opt = {"state": to_torch(ts.optimizer.state), "param_groups": to_torch(ts.optimizer.param_groups)}
+        out[layout.optimizer] = [opt] if layout.optimizer_is_list else opt
+    if ts.scheduler is not None and layout.scheduler:
+        sched = to_torch(ts.scheduler)
+        out[layout.scheduler] = [sched] if layout.optimizer_is_list else sched
+    renamed = ts.extra.get(RENAMED, {})
+    for key in ("epoch", "global_step", "loss", "data_position", "rng"):
+        value = getattr(ts, key)
+        if value is not None and not (key == "rng" and not value):
+            out[renamed.get(key, key)] = to_torch(value)
+    for key, value in ts.extra.items():
+        if key not in (RENAMED, NUMPY_ORIGIN, KEY_ORDER):
+            out[key] = to_torch(value)
+    order = [k for k in ts.extra.get(KEY_ORDER, []) if k in out]
+    out = {**{k: out[k] for k in order}, **out}
+    return restore_numpy(out, ts.extra.get(NUMPY_ORIGIN, []))
+
+
+def _tensors_with_ties(weights_obj: dict, where: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    tensors: dict[str, np.ndarray] = {}
+    aliases: dict[str, str] = {}
+    seen: dict[tuple, str] = {}
+    for name, value in weights_obj.items():
+        if not isinstance(value, torch.Tensor):
+            raise FormatError(f"{where}: state_dict entry {name!r} is a {type(value).__name__}, not a tensor")
+        key = (value.untyped_storage().data_ptr(), value.storage_offset(), tuple(value.shape),
+               tuple(value.stride()), value.dtype)
+        if value.numel() > 0 and key in seen:
+            aliases[name] = seen[key]
+            tensors[name] = tensors[seen[key]]
+            continue
+        seen[key] = name
+        tensors[name] = tensor_to_numpy(value, name)
+    return tensors, aliases
+
+
+def _training_from(rest: dict[str, Any], layout, where: str) -> TrainingState | None:
+    if not rest:
+        return None
+    ts = TrainingState()
+    origin = numpy_paths(rest, [])
+    if origin:
+        ts.extra[NUMPY_ORIGIN] = origin
+    for key, value in rest.items():
+        try:
+            neutral = to_neutral(value, key)
+        except FormatError as exc:
+            raise FormatError(f"{where}: {exc}") from None
+        if key == layout.optimizer:
+            if layout.optimizer_is_list:
+                if len(neutral) != 1:
+                    ts.extra[key] = neutral
+                    continue
+                neutral = neutral[0]
+            ts.optimizer = _optimizer_from(neutral, where)
+        elif key == layout.scheduler or (layout.name == "model-key" and key == "lr_scheduler"):
+            if layout.optimizer_is_list:
+                if len(neutral) != 1:
+                    ts.extra[key] = neutral
+                    continue
+                neutral = neutral[0]
+            ts.scheduler = neutral
+        elif key in SCALAR_FIELDS and getattr(ts, SCALAR_FIELDS[key]) in (None, {}):
+            setattr(ts, SCALAR_FIELDS[key], neutral)
+            if key != SCALAR_FIELDS[key]:
+                ts.extra.setdefault(RENAMED, {})[SCALAR_FIELDS[key]] = key
+        else:
+            ts.extra[key] = neutral
+    return ts
+
+
+def _optimizer_from(sd: Any, where: str) -> OptimizerState:
+    if not isinstance(sd, dict) or "param_groups" not in sd:
+        raise FormatError(f"{where}: optimizer state has no 'param_groups'")
+    state = sd.get("state", {})
+    groups = sd["param_groups"]
+    names: dict[int, str] = {}
+    for group in groups:
+        for pid, pname in zip(group.get("params", []), group.get("param_names", [])):
+            names[pid] = pname
+    kind = None
+    first = next(iter(state.values()), {})
+    if "exp_avg" in first and "exp_avg_sq" in first:
+        kind = "AdamW" if groups and groups[0].get("decoupled_weight_decay") else "Adam"
+    elif "momentum_buffer" in first:
+        kind = "SGD"
+    return OptimizerState(param_groups=groups, state=state, kind=kind, param_names=names)
+
+
+def _checksums(ckpt: Checkpoint) -> dict[str, str]:
+    sums = {name: integrity.tensor_digest(ckpt.tensors[name]) for name in ckpt.canonical_names()}
+    if ckpt.training is not None:
+        _, arrays = pack_training(ckpt.training)
+        sums.update({name: integrity.tensor_digest(a) for name, a in arrays.items()})
+    return sums
+
+
+def _verify(ckpt: Checkpoint, sums: dict[str, str], path: Path) -> None:
+    arrays = dict(ckpt.tensors)
+    if ckpt.training is not None:
+        arrays.update(pack_training(ckpt.training)[1])
+    for name, expected in sums.items():
+        if name not in arrays:
+            raise IntegrityError(f"{path}: tensor {name!r} is recorded in its checksums but missing")
+        got = integrity.tensor_digest(arrays[name])
+        if got != expected:
+            raise IntegrityError(f"{path}: checksum mismatch for tensor {name!r}: the data is corrupt")
+
+
+def _pickle_bytes(path: Path) -> bytes:
+    """The ``data.pkl`` record of a torch zip archive (zipfile checks its CRC-32)."""
+    with zipfile.ZipFile(path) as z:
+        name = next(n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl")
+        return z.read(name)
+
+
+def _verify_pickle(path: Path, expected: str | None) -> None:
+    """Raise if the pickled structure changed since it was written.
+
+    Raises:
+        IntegrityError: the digest differs, or the record fails its CRC-32.
+    """
+    if expected is None:
+        return
+    try:
+        got = integrity.digest([_pickle_bytes(path)])
+    except (zipfile.BadZipFile, StopIteration, OSError) as exc:
+        raise IntegrityError(f"{path}: the pickled structure is damaged ({exc})") from None
+    if got != expected:
+        raise IntegrityError(f"{path}: the pickled structure (training state, hyperparameters, "
+                             "tensor layout) does not match its checksum: the file is corrupt")
+
+
+def _read_record(path: Path) -> dict | None:
+    if not zipfile.is_zipfile(path):
+        return None
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                if info.filename.endswith("/" + RECORD):
+                    return json.loads(z.read(info))
+    except (zipfile.BadZipFile, json.JSONDecodeError, OSError) as exc:
+        raise FormatError(f"{path}: unreadable {RECORD} record ({exc})") from None
+    return None

@@ -1,0 +1,183 @@
+"""Convert a checkpoint from one format to another, atomically."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from portability.core.atomic import atomic_output, check_destination
+from portability.core.checkpoint import Checkpoint
+from portability.errors import FormatError, UsageError
+from portability.core.formats import (FORMATS, ReadOptions, WriteOptions, detect, format_from_name,
+                                 load_adapter, spec_for)
+from portability.core.model_spec import parse_model_spec
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?I?B?)\s*$", re.IGNORECASE)
+# Extensions many tools use for any binary checkpoint; --to may override them.
+GENERIC_SUFFIXES = (".bin", ".ckpt")
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40,
+          "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+
+
+def parse_size(text: str) -> int:
+    """Parse ``"500MB"``, ``"2GiB"``, ``"1048576"`` into bytes.
+
+    Raises:
+        UsageError: not a size.
+    """
+    match = _SIZE.match(text)
+    unit = match.group(2).upper() if match else None
+    if not match or unit not in _UNITS:
+        raise UsageError(f"cannot read {text!r} as a size (examples: 500MB, 2GiB, 1048576)")
+    size = int(float(match.group(1)) * _UNITS[unit])
+    if size <= 0:
+        raise UsageError(f"size {text!r} must be positive")
+    return size
+
+
+@dataclass
+class ConvertResult:
+    """What a conversion did."""
+
+    source: Path
+    source_format: str
+    destination: Path
+    destination_format: str
+    tensors: int
+    training_state: bool
+    training_state_written: bool = True
+
+    def describe(self) -> str:
+        """One line saying what was written, and whether the training state travelled."""
+        if not self.training_state:
+            training = ""
+        elif self.training_state_written:
+            training = " with training state"
+        else:
+            training = f"; training state not stored in {self.destination_format}"
+        return (f"wrote {self.destination} ({self.destination_format}, {self.tensors} tensors{training}) "
+                f"from {self.source} ({self.source_format})")
+
+
+def read_checkpoint(path: str | Path, fmt: str | None = None,
+                    options: ReadOptions | None = None) -> tuple[Checkpoint, str]:
+    """Read any supported checkpoint; returns it and its format name."""
+    fmt = fmt or detect(path)
+    adapter = load_adapter(fmt)
+    return adapter.read(Path(path), options or ReadOptions()), fmt
+
+
+def destination_format(dst: Path, to: str | None, shard_size: int | str | None = None) -> str:
+    """The format to write: ``to`` if given, else implied by the destination's name.
+
+    ``to`` overrides a generic extension (``.bin``, ``.ckpt``), but not one that
+    names another format (``x.onnx --to safetensors`` would write a file that
+    every reader, this one included, takes for ONNX).
+
+    A destination without an extension and a shard size means a sharded
+    safetensors directory.
+
+    Raises:
+        UsageError: neither tells, the name contradicts ``to``, or the name is an
+            index file rather than a directory.
+    """
+    if to:
+        spec_for(to)
+        fmt = to
+        named = format_from_name(dst)
+        if named not in (None, to) and dst.suffix.lower() not in GENERIC_SUFFIXES:
+            raise UsageError(f"{dst}: the name says {named} but --to says {to}; give the "
+                             f"destination a name that fits {to}")
+    else:
+        fmt = format_from_name(dst)
+        if fmt is None and dst.is_dir():
+            try:
+                fmt = detect(dst)
+            except FormatError:  # an existing directory without a checkpoint tells nothing
+                fmt = None
+        if fmt is None and shard_size is not None and not dst.suffix:
+            fmt = "safetensors"
+    if dst.name.endswith(".index.json"):
+        raise UsageError(f"{dst}: write sharded checkpoints to a directory; the index file "
+                         "is created inside it")
+    if fmt is None:
+        raise UsageError(f"cannot tell the format of {dst} from its name; pass --to "
+                         "(torch, safetensors, onnx, tf-savedmodel)")
+    return fmt
+
+
+def convert(src: str | Path, dst: str | Path, *, to: str | None = None, source_format: str | None = None,
+            shard_size: int | str | None = None, overwrite: bool = False, trust_pickle: bool = False,
+            model: str | None = None, opset: int | None = None,
+            inputs: str | Path | None = None) -> ConvertResult:
+    """Convert ``src`` to ``dst``. Nothing appears under ``dst`` unless it completes.
+
+    ``inputs`` (an ``.npz``) gives graph exports their example inputs.
+
+    Raises:
+        UsageError: bad options, or ``dst`` exists without ``overwrite``.
+        FormatError, IntegrityError, UnsafeCheckpointError: bad input.
+        WriteError: writing failed part-way (e.g. disk full); nothing is left.
+    """
+    src, dst = Path(src), Path(dst)
+    if src.resolve() == dst.resolve():
+        raise UsageError(f"{dst}: source and destination are the same")
+    src_fmt = source_format or detect(src)
+    dst_fmt = destination_format(dst, to, shard_size)
+    check_destination(dst, overwrite)
+    if overwrite and dst.is_dir():
+        check_replaceable_directory(src, dst)
+    if isinstance(shard_size, str):
+        shard_size = parse_size(shard_size)
+    if shard_size is not None and dst_fmt != "safetensors":
+        raise UsageError(f"--shard-size applies to safetensors output, not {dst_fmt}")
+    check_graph_options(dst_fmt, model, opset, inputs)
+    ckpt, _ = read_checkpoint(src, src_fmt, ReadOptions(trust_pickle=trust_pickle))
+    writer = load_adapter(dst_fmt)
+    options = WriteOptions(shard_size=shard_size, model=model, opset=opset,
+                           extra={"inputs": str(inputs)} if inputs else {})
+    with atomic_output(dst, overwrite=overwrite) as tmp:
+        writer.write(ckpt, tmp, options)
+    return ConvertResult(src, src_fmt, dst, dst_fmt, len(ckpt.tensors), ckpt.training is not None,
+                         spec_for(dst_fmt).keeps_training_state)
+
+
+def check_replaceable_directory(src: Path, dst: Path) -> None:
+    """Refuse to replace a directory that is not a checkpoint, or that holds the source.
+
+    ``--overwrite`` replaces the whole destination; a directory of other files
+    (or the working directory) must never be swept away with it.
+
+    Raises:
+        UsageError: ``dst`` holds no checkpoint, or ``src`` lies inside it.
+    """
+    if dst.resolve() in src.resolve().parents:
+        raise UsageError(f"{dst}: holds the source {src}; --overwrite would delete it (pick another destination)")
+    try:
+        detect(dst)
+    except FormatError:
+        raise UsageError(f"{dst}: an existing directory that holds no checkpoint; --overwrite only "
+                         "replaces checkpoints (remove it yourself or pick another destination)") from None
+
+
+def check_graph_options(dst_fmt: str, model: str | None, opset: int | None,
+                        inputs: str | Path | None) -> None:
+    """Check the graph-export options before anything is read.
+
+    Raises:
+        UsageError: an option given for a format that does not store a graph,
+            a malformed model spec, an opset below 1, or a missing inputs file.
+    """
+    given = [flag for flag, value in (("--model", model), ("--opset", opset), ("--inputs", inputs))
+             if value is not None]
+    if given and not spec_for(dst_fmt).stores_graph:
+        graph = ", ".join(name for name, spec in FORMATS.items() if spec.stores_graph)
+        raise UsageError(f"{', '.join(given)}: only for formats that store a graph ({graph}), not {dst_fmt}")
+    if model is not None:
+        parse_model_spec(model)
+    if opset is not None and opset < 1:
+        raise UsageError(f"--opset {opset}: an ONNX opset is a positive integer (e.g. 18)")
+    if inputs is not None and not Path(inputs).is_file():
+        raise UsageError(f"{inputs}: --inputs file not found (an .npz of arrays named after the model's inputs)")

@@ -1,0 +1,87 @@
+"""What ``portability inspect`` reports about a checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from portability.core.checkpoint import Checkpoint
+from portability.core.conversion import read_checkpoint
+from portability.core.dtypes import dtype_name
+from portability.errors import IntegrityError
+from portability.core.formats import ReadOptions
+from portability.core.tensors import iter_bytes
+
+
+def inspect_checkpoint(path: str | Path, *, trust_pickle: bool = False, fmt: str | None = None) -> dict[str, Any]:
+    """Describe a checkpoint and verify its integrity.
+
+    Returns:
+        A JSON-able dict: ``path``, ``format``, ``layout``, ``tensors`` (name,
+        dtype, shape, bytes, alias_of), ``parameters``, ``total_bytes``,
+        ``training_state`` and ``integrity`` (``status`` is ``ok``,
+        ``no-checksums`` or ``failed``, with a ``message``).
+
+    Raises:
+        FormatError, UnsafeCheckpointError: the file cannot be read at all.
+    """
+    try:
+        ckpt, fmt = read_checkpoint(path, fmt, ReadOptions(trust_pickle=trust_pickle))
+        integrity = _verify_all(ckpt)
+    except IntegrityError as exc:
+        return {"path": str(path), "format": fmt, "integrity": {"status": "failed", "message": str(exc)}}
+    tensors = [
+        {"name": name, "dtype": dtype_name(t.dtype), "shape": list(t.shape), "bytes": int(t.nbytes),
+         "alias_of": ckpt.aliases.get(name)}
+        for name, t in ckpt.tensors.items()
+    ]
+    return {
+        "path": str(path),
+        "format": fmt,
+        "layout": ckpt.layout,
+        "tensors": tensors,
+        "parameters": ckpt.parameter_count(),
+        "total_bytes": sum(int(ckpt.tensors[n].nbytes) for n in ckpt.canonical_names()),
+        "metadata": ckpt.metadata,
+        "training_state": _training_summary(ckpt),
+        "integrity": integrity,
+    }
+
+
+def _verify_all(ckpt: Checkpoint) -> dict[str, Any]:
+    """Read every tensor's bytes so lazy checksums are checked."""
+    for name in ckpt.canonical_names():
+        for _ in iter_bytes(ckpt.tensors[name]):
+            pass
+    if ckpt.checksummed:
+        return {"status": "ok", "message": f"{len(ckpt.canonical_names())} tensors match their checksums"}
+    return {"status": "no-checksums", "message": "structure is valid; the file records no checksums"}
+
+
+def _training_summary(ckpt: Checkpoint) -> dict[str, Any]:
+    ts = ckpt.training
+    if ts is None:
+        return {"present": False}
+    opt = ts.optimizer
+    return {
+        "present": True,
+        "optimizer": None if opt is None else {
+            "kind": opt.kind,
+            "param_groups": len(opt.param_groups),
+            "parameters_with_state": len(opt.state),
+        },
+        "scheduler": ts.scheduler is not None,
+        "epoch": ts.epoch,
+        "global_step": ts.global_step,
+        "loss": _scalar(ts.loss),
+        "rng": sorted(ts.rng),
+        "data_position": ts.data_position,
+        "extra_keys": sorted(k for k in ts.extra if not k.startswith("__")),
+    }
+
+
+def _scalar(value: Any) -> Any:
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,1 @@
+"""portability/faults"""

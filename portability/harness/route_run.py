@@ -1,0 +1,302 @@
+"""Run one route (or one comparison) and judge it. Runs inside a worker process.
+
+A route converts the reference checkpoint step by step through its formats,
+reads the final artifact back for weight fidelity, runs it in its own runtime
+on the input batch for output drift, and scores it with the task metric for
+recoverability. Everything is judged against the tolerance policy.
+
+Verdicts: ``pass``; ``fail`` when the artifact is broken or a conversion step
+refuses (the reason names the step); ``skipped`` when the route cannot apply
+(a format's framework is missing, a graph format without a model spec);
+``error`` when the check itself broke (an internal error, a crashed or
+hung worker; see ``portability.harness.workers``).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from portability.core.checkpoint import Checkpoint
+from portability.harness.drift import Tolerance, compare_outputs
+from portability.errors import MissingDependencyError, PortabilityError
+from portability.core.formats import ReadOptions, WriteOptions, load_adapter
+from portability.harness.evaluate import (Loaded, Subject, aligned, evaluation_inputs, fixture_of, load_artifact,
+                                      load_inputs)
+from portability.harness.recoverability import judge_recoverability
+from portability.reports.check_report import RouteResult
+from portability.harness.weights import compare_weights
+
+GRAPH_FORMATS = ("onnx", "tf-savedmodel")
+_EXT = {"torch": ".pt", "safetensors": ".safetensors", "onnx": ".onnx", "tf-savedmodel": ""}
+
+
+@dataclass
+class RouteJob:
+    """One unit of work for a worker.
+
+    Attributes:
+        subject: what is checked.
+        route: formats in order; ``route[0]`` is the source format.
+        tolerance: the policy for this route (overrides already merged).
+        workdir: where artifacts are written (one subfolder per job).
+        candidate: for ``compare``: the candidate artifact and its format.
+        candidate_model: for ``compare``: model spec of the candidate, if it differs.
+    """
+
+    subject: Subject
+    route: tuple[str, ...]
+    tolerance: Tolerance = field(default_factory=Tolerance)
+    workdir: str = ""
+    candidate: tuple[str, str] | None = None
+    candidate_model: str | None = None
+
+    @property
+    def name(self) -> str:
+        return "->".join(self.route)
+
+
+class _Skip(Exception):
+    """The route cannot apply; the message says why."""
+
+
+@dataclass
+class _Reference:
+    ckpt: Checkpoint
+    path: Path
+    inputs: dict[str, np.ndarray]
+    input_names: list[str]
+    outputs: dict[str, np.ndarray] | None
+    metric: float | None
+
+
+_REFERENCES: dict[tuple, _Reference] = {}
+# (reference key, route prefix) -> (artifact, checkpoint read back), shared within a bundle
+_STEPS: dict[tuple, tuple[Path, Checkpoint]] = {}
+
+
+def _ref_key(job: RouteJob) -> tuple:
+    s = job.subject
+    return (s.label, s.model, s.inputs, s.checkpoint, s.fixture, job.route[0], job.workdir)
+
+
+def run_bundle(jobs: list[RouteJob]) -> list[RouteResult]:
+    """Run routes that share their first conversion (``torch->onnx`` and
+    ``torch->onnx->torch``), converting the shared prefix once.
+
+    Returns:
+        One ``RouteResult`` per job, in order.
+    """
+    _STEPS.clear()
+    try:
+        return [run_job(job) for job in jobs]
+    finally:
+        _STEPS.clear()
+
+
+def source_format(subject: Subject) -> str:
+    """The format a subject starts in: its file's format, or its fixture's framework's."""
+    if subject.checkpoint:
+        from portability.core.formats import detect
+
+        return detect(subject.checkpoint)
+    fixture = fixture_of(subject)
+    return "tf-savedmodel" if getattr(fixture, "framework", "torch") == "tensorflow" else "torch"
+
+
+def write_options(subject: Subject) -> WriteOptions:
+    """Options for every write of a route: the model spec and, for graph exports,
+    the user's inputs as example inputs."""
+    extra = {"inputs": subject.inputs} if subject.inputs else {}
+    return WriteOptions(model=subject.model, extra=extra)
+
+
+def applicability(route: tuple[str, ...], subject: Subject) -> str | None:
+    """Why a route cannot apply, or None. Imports each format's adapter (in the worker)."""
+    for fmt in dict.fromkeys(route):
+        try:
+            load_adapter(fmt)
+        except (MissingDependencyError, ImportError) as exc:
+            return f"format {fmt!r} not available: {exc}"
+        missing = [f for f in ("read", "write") if not hasattr(load_adapter(fmt), f)]
+        if missing:
+            return f"format {fmt!r} not available: its adapter has no {' or '.join(missing)}()"
+    graph = [f for f in route[1:] if f in GRAPH_FORMATS]
+    if graph and not subject.model:
+        return f"writing {graph[0]!r} needs a model spec (--model SPEC)"
+    fixture = fixture_of(subject)
+    if "onnx" in graph and getattr(fixture, "framework", "torch") == "tensorflow":
+        return (f"writing 'onnx' from the TensorFlow fixture {fixture.name!r} needs a TensorFlow->ONNX "
+                "exporter; this project's ONNX writer exports PyTorch models only")
+    return None
+
+
+def _write(fmt: str, ckpt: Checkpoint, dst: Path, subject: Subject) -> None:
+    """Write one step. A TensorFlow fixture's SavedModel is written the way Keras
+    users write one: its weights loaded into the Keras model, then ``export``."""
+    fixture = fixture_of(subject)
+    if fmt == "tf-savedmodel" and getattr(fixture, "framework", "torch") == "tensorflow":
+        fixture.load(ckpt).export(str(dst), verbose=False)
+    else:
+        load_adapter(fmt).write(ckpt, dst, write_options(subject))
+
+
+def run_job(job: RouteJob) -> RouteResult:
+    """Run one job and return its verdict; never raises for a bad artifact."""
+    start = time.perf_counter()
+    timings: dict[str, float] = {}
+    result = RouteResult(job.subject.label, list(job.route), "error", timings=timings)
+    try:
+        t0 = time.perf_counter()
+        why = applicability(job.route, job.subject) if job.candidate is None else None
+        timings["import"] = time.perf_counter() - t0
+        if why:
+            raise _Skip(why)
+        if job.candidate is not None:
+            _compare(job, result, timings)
+        else:
+            _route(job, result, timings)
+    except _Skip as exc:
+        result.status, result.reason = "skipped", str(exc)
+    except PortabilityError as exc:
+        result.status, result.reason = "fail", str(exc)
+    except Exception as exc:  # the check broke, not the artifact
+        result.status, result.reason = "error", f"internal error: {type(exc).__name__}: {exc}"
+    timings["total"] = time.perf_counter() - start
+    return result
+
+
+def _reference(job: RouteJob, timings: dict[str, float]) -> _Reference:
+    """Reference checkpoint, source artifact, inputs, outputs and metric (cached per process)."""
+    subject = job.subject
+    key = _ref_key(job)
+    if key in _REFERENCES:
+        return _REFERENCES[key]
+    fmt = job.route[0]
+    t0 = time.perf_counter()
+    if subject.checkpoint:
+        path = Path(subject.checkpoint)
+        ckpt = load_adapter(fmt).read(path, ReadOptions(trust_pickle=subject.trust_pickle))
+    else:
+        fixture = fixture_of(subject)
+        ckpt = fixture.pretrained()
+        path = Path(tempfile.mkdtemp(prefix="reference-", dir=job.workdir)) / f"reference{_EXT[fmt]}"
+        _write(fmt, ckpt, path, subject)
+    timings["convert"] = timings.get("convert", 0.0) + time.perf_counter() - t0
+    outputs = metric = None
+    inputs: dict[str, np.ndarray] = {}
+    names: list[str] = []
+    if subject.model or fmt in GRAPH_FORMATS:
+        inputs = load_inputs(subject)
+        names = evaluation_inputs(subject, inputs)
+        fixture = fixture_of(subject)
+        if fixture is not None and fixture.framework == "tensorflow":  # the eager Keras model is the reference
+            t0 = time.perf_counter()
+            loaded = Loaded(fixture.predictor(fixture.load(ckpt)), time.perf_counter() - t0)
+        else:
+            loaded = load_artifact(path, fmt, subject, subject.model, names)
+        outputs, metric = _evaluate(loaded, subject, inputs, timings)
+    ref = _Reference(ckpt, path, inputs, names, outputs, metric)
+    _REFERENCES[key] = ref
+    return ref
+
+
+def _evaluate(loaded: Loaded, subject: Subject, inputs: dict[str, np.ndarray],
+              timings: dict[str, float]) -> tuple[dict[str, np.ndarray], float | None]:
+    timings["session"] = timings.get("session", 0.0) + loaded.session_s
+    try:
+        t0 = time.perf_counter()
+        outputs = loaded.predict(inputs)
+        timings["inference"] = timings.get("inference", 0.0) + time.perf_counter() - t0
+        t0 = time.perf_counter()
+        metric = _metric(subject, loaded.predict)
+        timings["metric"] = timings.get("metric", 0.0) + time.perf_counter() - t0
+    finally:
+        loaded.close()
+    return outputs, metric
+
+
+def _metric(subject: Subject, predict) -> float | None:
+    if subject.metric is not None:
+        return float(subject.metric(predict))
+    fixture = fixture_of(subject)
+    return None if fixture is None else float(fixture.evaluate_outputs(predict))
+
+
+def _metric_meta(subject: Subject) -> tuple[str, bool]:
+    fixture = fixture_of(subject)
+    if subject.metric is None and fixture is not None:
+        return fixture.metric, fixture.higher_is_better
+    return subject.metric_name, subject.higher_is_better
+
+
+def _route(job: RouteJob, result: RouteResult, timings: dict[str, float]) -> None:
+    ref = _reference(job, timings)
+    workdir = Path(tempfile.mkdtemp(prefix=job.name.replace("->", "-") + "-", dir=job.workdir))
+    path, ckpt = ref.path, ref.ckpt
+    t0 = time.perf_counter()
+    for step, fmt in enumerate(job.route[1:], start=1):
+        prefix = (_ref_key(job), job.route[:step + 1])
+        if prefix in _STEPS:
+            path, ckpt = _STEPS[prefix]
+            result.notes.append(f"reused the {'->'.join(job.route[:step + 1])} conversion of the previous route")
+            continue
+        dst = workdir / f"step{step}-{fmt}{_EXT[fmt]}"
+        adapter = load_adapter(fmt)
+        try:
+            _write(fmt, ckpt, dst, job.subject)
+            ckpt = adapter.read(dst, ReadOptions(trust_pickle=True))
+        except PortabilityError as exc:
+            raise type(exc)(f"{job.route[step - 1]}->{fmt}: {exc}") from None
+        path = dst
+        _STEPS[prefix] = (path, ckpt)
+    timings["convert"] = timings.get("convert", 0.0) + time.perf_counter() - t0
+    _judge(job, result, ref, path, job.route[-1], ckpt, job.subject.model, timings)
+
+
+def _compare(job: RouteJob, result: RouteResult, timings: dict[str, float]) -> None:
+    ref = _reference(job, timings)
+    cand_path, cand_fmt = Path(job.candidate[0]), job.candidate[1]
+    try:
+        ckpt = load_adapter(cand_fmt).read(cand_path, ReadOptions(trust_pickle=job.subject.trust_pickle))
+    except PortabilityError as exc:
+        ckpt = None
+        result.notes.append(f"weights not compared: {exc}")
+    _judge(job, result, ref, cand_path, cand_fmt, ckpt, job.candidate_model or job.subject.model, timings)
+
+
+def _judge(job: RouteJob, result: RouteResult, ref: _Reference, path: Path, fmt: str,
+           ckpt: Checkpoint | None, model: str | None, timings: dict[str, float]) -> None:
+    tol = job.tolerance
+    reasons: list[str] = []
+    if ckpt is not None:
+        result.weights = compare_weights(ref.ckpt, ckpt, tol.weights_atol)
+        if not result.weights:
+            reasons.append(result.weights.reason)
+    if ref.outputs is None:
+        result.notes.append("outputs not compared: no model spec (pass --model SPEC)")
+    else:
+        try:
+            loaded = load_artifact(path, fmt, job.subject, model, ref.input_names)
+            loaded.predict = aligned(loaded.predict, list(ref.outputs), result.notes)
+            outputs, metric = _evaluate(loaded, job.subject, ref.inputs, timings)
+        except PortabilityError as exc:
+            result.status, result.reason = "fail", "; ".join([f"{fmt} artifact cannot run: {exc}"] + reasons)
+            return
+        result.outputs = compare_outputs(ref.outputs, outputs, tol, ref.inputs)
+        reasons.extend(o.reason for o in result.outputs if not o)
+        if ref.metric is not None and metric is not None:
+            name, higher = _metric_meta(job.subject)
+            result.recoverability = judge_recoverability(name, higher, ref.metric, metric,
+                                                         tol.min_recoverability)
+            rec = result.recoverability
+            if not rec:
+                reasons.append(f"recoverability R={rec.value if rec.value is None else round(rec.value, 4)} "
+                               f"< {rec.minimum} ({rec.metric} {rec.converted:.4g} vs reference "
+                               f"{rec.reference:.4g})")
+    result.status = "fail" if reasons else "pass"
+    result.reason = "; ".join(reasons)

@@ -1,0 +1,224 @@
+"""Run jobs in separate worker processes, in parallel, surviving crashes.
+
+Each worker is a fresh Python process (``python -c``, not a fork) that runs jobs one after
+another, so a framework imported for one route is reused by the next. A
+worker that dies (segfault, out-of-memory kill) or runs past the timeout
+costs only the job it was running: that job gets a ``WorkerFailure`` naming
+the signal or the timeout, the worker is replaced, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+DEFAULT_TIMEOUT_S = 600.0
+_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+                "TF_NUM_INTEROP_THREADS")
+
+
+@dataclass
+class WorkerFailure:
+    """A job whose worker crashed or hung; ``reason`` says which and how."""
+
+    reason: str
+
+
+def default_workers(jobs: int) -> int:
+    """As many workers as cores (this process may use), never more than jobs."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, jobs))
+
+
+def serve() -> None:
+    """Worker process main loop: read ``(index, job)`` frames from stdin, answer on stdout.
+
+    The first frame is the function to run. Anything the frameworks print goes
+    to stderr, so it cannot corrupt the channel.
+    """
+    inbox = Connection(os.dup(0), writable=False)
+    outbox = Connection(os.dup(1), readable=False)
+    os.dup2(2, 1)
+    fn = inbox.recv()
+    while True:
+        try:
+            message = inbox.recv()
+        except EOFError:
+            return
+        if message is None:
+            return
+        index, job = message
+        try:
+            result = fn(job)
+        except BaseException as exc:  # reported as the job's failure, the worker lives on
+            result = WorkerFailure(f"worker raised {type(exc).__name__}: {exc}")
+        try:
+            outbox.send((index, result))
+        except Exception as exc:  # an unpicklable result
+            outbox.send((index, WorkerFailure(f"result could not be sent back: {type(exc).__name__}: {exc}")))
+
+
+class _Worker:
+    """A ``python -c serve()`` child. Launched afresh (not forked, and without
+    re-running the caller's ``__main__``), with the caller's ``sys.path``."""
+
+    def __init__(self, fn, threads: int | None) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        if threads:
+            for var in _THREAD_VARS:
+                env.setdefault(var, str(threads))
+        self.log = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "from portability.harness.workers import serve; serve()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, env=env)
+        self.outbox = Connection(os.dup(self.process.stdin.fileno()), readable=False)
+        self.conn = Connection(os.dup(self.process.stdout.fileno()), writable=False)
+        self.process.stdin.close()
+        self.process.stdout.close()
+        self.outbox.send(fn)
+        self.index: int | None = None
+        self.started = 0.0
+
+    def assign(self, index: int, job: Any) -> None:
+        self.index, self.started = index, time.monotonic()
+        self.outbox.send((index, job))
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, kill: bool = False) -> None:
+        if kill and self.alive():
+            self.process.kill()
+        else:
+            try:
+                self.outbox.send(None)
+            except (OSError, ValueError):
+                pass
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.outbox.close()
+        self.conn.close()
+        self.log.close()
+
+    def last_words(self) -> str:
+        """The last line the worker wrote to stderr (framework noise is kept out of the terminal)."""
+        self.log.flush()
+        self.log.seek(0, os.SEEK_END)
+        size = self.log.tell()
+        self.log.seek(max(0, size - 4096))
+        lines = [ln.strip() for ln in self.log.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+        return lines[-1][:300] if lines else ""
+
+
+def describe_exit(exitcode: int | None) -> str:
+    """Say how a worker ended, from its exit code (negative: killed by a signal)."""
+    if exitcode is None:
+        return "worker vanished"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hint = " (out of memory?)" if name == "SIGKILL" else ""
+        return f"worker crashed: killed by {name}{hint}"
+    return f"worker exited with status {exitcode}"
+
+
+def run_parallel(fn: Callable[[Any], Any], jobs: Sequence[Any], *, workers: int | None = None,
+                 timeout_s: float | None = DEFAULT_TIMEOUT_S,
+                 on_start: Callable[[int], None] | None = None,
+                 on_done: Callable[[int, Any], None] | None = None) -> list[Any]:
+    """Run ``fn(job)`` for every job in worker processes.
+
+    Args:
+        fn: a module-level function (it is pickled by reference).
+        jobs: picklable job objects.
+        workers: process count (default: the cores, at most the job count);
+            0 runs in this process, without isolation.
+        timeout_s: per job; a job past it has its worker killed.
+        on_start / on_done: progress callbacks, by job index.
+
+    Returns:
+        Per job, in order: ``fn``'s result, or a ``WorkerFailure``.
+    """
+    results: list[Any] = [None] * len(jobs)
+    if workers == 0:
+        for i, job in enumerate(jobs):
+            on_start and on_start(i)
+            results[i] = fn(job)
+            on_done and on_done(i, results[i])
+        return results
+    count = workers or default_workers(len(jobs))
+    threads = max(1, default_workers(1 << 16) // count)
+    pending = list(range(len(jobs)))
+    pool: list[_Worker] = []
+    try:
+        while pending or any(w.index is not None for w in pool):
+            while pending and len(pool) < count:
+                pool.append(_Worker(fn, threads))
+            for w in pool:
+                if w.index is None and pending:
+                    i = pending.pop(0)
+                    on_start and on_start(i)
+                    w.assign(i, jobs[i])
+            busy = [w for w in pool if w.index is not None]
+            deadline = None if timeout_s is None else min(w.started for w in busy) + timeout_s
+            wait_s = None if deadline is None else max(0.0, deadline - time.monotonic())
+            wait([w.conn for w in busy], timeout=wait_s)
+            for w in list(busy):
+                outcome = _poll(w, timeout_s)
+                if outcome is None:
+                    continue
+                index, value, alive = outcome
+                results[index] = value
+                w.index = None
+                on_done and on_done(index, value)
+                if not alive:
+                    w.stop(kill=True)
+                    pool.remove(w)
+    finally:
+        for w in pool:
+            w.stop(kill=w.index is not None)
+    return results
+
+
+def _poll(w: _Worker, timeout_s: float | None) -> tuple[int, Any, bool] | None:
+    """(index, result, worker still usable) if the worker's job ended, else None."""
+    index = w.index
+    if w.conn.poll():
+        try:
+            got_index, value = w.conn.recv()
+            return got_index, value, True
+        except (EOFError, OSError):
+            pass
+        if w.alive():  # the channel closed but the process lingers: wait for its exit
+            try:
+                w.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+    if not w.alive() or w.conn.closed:
+        try:
+            code = w.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            w.process.kill()
+            code = w.process.wait()
+        words = w.last_words()
+        return index, WorkerFailure(describe_exit(code) + (f"; last output: {words}" if words else "")), False
+    if timeout_s is not None and time.monotonic() - w.started > timeout_s:
+        return index, WorkerFailure(f"timed out after {timeout_s:g} s (worker killed)"), False
+    return None

@@ -1,0 +1,172 @@
+"""Check results: one ``RouteResult`` per route, gathered in a ``Report``.
+
+Both are truthy when they passed (Polygraphy's ``AccuracyResult`` convention)
+and serialise to JSON and back, so reports from different machines compare.
+The JSON layout is versioned (``SCHEMA_VERSION``) and described by
+``portability/schemas/report.schema.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from portability.harness.drift import OutputDrift, Tolerance
+from portability.harness.recoverability import Recoverability
+from portability.harness.weights import WeightReport
+
+SCHEMA_VERSION = "1.0"
+STATUSES = ("pass", "fail", "skipped", "error")
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "report.schema.json"
+
+
+@dataclass
+class RouteResult:
+    """The verdict on one route of one checkpoint.
+
+    Attributes:
+        subject: what was checked (``fixture:mlp`` or a checkpoint path).
+        route: format names in order, e.g. ``["torch", "onnx", "torch"]``.
+        status: ``pass``, ``fail``, ``skipped`` or ``error``.
+        reason: why it did not pass (one line; empty on pass).
+        weights: weight fidelity, or None when not compared.
+        outputs: drift per output (empty when outputs were not compared).
+        recoverability: task-metric verdict, or None when no metric applies.
+        timings: seconds spent per phase (``convert``, ``session``,
+            ``inference``, ``metric``, ``total``).
+        notes: remarks that do not change the verdict.
+    """
+
+    subject: str
+    route: list[str]
+    status: str
+    reason: str = ""
+    weights: WeightReport | None = None
+    outputs: list[OutputDrift] = field(default_factory=list)
+    recoverability: Recoverability | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        """The route as text, ``torch->onnx->torch``."""
+        return "->".join(self.route)
+
+    @property
+    def id(self) -> str:
+        """Subject and route, unique within a report."""
+        return f"{self.subject} {self.name}"
+
+    def __bool__(self) -> bool:
+        return self.status == "pass"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form, following the report schema."""
+        return {
+            "subject": self.subject, "route": list(self.route), "status": self.status,
+            "reason": self.reason,
+            "weights": None if self.weights is None else self.weights.to_dict(),
+            "outputs": [o.to_dict() for o in self.outputs],
+            "recoverability": None if self.recoverability is None else self.recoverability.to_dict(),
+            "timings": dict(self.timings), "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RouteResult":
+        """Inverse of ``to_dict``."""
+        return cls(subject=data["subject"], route=list(data["route"]), status=data["status"],
+                   reason=data.get("reason", ""),
+                   weights=None if data.get("weights") is None else WeightReport.from_dict(data["weights"]),
+                   outputs=[OutputDrift.from_dict(o) for o in data.get("outputs", [])],
+                   recoverability=None if data.get("recoverability") is None
+                   else Recoverability.from_dict(data["recoverability"]),
+                   timings=dict(data.get("timings", {})), notes=list(data.get("notes", [])))
+
+
+@dataclass
+class Report:
+    """Every route's verdict. Truthy iff no route failed or errored and at
+    least one passed (skipped routes neither pass nor fail a report).
+
+    Attributes:
+        routes: the route results, in the order they were planned.
+        tolerance: the policy they were judged against.
+        created: UNIX time when the check finished.
+        duration_s: wall time of the whole check.
+        environment: Python, platform and framework versions.
+    """
+
+    routes: list[RouteResult] = field(default_factory=list)
+    tolerance: Tolerance = field(default_factory=Tolerance)
+    created: float = field(default_factory=time.time)
+    duration_s: float = 0.0
+    environment: dict[str, str] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    @property
+    def passed(self) -> bool:
+        return any(r.status == "pass" for r in self.routes) and \
+            not any(r.status in ("fail", "error") for r in self.routes)
+
+    def counts(self) -> dict[str, int]:
+        """Number of routes per status."""
+        return {s: sum(r.status == s for r in self.routes) for s in STATUSES}
+
+    def failures(self) -> list[RouteResult]:
+        """Routes that failed or errored."""
+        return [r for r in self.routes if r.status in ("fail", "error")]
+
+    def exit_code(self) -> int:
+        """0 when the report passed, 1 otherwise."""
+        return 0 if self.passed else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form, following the report schema."""
+        return {"schema_version": SCHEMA_VERSION, "created": self.created, "duration_s": self.duration_s,
+                "passed": self.passed, "summary": self.counts(), "environment": dict(self.environment),
+                "tolerance": self.tolerance.to_dict(), "routes": [r.to_dict() for r in self.routes]}
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The report as JSON text."""
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Report":
+        """Inverse of ``to_dict``.
+
+        Raises:
+            ValueError: a schema version this code does not read.
+        """
+        major = str(data.get("schema_version", "")).split(".")[0]
+        if major != SCHEMA_VERSION.split(".")[0]:
+            raise ValueError(f"report schema_version {data.get('schema_version')!r} is not "
+                             f"readable by this version (reads {SCHEMA_VERSION})")
+        return cls(routes=[RouteResult.from_dict(r) for r in data["routes"]],
+                   tolerance=Tolerance.from_dict(data.get("tolerance") or {}),
+                   created=data.get("created", 0.0), duration_s=data.get("duration_s", 0.0),
+                   environment=dict(data.get("environment", {})))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Report":
+        """Inverse of ``to_json``."""
+        return cls.from_dict(json.loads(text))
+
+
+def environment() -> dict[str, str]:
+    """Python, platform and the versions of installed frameworks (without importing them)."""
+    from importlib import metadata
+
+    env = {"python": platform.python_version(), "platform": platform.platform()}
+    for dist in ("portability", "numpy", "torch", "onnx", "onnxruntime", "tensorflow-cpu", "tensorflow",
+                 "safetensors"):
+        try:
+            env[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return env

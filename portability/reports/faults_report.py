@@ -1,0 +1,225 @@
+"""The recoverability report: fault campaign, resume parity and TF continuation, per fixture.
+
+One row per fault kind and one per resume route. JSON carries a ``faults``
+list (kind, detected, recovered, recovered_from_step, steps_lost,
+recoverability, time_to_recover_s...) and a ``resume`` list (route, bitwise,
+max_loss_deviation, max_rel_deviation), where the ``torch->tf`` route also
+carries the one-step Adam comparison. The terminal table, JUnit XML and
+Markdown render the same rows. ``portability check``'s report schema only
+admits conversion routes between formats, so these rows get their own small
+renderer here, built on the same conventions (truthy results, atomic files).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from portability.core.atomic import atomic_output
+
+SCHEMA = "portability.faults/1"
+# Routes that must resume bit for bit; the others only measure the deviation.
+EXACT_ROUTES = ("torch", "torch->safetensors->torch", "safetensors")
+# Tasks whose torch training forward equals the exported (eval-mode) graph once dropout is off.
+TF_SUPPORTED = ("mlp", "toy-mlp", "bert-tiny", "gpt2-tiny")
+TF_UNSUPPORTED_WHY = {
+    "cnn": "BatchNorm trains on batch statistics, the exported graph uses running ones",
+    "keras-cnn": "trains natively in TensorFlow: a torch->tf continuation does not apply",
+}
+
+
+@dataclass
+class Row:
+    """One line of the report: a fault kind or a resume route of one fixture."""
+
+    fixture: str
+    section: str  # "fault", "resume" or "tf-resume"
+    name: str
+    status: str  # "pass", "fail", "skipped"
+    figures: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
+
+
+@dataclass
+class FaultsReport:
+    """Everything ``portability faults`` measured; truthy iff every row passed or was skipped."""
+
+    rows: list[Row] = field(default_factory=list)
+    duration_s: float = 0.0
+    environment: dict[str, str] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return any(r.status == "pass" for r in self.rows) and not any(r.status == "fail" for r in self.rows)
+
+    def exit_code(self) -> int:
+        """0 when the report passed, 1 otherwise."""
+        return 0 if self else 1
+
+    def section(self, name: str) -> list[dict[str, Any]]:
+        """The rows of one section as JSON entries."""
+        return [{"fixture": r.fixture, "status": r.status, "reason": r.reason, **r.figures}
+                for r in self.rows if r.section == name and r.status != "skipped"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, "passed": bool(self), "duration_s": self.duration_s,
+                "environment": self.environment, "faults": self.section("fault"),
+                "resume": self.section("resume") + self.section("tf-resume"),
+                "skipped": [{"fixture": r.fixture, "section": r.section, "name": r.name, "reason": r.reason}
+                            for r in self.rows if r.status == "skipped"]}
+
+
+def run_faults(fixtures: list[str], kinds: tuple[str, ...] | None = None, steps: int | None = None,
+               every: int = 5, resume: bool = True, tf: bool = True,
+               skipped: dict[str, str] | None = None) -> FaultsReport:
+    """Run the fault campaign, the resume routes and the TF continuation for each fixture.
+
+    Args:
+        fixtures: recipe names (see ``torch_recipes.recipe_names``).
+        kinds: fault kinds (default: all).
+        steps / every: run length (default: the recipe's) and checkpoint interval K.
+        resume / tf: also measure resume parity / the TF continuation.
+        skipped: fixtures not run, with the reason, reported as skipped rows.
+
+    Raises:
+        UsageError: an unknown fixture or fault kind.
+    """
+    from portability.training.torch_recipes import training_recipe
+    from portability.faults.campaign import KINDS, run_campaign
+    from portability.reports.check_report import environment
+
+    start = time.perf_counter()
+    report = FaultsReport(environment=environment())
+    for name, why in (skipped or {}).items():
+        report.rows.append(Row(name, "fault", "all", "skipped", reason=why))
+    for name in fixtures:
+        recipe = training_recipe(name)
+        n = steps or recipe.steps
+        campaign = run_campaign(name, kinds or KINDS, n, every)
+        for f in campaign.faults:
+            report.rows.append(Row(name, "fault", f.kind, "pass" if f else "fail", f.to_dict(),
+                                   "" if f else _fault_reason(f)))
+        if resume:
+            from portability.faults.resume_parity import resume_parity
+
+            for r in resume_parity(recipe.make, n, 2 * every):
+                ok = r.bitwise or r.route not in EXACT_ROUTES
+                report.rows.append(Row(name, "resume", r.route, "pass" if ok else "fail", r.to_dict(),
+                                       "" if ok else "resumed losses differ from the uninterrupted run"))
+        if tf:
+            report.rows.append(_tf_row(name, 2 * every, n - 2 * every))
+    report.duration_s = round(time.perf_counter() - start, 2)
+    return report
+
+
+def _fault_reason(f) -> str:
+    if not f.detected:
+        return "damage not detected"
+    if not f.recovered:
+        return "did not recover"
+    return f"R {f.recoverability} below the minimum"
+
+
+def _tf_row(name: str, resume_at: int, steps: int) -> Row:
+    if name not in TF_SUPPORTED:
+        why = TF_UNSUPPORTED_WHY.get(name, f"TF continuation covers {', '.join(TF_SUPPORTED)}")
+        return Row(name, "tf-resume", "torch->tf", "skipped", reason=why)
+    try:
+        from portability.training.tf_resume import tf_resume
+    except ImportError as exc:
+        return Row(name, "tf-resume", "torch->tf", "skipped", reason=f"TensorFlow unavailable ({exc})")
+    result = tf_resume(name, resume_at, steps)
+    ok = result.one_step.moments_bitwise and result.one_step.bitwise_with_torch_sqrt
+    figures = result.to_dict()
+    figures["route"] = "torch->tf"
+    figures["bitwise"] = result.torch_losses == result.tf_losses
+    return Row(name, "tf-resume", "torch->tf", "pass" if ok else "fail", figures,
+               "" if ok else "TF Adam step differs from torch beyond the sqrt rounding")
+
+
+def _cells(r: Row) -> list[str]:
+    f = r.figures
+    if r.status == "skipped":
+        return ["", "", "", "", ""]
+    if r.section == "fault":
+        return [_num(f.get("recoverability"), ".4f"), "yes" if f.get("detected") else "NO",
+                str(f.get("recovered_from_step")), str(f.get("steps_lost")), _num(f.get("time_to_recover_s"), ".3f")]
+    if r.section == "resume":
+        return ["bitwise" if f.get("bitwise") else f"max {_num(f.get('max_loss_deviation'))}",
+                "", str(f.get("resumed_from_step")), "", ""]
+    one = f["one_step"]
+    return [f"max {_num(f['max_loss_deviation'])}",
+            f"1-step {one['params_bitwise_fraction']:.4f} bitwise", str(f["resumed_from_step"]), "", ""]
+
+
+HEADERS = ["fixture", "kind / route", "status", "R / parity", "detected", "from step", "steps lost",
+           "recover s", "reason"]
+
+
+def _num(value: Any, spec: str = ".2e") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def table_rows(report: FaultsReport) -> list[list[str]]:
+    """The report as rows of text cells, in ``HEADERS`` order."""
+    return [[r.fixture, f"{r.section}:{r.name}", r.status, *_cells(r), r.reason] for r in report.rows]
+
+
+def print_table(report: FaultsReport) -> None:
+    """The rows as a rich table on stdout, then a one-line verdict."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="portability faults")
+    for h in HEADERS:
+        table.add_column(h, overflow="fold")
+    for cells in table_rows(report):
+        table.add_row(*cells)
+    Console(width=200).print(table)
+
+
+def junit_xml(report: FaultsReport) -> str:
+    """JUnit XML: one testcase per row."""
+    fails = sum(r.status == "fail" for r in report.rows)
+    skipped = sum(r.status == "skipped" for r in report.rows)
+    suite = ET.Element("testsuite", name="portability-faults", tests=str(len(report.rows)),
+                       failures=str(fails), errors="0", skipped=str(skipped), time=f"{report.duration_s:.3f}")
+    for r in report.rows:
+        case = ET.SubElement(suite, "testcase", classname=f"fixture:{r.fixture}", name=f"{r.section}:{r.name}")
+        text = json.dumps(r.figures, default=str)
+        if r.status == "fail":
+            ET.SubElement(case, "failure", message=r.reason).text = text
+        elif r.status == "skipped":
+            ET.SubElement(case, "skipped", message=r.reason)
+        else:
+            ET.SubElement(case, "system-out").text = text
+    root = ET.Element("testsuites")
+    root.append(suite)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def markdown(report: FaultsReport) -> str:
+    """A Markdown table of every row."""
+    lines = [f"## portability faults: {'passed' if report else 'FAILED'}", "",
+             "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    for cells in table_rows(report):
+        lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(report: FaultsReport, json_path: Path | None = None, junit_path: Path | None = None,
+                  markdown_path: Path | None = None) -> list[str]:
+    """Write the requested files atomically; returns what was written."""
+    written = []
+    for path, text, kind in ((json_path, lambda: json.dumps(report.to_dict(), indent=2, default=str), "JSON"),
+                             (junit_path, lambda: junit_xml(report), "JUnit"),
+                             (markdown_path, lambda: markdown(report), "Markdown")):
+        if path is not None:
+            with atomic_output(path, overwrite=True) as tmp:
+                Path(tmp).write_text(text())
+            written.append(f"{kind} {path}")
+    return written

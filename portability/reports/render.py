@@ -1,0 +1,164 @@
+"""Render a ``Report``: terminal table (rich), JUnit XML, Markdown, drift text.
+
+Every writer goes through ``atomic_output``-style temporary files, so a
+report file is either complete or absent.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from portability.reports.check_report import Report, RouteResult
+
+_STYLE = {"pass": "green", "fail": "red", "skipped": "yellow", "error": "magenta"}
+
+
+def _fmt(value: float | None, spec: str = ".2e") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def worst_output(result: RouteResult):
+    """The output with the largest max abs diff, or None."""
+    return max(result.outputs, key=lambda o: (not o.passed, o.max_abs), default=None)
+
+
+def summary_cells(result: RouteResult) -> dict[str, str]:
+    """One row of figures for a route: weights, worst drift, min atol, cosine, top-1, R."""
+    w, o, r = result.weights, worst_output(result), result.recoverability
+    weights = "-" if w is None else f"{w.bitwise_equal}/{w.compared} bitwise" + (
+        f", {len(w.missing)} missing" if w.missing else "")
+    return {
+        "weights": weights,
+        "max_abs": "-" if o is None else _fmt(o.max_abs),
+        "min_atol": "-" if o is None else _fmt(o.min_atol),
+        "cosine": "-" if o is None or o.cosine is None else f"{o.cosine:.6f}",
+        "top1": "-" if o is None or o.top1_agreement is None else f"{o.top1_agreement:.3f}",
+        "R": "-" if r is None or r.value is None else f"{r.value:.4f}",
+    }
+
+
+def rich_table(report: Report):
+    """A ``rich.table.Table`` with one row per route."""
+    from rich.table import Table
+
+    table = Table(title=f"portability check: {_headline(report)}", show_lines=False)
+    for col in ("subject", "route", "status", "weights", "max abs", "min atol", "cosine", "top-1", "R",
+                "reason"):
+        table.add_column(col, overflow="fold")
+    for res in report.routes:
+        c = summary_cells(res)
+        status = f"[{_STYLE[res.status]}]{res.status}[/]"
+        table.add_row(res.subject, res.name, status, c["weights"], c["max_abs"], c["min_atol"], c["cosine"],
+                      c["top1"], c["R"], res.reason)
+    return table
+
+
+def _headline(report: Report) -> str:
+    counts = report.counts()
+    parts = [f"{n} {s}" for s, n in counts.items() if n]
+    return ", ".join(parts) + f" in {report.duration_s:.1f} s"
+
+
+def drift_text(result: RouteResult) -> str:
+    """Plain-text drift table of one route (for JUnit failures and pytest)."""
+    lines = [f"{result.id}: {result.status}" + (f" - {result.reason}" if result.reason else "")]
+    if result.weights is not None:
+        w = result.weights
+        lines.append(f"  weights: {w.compared} compared, {w.bitwise_equal} bitwise equal, "
+                     f"{len(w.missing)} missing, {len(w.unexpected)} unexpected, {len(w.renamed)} renamed, "
+                     f"max abs diff {w.max_abs_diff:.3g}")
+    if result.outputs:
+        lines.append(f"  {'output':<16} {'max abs':>10} {'max rel':>10} {'mean abs':>10} {'min atol':>10} "
+                     f"{'min rtol':>10} {'cosine':>10} {'top-1':>7} {'padded':>10}  verdict")
+    for o in result.outputs:
+        cos = "-" if o.cosine is None else f"{o.cosine:.6f}"
+        top1 = "-" if o.top1_agreement is None else f"{o.top1_agreement:.3f}"
+        pad = "-" if o.padded_max_abs is None else f"{o.padded_max_abs:.2e}"
+        lines.append(f"  {o.name:<16} {o.max_abs:>10.2e} {o.max_rel:>10.2e} {o.mean_abs:>10.2e} "
+                     f"{o.min_atol:>10.2e} {o.min_rtol:>10.2e} {cos:>10} {top1:>7} {pad:>10}  "
+                     f"{'pass' if o.passed else 'FAIL'} (atol {o.atol:g}, rtol {o.rtol:g})")
+    r = result.recoverability
+    if r is not None:
+        value = "undefined" if r.value is None else f"{r.value:.4f}"
+        lines.append(f"  recoverability: R = {value} ({r.metric}: {r.converted:.4g} vs reference "
+                     f"{r.reference:.4g}; minimum {r.minimum})")
+    lines.extend(f"  note: {n}" for n in result.notes)
+    return "\n".join(lines)
+
+
+def _write_text(path: str | Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(report: Report, path: str | Path) -> None:
+    """Write the report's JSON (schema ``report.schema.json``)."""
+    _write_text(path, report.to_json() + "\n")
+
+
+def junit_xml(report: Report) -> str:
+    """JUnit XML: one testsuite, one testcase per route; drift in failure messages."""
+    counts = report.counts()
+    suite = ET.Element("testsuite", name="portability", tests=str(len(report.routes)),
+                       failures=str(counts["fail"]), errors=str(counts["error"]),
+                       skipped=str(counts["skipped"]), time=f"{report.duration_s:.3f}")
+    for res in report.routes:
+        case = ET.SubElement(suite, "testcase", classname=res.subject, name=res.name,
+                             time=f"{res.timings.get('total', 0.0):.3f}")
+        if res.status == "fail":
+            ET.SubElement(case, "failure", message=res.reason).text = drift_text(res)
+        elif res.status == "error":
+            ET.SubElement(case, "error", message=res.reason).text = drift_text(res)
+        elif res.status == "skipped":
+            ET.SubElement(case, "skipped", message=res.reason)
+        else:
+            ET.SubElement(case, "system-out").text = drift_text(res)
+    suites = ET.Element("testsuites")
+    suites.append(suite)
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+def write_junit(report: Report, path: str | Path) -> None:
+    """Write ``junit_xml`` to a file."""
+    _write_text(path, junit_xml(report))
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(report: Report) -> str:
+    """A Markdown summary (for a CI job summary): a table and the failures' drift."""
+    icon = {"pass": "✅", "fail": "❌", "skipped": "⏭️", "error": "💥"}
+    lines = [f"## portability check: {'passed' if report else 'FAILED'}", "",
+             _headline(report), "",
+             "| subject | route | status | weights | max abs | min atol | cosine | top-1 | R | reason |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for res in report.routes:
+        c = summary_cells(res)
+        lines.append(f"| {_md(res.subject)} | `{res.name}` | {icon[res.status]} {res.status} | {c['weights']} | "
+                     f"{c['max_abs']} | {c['min_atol']} | {c['cosine']} | {c['top1']} | {c['R']} | "
+                     f"{_md(res.reason)} |")
+    failures = report.failures()
+    if failures:
+        lines += ["", "### Failures", ""]
+        for res in failures:
+            lines += ["```", drift_text(res), "```", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_markdown(report: Report, path: str | Path) -> None:
+    """Write ``markdown`` to a file."""
+    _write_text(path, markdown(report))

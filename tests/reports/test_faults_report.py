@@ -1,0 +1,64 @@
+"""The faults report: verdict, JSON sections, JUnit and Markdown, from hand-made rows."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+from portability.reports.faults_report import FaultsReport, Row, junit_xml, markdown, write_reports
+
+FAULT = {"kind": "truncated-file", "detected": True, "recovered": True, "recovered_from_step": 10,
+         "steps_lost": 7, "recoverability": 1.0, "time_to_recover_s": 0.05}
+
+
+def _report(*extra: Row) -> FaultsReport:
+    rows = [Row("mlp", "fault", "truncated-file", "pass", dict(FAULT)),
+            Row("mlp", "resume", "torch", "pass", {"route": "torch", "bitwise": True, "max_loss_deviation": 0.0,
+                                                   "max_rel_deviation": 0.0, "resumed_from_step": 10}),
+            Row("keras-cnn", "fault", "all", "skipped", reason="no training recipe for a tensorflow fixture")]
+    return FaultsReport(rows + list(extra), duration_s=1.5)
+
+
+def test_skipped_rows_neither_pass_nor_fail():
+    report = _report()
+    assert report and report.exit_code() == 0
+    doc = report.to_dict()
+    assert [f["kind"] for f in doc["faults"]] == ["truncated-file"]
+    assert doc["skipped"] == [{"fixture": "keras-cnn", "section": "fault", "name": "all",
+                               "reason": "no training recipe for a tensorflow fixture"}]
+
+
+def test_one_failed_row_fails_the_report():
+    bad = Row("mlp", "fault", "bitflip-header", "fail", {**FAULT, "detected": False}, "damage not detected")
+    report = _report(bad)
+    assert not report and report.exit_code() == 1
+    suite = ET.fromstring(junit_xml(report)).find("testsuite")
+    assert suite.get("failures") == "1" and suite.get("skipped") == "1" and suite.get("tests") == "4"
+    assert "| mlp | fault:bitflip-header | fail | 1.0000 | NO | 10 | 7 |" in markdown(report)
+
+
+def test_report_of_only_skipped_rows_does_not_pass():
+    assert not FaultsReport([Row("keras-cnn", "fault", "all", "skipped")])
+
+
+def test_write_reports_writes_every_file_atomically(tmp_path):
+    paths = [tmp_path / "r.json", tmp_path / "r.xml", tmp_path / "r.md"]
+    written = write_reports(_report(), *paths)
+    assert written == [f"JSON {paths[0]}", f"JUnit {paths[1]}", f"Markdown {paths[2]}"]
+    assert json.loads(paths[0].read_text())["resume"][0]["bitwise"] is True
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.md", "r.xml"]
+
+
+def test_tf_continuation_is_a_resume_route_with_its_one_step_proof():
+    import pytest
+
+    pytest.importorskip("torch")
+    pytest.importorskip("tensorflow")
+    from portability.reports.faults_report import _tf_row
+
+    entry = FaultsReport([_tf_row("toy-mlp", 4, 3)]).to_dict()["resume"][0]
+    assert entry["route"] == "torch->tf" and entry["status"] == "pass"
+    assert isinstance(entry["bitwise"], bool) and entry["max_loss_deviation"] < 1e-5
+    assert entry["one_step"]["moments_bitwise"] and entry["one_step"]["bitwise_with_torch_sqrt"]
+    skipped = _tf_row("cnn", 4, 3)
+    assert skipped.status == "skipped" and "BatchNorm" in skipped.reason
