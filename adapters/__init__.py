@@ -1,7 +1,18 @@
 """Format adapters, installed as ``portability.adapters``.
 
-Each adapter is one module (or a small package) with the same functions:
-``read(path, options) -> Checkpoint`` and ``write(ckpt, path, options)``, plus
-``runner(...)`` where the format has a runtime. Framework types never leave an
-adapter; numpy arrays do.
+One package per format, each implementing the contract in ``base.py``
+(``FormatAdapter``: detect / read / write / runner, capabilities as class
+attributes) and registering itself with ``@register_format``. Importing this
+package registers every format and imports no framework; adapters load theirs
+inside their methods. Framework types never leave an adapter; numpy arrays do.
 """
+
+from portability.adapters.base import FormatAdapter, register_format, registered_formats
+# Registration order is the order routes list formats in.
+from portability.adapters.torch import TorchAdapter
+from portability.adapters.safetensors import SafetensorsAdapter
+from portability.adapters.onnx import OnnxAdapter
+from portability.adapters.tf_savedmodel import TFSavedModelAdapter
+
+__all__ = ["FormatAdapter", "register_format", "registered_formats", "TorchAdapter", "SafetensorsAdapter",
+           "OnnxAdapter", "TFSavedModelAdapter"]

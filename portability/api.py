@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -16,7 +15,7 @@ from pathlib import Path
 
 from portability.harness.drift import Tolerance
 from portability.errors import UsageError
-from portability.core.formats import FORMATS, detect, spec_for
+from portability.core.formats import FORMATS, detect, unavailable
 from portability.harness.route_run import RouteJob, run_bundle, source_format
 from portability.harness.evaluate import Predict, Subject
 from portability.reports.check_report import Report, RouteResult, environment
@@ -44,21 +43,6 @@ def fixture_names(fixture: str | Sequence[str]) -> list[str]:
     if not names:
         raise UsageError("no fixtures are registered")
     return list(dict.fromkeys(names))
-
-
-def unavailable(fmt: str) -> str | None:
-    """Why a format cannot be used here (checked without importing its framework), or None."""
-    spec = spec_for(fmt)
-    for package in spec.needs:
-        if importlib.util.find_spec(package) is None:
-            return f"format {fmt!r} not available: {package} is not installed (pip install 'portability[{spec.extra}]')"
-    try:
-        found = importlib.util.find_spec(spec.module)
-    except ImportError:
-        found = None
-    if found is None:
-        return f"format {fmt!r} not available: its adapter {spec.module} is not part of this installation"
-    return None
 
 
 def _subjects(checkpoint, model, fixture, inputs, metric, metric_name, higher_is_better,

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from portability.core.checkpoint import Checkpoint
-from portability.core.formats import ReadOptions
+from portability.core.options import ReadOptions
 from portability.adapters.onnx import name_map, recover
 from portability.adapters.onnx.safety import load_proto, model_file
 from portability.adapters.onnx.tensors import tensor_to_numpy

@@ -17,7 +17,8 @@ import numpy as np
 from portability.core import integrity
 from portability.core.checkpoint import Checkpoint
 from portability.errors import FormatError, IntegrityError, UsageError
-from portability.core.formats import SAFETENSORS_INDEX_SUFFIX, ReadOptions, WriteOptions
+from portability.core.formats import SAFETENSORS_INDEX_SUFFIX
+from portability.core.options import ReadOptions, WriteOptions
 from portability.core.tensors import CHUNK_BYTES, LazyTensor, Tensor, iter_bytes
 from portability.core.training_codec import TRAINING_PREFIX, pack_training, unpack_training
 from portability.adapters.safetensors.header import Entry, build_header, parse_header

@@ -1,4 +1,4 @@
-"""TF SavedModel adapter.
+"""The TF SavedModel adapter (``TFSavedModelAdapter``).
 
 Export: PyTorch -> ONNX (the ONNX adapter) -> a ``tf.Module`` built op by op
 from TF ops (``ops/``), whose ``tf.Variable``s are the checkpoint's tensors
@@ -10,57 +10,27 @@ Import: the variables are read from the SavedModel's variables checkpoint
 without loading or running the graph. Ours come back bitwise under their
 state_dict names; Keras-native ones under Keras names (see ``keras_mapping``
 to port them onto a PyTorch twin).
+
+``translate(model)`` turns an in-memory ``onnx.ModelProto`` into a callable TF
+module (``module(**named_inputs)`` or ``module.serve``). Importing this package
+imports no framework; ``translate`` loads TensorFlow on first use.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
-from portability.core.checkpoint import Checkpoint
-from portability.core.formats import ReadOptions, WriteOptions
-from portability.adapters.tf_savedmodel.export_route import onnx_graph_for
-from portability.adapters.tf_savedmodel.graph import translate
-from portability.adapters.tf_savedmodel.runner import TFSavedModelRunner
-from portability.adapters.tf_savedmodel.savedmodel_io import read_savedmodel, save_module
+from portability.adapters.tf_savedmodel.adapter import TFSavedModelAdapter
 
-__all__ = ["read", "write", "runner", "detect", "translate"]
+ADAPTER = TFSavedModelAdapter()
+read, write, runner, detect = ADAPTER.read, ADAPTER.write, ADAPTER.runner, ADAPTER.detect
+
+__all__ = ["TFSavedModelAdapter", "read", "write", "runner", "detect", "translate"]
 
 
-def detect(path: str | Path) -> bool:
-    """Whether ``path`` is a SavedModel directory."""
-    path = Path(path)
-    return path.is_dir() and ((path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file())
+def __getattr__(name: str) -> Any:
+    if name == "translate":
+        from portability.adapters.tf_savedmodel.graph import translate
 
-
-def read(path: str | Path, options: ReadOptions = ReadOptions()) -> Checkpoint:
-    """Read a SavedModel's variables (never its graph) into a Checkpoint.
-
-    Raises:
-        FormatError: not a SavedModel, or its variables cannot be read.
-        IntegrityError: a variable differs from the checksum our export recorded.
-    """
-    return read_savedmodel(Path(path), verify=options.verify)
-
-
-def write(ckpt: Checkpoint, path: str | Path, options: WriteOptions = WriteOptions()) -> None:
-    """Export ``ckpt`` as a SavedModel computing its model's forward pass.
-
-    Args:
-        ckpt: the weights (and optional training state).
-        path: the directory to create (the caller publishes it atomically).
-        options: ``model`` (a model spec) is required unless
-            ``extra["onnx"]`` names an ONNX file to translate; ``opset`` is
-            passed to the ONNX export.
-
-    Raises:
-        UsageError: no model spec.
-        UnsupportedOpError: an ONNX op (named, with its node) has no translation.
-    """
-    graph = onnx_graph_for(ckpt, options)
-    module = translate(graph, ckpt)
-    save_module(module, ckpt, Path(path))
-
-
-def runner(path: str | Path) -> TFSavedModelRunner:
-    """A runner calling the SavedModel's ``serving_default`` signature."""
-    return TFSavedModelRunner(path)
+        return translate
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import tempfile
 from pathlib import Path
 
@@ -10,11 +9,7 @@ import onnx
 
 from portability.core.checkpoint import Checkpoint
 from portability.errors import FormatError, UsageError
-from portability.core.formats import WriteOptions
-
-# options.extra key: translate this ONNX file instead of exporting from --model.
-ONNX_SOURCE_KEY = "onnx"
-
+from portability.core.options import WriteOptions
 
 def onnx_graph_for(ckpt: Checkpoint, options: WriteOptions) -> onnx.ModelProto:
     """The ONNX graph that computes the model ``ckpt`` belongs to.
@@ -22,7 +17,8 @@ def onnx_graph_for(ckpt: Checkpoint, options: WriteOptions) -> onnx.ModelProto:
     Args:
         ckpt: the weights.
         options: ``options.model`` (a model spec) to export through the ONNX
-            adapter, or ``options.extra["onnx"]``, a path to an ONNX file.
+            adapter, or ``options.onnx_source``, a path to an ONNX file;
+            ``options.inputs`` (an ``.npz``) are the example inputs of the export.
 
     Returns:
         The model with its external data loaded.
@@ -31,7 +27,7 @@ def onnx_graph_for(ckpt: Checkpoint, options: WriteOptions) -> onnx.ModelProto:
         UsageError: neither a model spec nor an ONNX file was given.
         FormatError: the given ONNX file cannot be read.
     """
-    source = options.extra.get(ONNX_SOURCE_KEY)
+    source = options.onnx_source
     if source is not None:
         return _load(Path(source))
     if not options.model:
@@ -40,10 +36,9 @@ def onnx_graph_for(ckpt: Checkpoint, options: WriteOptions) -> onnx.ModelProto:
     from portability.adapters.onnx.export import export_checkpoint
 
     with tempfile.TemporaryDirectory(prefix="portability-tf-") as tmp:
-        kwargs = {"opset": options.opset}
-        if "optimize" in inspect.signature(export_checkpoint).parameters:
-            kwargs["optimize"] = False  # keep BatchNorm unfolded, so every weight stays trainable
-        result = export_checkpoint(ckpt, options.model, Path(tmp) / "graph", **kwargs)
+        # optimize=False keeps BatchNorm unfolded, so every weight stays a trainable variable.
+        result = export_checkpoint(ckpt, options.model, Path(tmp) / "graph", opset=options.opset,
+                                   inputs=options.inputs, optimize=False)
         return _load(Path(result.model_path))
 
 

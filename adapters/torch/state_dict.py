@@ -22,7 +22,7 @@ import torch
 from portability.core import integrity
 from portability.core.checkpoint import Checkpoint, OptimizerState, TrainingState
 from portability.errors import FormatError, IntegrityError, WriteError
-from portability.core.formats import ReadOptions, WriteOptions
+from portability.core.options import ReadOptions, WriteOptions
 from portability.core.tensors import as_array
 from portability.core.training_codec import pack_training
 from portability.adapters.torch.numpy_bridge import (numpy_paths, restore_numpy, tensor_to_numpy, to_neutral,

@@ -137,7 +137,7 @@ def convert(src: str | Path, dst: str | Path, *, to: str | None = None, source_f
     ckpt, _ = read_checkpoint(src, src_fmt, ReadOptions(trust_pickle=trust_pickle))
     writer = load_adapter(dst_fmt)
     options = WriteOptions(shard_size=shard_size, model=model, opset=opset,
-                           extra={"inputs": str(inputs)} if inputs else {})
+                           inputs=str(inputs) if inputs else None)
     with atomic_output(dst, overwrite=overwrite) as tmp:
         writer.write(ckpt, tmp, options)
     return ConvertResult(src, src_fmt, dst, dst_fmt, len(ckpt.tensors), ckpt.training is not None,

@@ -1,83 +1,28 @@
-"""Format detection and the adapter table.
+"""The format table: every registered adapter, format detection, and the one
+availability check.
 
-Detection looks only at names, directory listings and magic bytes, so it never
-imports a framework. Each adapter is a module with the same functions
-(``read``, ``write`` and, where a runtime exists, ``runner``), imported only
-when its format is used.
+Adapters register themselves (``portability.adapters.base.register_format``);
+importing them imports no framework. Detection looks only at names and
+directory listings, never at file contents, so it never imports a framework.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 
+from portability.adapters import registered_formats
+from portability.adapters.base import FormatAdapter
+from portability.core.options import ReadOptions, RunOptions, WriteOptions
 from portability.errors import FormatError, MissingDependencyError, UsageError
 
+__all__ = ["FORMATS", "ReadOptions", "RunOptions", "WriteOptions", "detect", "format_from_name",
+           "load_adapter", "spec_for", "supported", "unavailable"]
 
-@dataclass(frozen=True)
-class FormatSpec:
-    """What identifies a format and which module implements it.
-
-    ``stores_graph``: the format holds computation, so writing it needs a model
-    spec (``--model``). ``keeps_training_state``: optimizer, scheduler and step
-    survive a write in this format.
-    """
-
-    name: str
-    module: str
-    extensions: tuple[str, ...]
-    needs: tuple[str, ...] = ()
-    extra: str = ""
-    is_directory: bool = False
-    stores_graph: bool = False
-    keeps_training_state: bool = True
-
-
-@dataclass
-class ReadOptions:
-    """Options every adapter's ``read`` accepts (each uses what applies)."""
-
-    trust_pickle: bool = False
-    verify: bool = True
-
-
-@dataclass
-class WriteOptions:
-    """Options every adapter's ``write`` accepts (each uses what applies).
-
-    Attributes:
-        shard_size: largest shard in bytes for formats that shard.
-        model: model spec (``fixture:NAME``, ``hf:DIR``, ``pkg.mod:factory``)
-            for formats that store a graph.
-        opset: ONNX opset for graph exports.
-        extra: adapter-specific options by name.
-    """
-
-    shard_size: int | None = None
-    model: str | None = None
-    opset: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-FORMATS: dict[str, FormatSpec] = {
-    spec.name: spec
-    for spec in (
-        FormatSpec("torch", "portability.adapters.torch.state_dict",
-                   (".pt", ".pth", ".bin", ".ckpt"), needs=("torch",), extra="torch"),
-        FormatSpec("safetensors", "portability.adapters.safetensors.format",
-                   (".safetensors",)),
-        FormatSpec("onnx", "portability.adapters.onnx", (".onnx",),
-                   needs=("onnx",), extra="onnx", stores_graph=True, keeps_training_state=False),
-        FormatSpec("tf-savedmodel", "portability.adapters.tf_savedmodel", (),
-                   needs=("tensorflow",), extra="tf", is_directory=True, stores_graph=True),
-    )
-}
-
+FORMATS: dict[str, type[FormatAdapter]] = registered_formats()
 SAFETENSORS_INDEX_SUFFIX = ".safetensors.index.json"
+# A directory can hold several kinds of file (a SavedModel keeps an .onnx beside it,
+# an HF folder both .bin and .safetensors): the first format that claims it wins.
+DIRECTORY_ORDER = ("tf-savedmodel", "safetensors", "onnx", "torch")
 
 
 def supported() -> str:
@@ -85,8 +30,8 @@ def supported() -> str:
     return ", ".join(FORMATS)
 
 
-def spec_for(name: str) -> FormatSpec:
-    """Return the spec of a format by name.
+def spec_for(name: str) -> type[FormatAdapter]:
+    """The adapter class of a format, by name (its capabilities are class attributes).
 
     Raises:
         UsageError: unknown name; the message lists the supported ones.
@@ -96,25 +41,27 @@ def spec_for(name: str) -> FormatSpec:
     return FORMATS[name]
 
 
-def load_adapter(name: str) -> ModuleType:
-    """Import and return the adapter module for a format.
+def unavailable(name: str) -> str | None:
+    """Why a format cannot be used here (checked without importing its framework), or None.
+
+    Raises:
+        UsageError: unknown format.
+    """
+    return spec_for(name).unavailable()
+
+
+def load_adapter(name: str) -> FormatAdapter:
+    """An adapter instance for a format, once its framework is known to be installed.
 
     Raises:
         UsageError: unknown format.
         MissingDependencyError: the format's framework is not installed.
     """
-    spec = spec_for(name)
-    for package in spec.needs:
-        try:
-            found = importlib.util.find_spec(package) is not None
-        except (ImportError, ValueError):  # a broken or blocked install counts as missing
-            found = False
-        if not found:
-            raise MissingDependencyError(
-                f"format {name!r} needs {package}, which is not installed "
-                f"(pip install 'portability[{spec.extra}]')"
-            )
-    return importlib.import_module(spec.module)
+    cls = spec_for(name)
+    why = cls.unavailable()
+    if why:
+        raise MissingDependencyError(why)
+    return cls()
 
 
 def detect(path: str | Path) -> str:
@@ -128,14 +75,18 @@ def detect(path: str | Path) -> str:
     if not path.exists():
         raise FormatError(f"{path}: no such file or directory")
     if path.is_dir():
-        return _detect_directory(path)
+        for name in DIRECTORY_ORDER:
+            if FORMATS[name]().detect(path):
+                return name
+        raise FormatError(
+            f"{path}: directory holds no checkpoint (looked for *.safetensors, "
+            f"*{SAFETENSORS_INDEX_SUFFIX}, saved_model.pb, *.onnx, *.pt/*.pth/*.bin)")
     by_ext = format_from_name(path)
     if by_ext is None:
         raise FormatError(
             f"{path}: unknown extension {path.suffix or '(none)'!r}; "
             f"known: {', '.join(e for s in FORMATS.values() for e in s.extensions)} "
-            "(pass --from to choose a format)"
-        )
+            "(pass --from to choose a format)")
     return by_ext
 
 
@@ -146,25 +97,8 @@ def format_from_name(path: str | Path) -> str | None:
         return "safetensors"
     if name.endswith(".index.json"):  # Hugging Face shard index: pytorch_model.bin.index.json
         name = name[: -len(".index.json")]
-        path = Path(path).with_name(name)
-    suffix = Path(path).suffix.lower()
-    for spec in FORMATS.values():
-        if suffix in spec.extensions:
-            return spec.name
+    suffix = Path(name).suffix.lower()
+    for cls in FORMATS.values():
+        if suffix in cls.extensions:
+            return cls.name
     return None
-
-
-def _detect_directory(path: Path) -> str:
-    names = {p.name for p in path.iterdir()}
-    if "saved_model.pb" in names or "saved_model.pbtxt" in names:
-        return "tf-savedmodel"
-    if any(n.endswith(SAFETENSORS_INDEX_SUFFIX) or n.endswith(".safetensors") for n in names):
-        return "safetensors"
-    if any(n.endswith(".onnx") for n in names):
-        return "onnx"
-    if any(Path(n).suffix in FORMATS["torch"].extensions for n in names):
-        return "torch"
-    raise FormatError(
-        f"{path}: directory holds no checkpoint (looked for *.safetensors, "
-        f"*{SAFETENSORS_INDEX_SUFFIX}, saved_model.pb, *.onnx, *.pt/*.pth/*.bin)"
-    )

@@ -22,7 +22,7 @@ import numpy as np
 
 from portability.core.checkpoint import Checkpoint
 from portability.errors import UsageError
-from portability.core.formats import ReadOptions, load_adapter
+from portability.core.formats import ReadOptions, RunOptions, load_adapter
 
 Predict = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
@@ -135,24 +135,18 @@ def load_artifact(path: Path, fmt: str, subject: Subject, model: str | None,
     """
     adapter = load_adapter(fmt)
     start = time.perf_counter()
-    if hasattr(adapter, "runner"):
-        runner = adapter.runner(path)
-        runner.activate()
-        return Loaded(runner.infer, time.perf_counter() - start, runner.deactivate)
-    if not model:
-        raise UsageError(f"{path}: format {fmt!r} stores only weights; pass --model SPEC to run it")
-    ckpt = adapter.read(path, ReadOptions(trust_pickle=subject.trust_pickle))
-    fixture = get_fixture(model.split(":", 1)[1]) if model.startswith("fixture:") else None
-    if fixture is not None and fixture.framework == "tensorflow":
+    fixture = get_fixture(model.split(":", 1)[1]) if model and model.startswith("fixture:") else None
+    if not adapter.stores_graph and fixture is not None and fixture.framework == "tensorflow":
+        # A Keras fixture's weights run in the Keras model, not in torch.
+        ckpt = adapter.read(path, ReadOptions(trust_pickle=subject.trust_pickle))
         keras_model = fixture.load(ckpt)
         predict = fixture.predictor(keras_model) if hasattr(fixture, "predictor") else \
             keras_predict(keras_model, input_names)
         return Loaded(predict, time.perf_counter() - start, checkpoint=ckpt)
-    from portability.adapters.torch.runner import TorchRunner
-
     names = tuple(fixture.output_names) if fixture is not None else None
-    runner = TorchRunner(model, ckpt, output_names=names)
+    runner = adapter.runner(path, RunOptions(model=model, trust_pickle=subject.trust_pickle, output_names=names))
     runner.activate()
+    ckpt = getattr(runner, "checkpoint", None)
     return Loaded(runner.infer, time.perf_counter() - start, runner.deactivate, checkpoint=ckpt)
 
 

@@ -23,15 +23,14 @@ import numpy as np
 
 from portability.core.checkpoint import Checkpoint
 from portability.harness.drift import Tolerance, compare_outputs
-from portability.errors import MissingDependencyError, PortabilityError
-from portability.core.formats import ReadOptions, WriteOptions, load_adapter
+from portability.errors import PortabilityError
+from portability.core.formats import ReadOptions, WriteOptions, load_adapter, spec_for, unavailable
 from portability.harness.evaluate import (Loaded, Subject, aligned, evaluation_inputs, fixture_of, load_artifact,
                                       load_inputs)
 from portability.harness.recoverability import judge_recoverability
 from portability.reports.check_report import RouteResult
 from portability.harness.weights import compare_weights
 
-GRAPH_FORMATS = ("onnx", "tf-savedmodel")
 _EXT = {"torch": ".pt", "safetensors": ".safetensors", "onnx": ".onnx", "tf-savedmodel": ""}
 
 
@@ -111,21 +110,16 @@ def source_format(subject: Subject) -> str:
 def write_options(subject: Subject) -> WriteOptions:
     """Options for every write of a route: the model spec and, for graph exports,
     the user's inputs as example inputs."""
-    extra = {"inputs": subject.inputs} if subject.inputs else {}
-    return WriteOptions(model=subject.model, extra=extra)
+    return WriteOptions(model=subject.model, inputs=subject.inputs)
 
 
 def applicability(route: tuple[str, ...], subject: Subject) -> str | None:
     """Why a route cannot apply, or None. Imports each format's adapter (in the worker)."""
     for fmt in dict.fromkeys(route):
-        try:
-            load_adapter(fmt)
-        except (MissingDependencyError, ImportError) as exc:
-            return f"format {fmt!r} not available: {exc}"
-        missing = [f for f in ("read", "write") if not hasattr(load_adapter(fmt), f)]
-        if missing:
-            return f"format {fmt!r} not available: its adapter has no {' or '.join(missing)}()"
-    graph = [f for f in route[1:] if f in GRAPH_FORMATS]
+        why = unavailable(fmt)
+        if why:
+            return why
+    graph = [f for f in route[1:] if spec_for(f).needs_model_spec]
     if graph and not subject.model:
         return f"writing {graph[0]!r} needs a model spec (--model SPEC)"
     fixture = fixture_of(subject)
@@ -190,7 +184,7 @@ def _reference(job: RouteJob, timings: dict[str, float]) -> _Reference:
     outputs = metric = None
     inputs: dict[str, np.ndarray] = {}
     names: list[str] = []
-    if subject.model or fmt in GRAPH_FORMATS:
+    if subject.model or spec_for(fmt).stores_graph:
         inputs = load_inputs(subject)
         names = evaluation_inputs(subject, inputs)
         fixture = fixture_of(subject)

@@ -1,0 +1,58 @@
+"""The ONNX format: a ``.onnx`` file, or a directory holding one plus external data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from portability.adapters.base import FormatAdapter, register_format
+from portability.core.checkpoint import Checkpoint
+from portability.core.options import ReadOptions, RunOptions, WriteOptions
+from portability.core.runner import BaseRunner
+from portability.errors import UsageError
+
+
+@register_format
+class OnnxAdapter(FormatAdapter):
+    """Export with the torch.export-based exporter; import weights bitwise under their
+    state_dict names; run in onnxruntime (CPU) after ``onnx.checker`` passes."""
+
+    name = "onnx"
+    extensions = (".onnx",)
+    requires = ("onnx",)
+    extra = "onnx"
+    stores_graph = True
+    needs_model_spec = True
+    keeps_training_state = False
+
+    def detect(self, path: Path) -> bool:
+        path = Path(path)
+        if path.is_dir():
+            return any(p.suffix == ".onnx" for p in path.iterdir())
+        return path.suffix.lower() == ".onnx"
+
+    def read(self, path: str | Path, options: ReadOptions = ReadOptions()) -> Checkpoint:
+        from portability.adapters.onnx import reader
+
+        return reader.read(path, options)
+
+    def write(self, ckpt: Checkpoint, path: str | Path, options: WriteOptions = WriteOptions()) -> None:
+        """Export ``ckpt`` as the graph of the model ``options.model`` names, traced on
+        ``options.inputs`` when given. Training state is not stored.
+
+        Raises:
+            UsageError: no model spec, or a bad destination.
+            FormatError, UnsupportedOpError: the model cannot be built or exported.
+        """
+        if not options.model:
+            raise UsageError("writing ONNX needs the model's code: pass --model SPEC "
+                             "(fixture:NAME, hf:DIR or package.module:factory)")
+        from portability.adapters.onnx.export import export_checkpoint
+
+        export_checkpoint(ckpt, options.model, path, opset=options.opset, inputs=options.inputs,
+                          external_data=options.external_data)
+
+    def runner(self, path: str | Path, options: RunOptions = RunOptions()) -> BaseRunner:
+        """An onnxruntime CPU runner for an ``.onnx`` file or a directory holding one."""
+        from portability.adapters.onnx.runtime import OnnxRuntimeRunner
+
+        return OnnxRuntimeRunner(path)

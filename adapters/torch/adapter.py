@@ -1,0 +1,38 @@
+"""The PyTorch format: ``.pt/.pth/.bin/.ckpt`` state_dicts and training checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from portability.adapters.base import WeightsOnlyAdapter, register_format
+from portability.core.checkpoint import Checkpoint
+from portability.core.options import ReadOptions, WriteOptions
+
+TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
+
+
+@register_format
+class TorchAdapter(WeightsOnlyAdapter):
+    """Reads with ``weights_only=True`` (see ``safety``); writes a zip with a checksum record."""
+
+    name = "torch"
+    extensions = TORCH_SUFFIXES
+    requires = ("torch",)
+    extra = "torch"
+
+    def detect(self, path: Path) -> bool:
+        path = Path(path)
+        if path.is_dir():
+            return any(Path(n).suffix in TORCH_SUFFIXES for n in (p.name for p in path.iterdir()))
+        name = path.name[:-len(".index.json")] if path.name.endswith(".index.json") else path.name
+        return Path(name).suffix.lower() in TORCH_SUFFIXES
+
+    def read(self, path: str | Path, options: ReadOptions = ReadOptions()) -> Checkpoint:
+        from portability.adapters.torch import state_dict
+
+        return state_dict.read(path, options)
+
+    def write(self, ckpt: Checkpoint, path: str | Path, options: WriteOptions = WriteOptions()) -> None:
+        from portability.adapters.torch import state_dict
+
+        state_dict.write(ckpt, path, options)

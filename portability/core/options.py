@@ -1,0 +1,60 @@
+"""Typed options that every adapter method accepts (each adapter uses what applies).
+
+Typed fields, not a dict of string keys: an option the harness forgets to pass is
+then visible in the code that builds the options, and a typo is an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """Options for ``FormatAdapter.read``.
+
+    Attributes:
+        trust_pickle: allow pickles that need globals outside the safe allowlist.
+        verify: check the checksums our writers record.
+    """
+
+    trust_pickle: bool = False
+    verify: bool = True
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """Options for ``FormatAdapter.write``.
+
+    Attributes:
+        shard_size: largest shard in bytes, for formats that shard.
+        model: model spec (``fixture:NAME``, ``hf:DIR``, ``pkg.mod:factory``), for
+            formats that store a graph exported from a PyTorch model.
+        opset: ONNX opset of graph exports.
+        inputs: an ``.npz`` of example inputs that graph exports trace the model on.
+        onnx_source: an ONNX file to translate instead of exporting from ``model``.
+        external_data: ONNX only: keep weights in an external data file
+            (directory destinations; None lets the adapter decide).
+    """
+
+    shard_size: int | None = None
+    model: str | None = None
+    opset: int | None = None
+    inputs: str | None = None
+    onnx_source: str | None = None
+    external_data: bool | None = None
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Options for ``FormatAdapter.runner``.
+
+    Attributes:
+        model: model spec that builds the model, for formats that store weights only.
+        trust_pickle: as in ``ReadOptions``.
+        output_names: names for the model's flattened outputs (a fixture's own by default).
+    """
+
+    model: str | None = None
+    trust_pickle: bool = False
+    output_names: tuple[str, ...] | None = None
