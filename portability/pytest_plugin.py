@@ -21,32 +21,15 @@ from typing import Any
 
 import pytest
 
-OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("--portability", dict(action="append", default=[], metavar="CHECKPOINT",
-                           help="Checkpoint to check; one test per route (repeatable).")),
-    ("--portability-model", dict(default=None, metavar="SPEC",
-                                 help="Model spec: fixture:NAME, hf:DIR, pkg.module:factory.")),
-    ("--portability-fixture", dict(action="append", default=[], metavar="NAME",
-                                   help="Built-in fixture(s) to check ('all' for the zoo).")),
-    ("--portability-formats", dict(default=None, metavar="LIST", help="Formats in play, comma-separated.")),
-    ("--portability-routes", dict(default=None, metavar="LIST", help="Routes, e.g. 'torch->onnx,torch:onnx:torch'.")),
-    ("--portability-inputs", dict(default=None, metavar="NPZ", help=".npz of named inputs.")),
-    ("--portability-atol", dict(action="append", default=[], metavar="[ROUTE@][OUTPUT=]VALUE",
-                                help="Absolute tolerance override (repeatable).")),
-    ("--portability-rtol", dict(action="append", default=[], metavar="[ROUTE@][OUTPUT=]VALUE",
-                                help="Relative tolerance override (repeatable).")),
-    ("--portability-min-r", dict(action="append", default=[], metavar="[ROUTE@]VALUE",
-                                 help="Smallest recoverability R that passes.")),
-    ("--portability-workers", dict(default=None, type=int, metavar="N", help="Worker processes.")),
-    ("--portability-timeout", dict(default=600.0, type=float, metavar="S", help="Seconds per route.")),
-    ("--portability-json", dict(default=None, metavar="FILE", help="Also write the JSON report here.")),
-)
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--portability CHECKPOINT`` plus every ``portability check`` option as
+    ``--portability-NAME``, generated from the one option table."""
+    from portability.cli.options import CHECK_OPTIONS, add_pytest_options
+
     group = parser.getgroup("portability", "checkpoint portability checks")
-    for name, kwargs in OPTIONS:
-        group.addoption(name, dest=name.lstrip("-").replace("-", "_"), **kwargs)
+    group.addoption("--portability", dest="portability", action="append", default=[], metavar="CHECKPOINT",
+                    help="Checkpoint to check; one test per route (repeatable).")
+    add_pytest_options(group, CHECK_OPTIONS)
 
 
 @dataclass
@@ -85,7 +68,8 @@ class _MatrixRunner:
         from portability.cli.check_options import build_tolerance
 
         opt = self.config.option
-        return build_tolerance(opt.portability_atol, opt.portability_rtol, opt.portability_min_r, None)
+        return build_tolerance(opt.portability_atol, opt.portability_rtol, opt.portability_min_r,
+                               opt.portability_weights_atol)
 
     def plan(self, kwargs: dict[str, Any]):
         key = tuple(sorted((k, repr(v)) for k, v in kwargs.items()))
@@ -94,6 +78,7 @@ class _MatrixRunner:
 
             kwargs = dict(kwargs)
             kwargs.setdefault("tolerance", self._tolerance())
+            kwargs.setdefault("trust_pickle", self.config.option.portability_trust_pickle)
             self.plans[key] = plan(**kwargs)
         return key, self.plans[key]
 
@@ -104,10 +89,10 @@ class _MatrixRunner:
             opt = self.config.option
             rep = run_plan(self.plans[key], workers=opt.portability_workers, timeout_s=opt.portability_timeout)
             self.reports[key] = rep
-            if opt.portability_json:
-                from portability.reports.render import write_json
+            from portability.cli.check_options import write_reports
 
-                write_json(rep, opt.portability_json)
+            write_reports(rep, opt.portability_json_path, opt.portability_junit_path,
+                          opt.portability_markdown_path)
         return self.reports[key]
 
 
@@ -124,7 +109,7 @@ def option_configs(config: pytest.Config) -> list[dict[str, Any]]:
               "routes": opt.portability_routes, "inputs": opt.portability_inputs}
     configs = [dict(common, checkpoint=c) for c in opt.portability]
     if opt.portability_fixture:
-        configs.append(dict(common, fixture=",".join(opt.portability_fixture)))
+        configs.append(dict(common, fixture=opt.portability_fixture))
     return configs
 
 

@@ -70,3 +70,25 @@ def test_options_live_in_one_portability_group(pytester):
     result = pytester.runpytest(*_plugin_args(), "--help")
     result.stdout.fnmatch_lines(["*checkpoint portability checks:*", "*--portability=CHECKPOINT*",
                                  "*--portability-model=SPEC*"])
+
+
+def test_pytest_help_lists_every_check_option(pytester):
+    from portability.cli.options import CHECK_OPTIONS
+
+    result = pytester.runpytest(*_plugin_args(), "--help")
+    assert result.ret == 0
+    text = result.stdout.str()
+    missing = [opt.name for opt in CHECK_OPTIONS if f"--portability-{opt.name}" not in text]
+    assert not missing, f"pytest --help lacks --portability-{missing}"
+
+
+def test_cli_check_help_lists_every_check_option():
+    from typer.testing import CliRunner
+
+    from portability.cli import app
+    from portability.cli.options import CHECK_OPTIONS
+
+    result = CliRunner().invoke(app, ["check", "--help"], env={"COLUMNS": "240"})
+    assert result.exit_code == 0
+    missing = [opt.name for opt in CHECK_OPTIONS if f"--{opt.name}" not in result.output]
+    assert not missing

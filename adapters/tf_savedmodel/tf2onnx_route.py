@@ -14,10 +14,11 @@ import sys
 from pathlib import Path
 
 from portability.errors import MissingDependencyError, UnsupportedOpError
+from portability.limits import ROUTE_TIMEOUT_S
 
 
 def savedmodel_to_onnx(savedmodel: str | Path, output: str | Path, opset: int | None = None,
-                       timeout_s: int = 600) -> Path:
+                       timeout_s: float = ROUTE_TIMEOUT_S) -> Path:
     """Convert a SavedModel with tf2onnx and check that onnxruntime loads the result.
 
     Args:

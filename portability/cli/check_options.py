@@ -10,16 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from portability.harness.drift import MIN_RECOVERABILITY, Tolerance
+from portability.harness.drift import Tolerance
 from portability.errors import UsageError
 from portability.reports.check_report import Report
 from portability.harness.routes import parse_route
-
-ATOL_HELP = "Absolute tolerance, [ROUTE@][OUTPUT=]VALUE; repeatable (default per dtype: fp32 1e-5)."
-RTOL_HELP = "Relative tolerance, [ROUTE@][OUTPUT=]VALUE; repeatable (default per dtype: fp32 1e-5)."
-MIN_R_HELP = f"Smallest recoverability R that passes, [ROUTE@]VALUE (default {MIN_RECOVERABILITY})."
-WEIGHTS_HELP = "Largest weight difference allowed (0 = bitwise, the default; 'none' = do not judge weights)."
-
 
 def _number(text: str, option: str) -> float:
     try:

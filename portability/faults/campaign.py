@@ -44,12 +44,13 @@ from typing import Any
 
 from portability.faults import injection as fi
 from portability.errors import PortabilityError
+from portability.limits import MIN_RECOVERABILITY
 from portability.training.driver import (TrainConfig, checkpoint_path, find_latest_valid, stale_temporaries,
-                                  train)
+                                         train)
 
 KINDS = ("kill-mid-step", "kill-during-write", "truncated-file", "bitflip-tensor-data",
          "bitflip-header", "missing-shard", "stale-temporary", "missing-optimizer-state")
-MIN_R = 0.99
+MIN_R = MIN_RECOVERABILITY
 # The typed errors that count as "the loader refused the damaged checkpoint".
 REFUSALS = ("FormatError", "IntegrityError", "UnsafeCheckpointError")
 

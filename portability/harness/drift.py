@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from portability.limits import MIN_RECOVERABILITY
+
 TolValue = float | dict[str, float]
 
 DTYPE_DEFAULTS: dict[str, tuple[float, float]] = {
@@ -39,7 +41,6 @@ DTYPE_DEFAULTS: dict[str, tuple[float, float]] = {
     "bfloat16": (1e-2, 1e-2),
     "integer": (0.0, 0.0),
 }
-MIN_RECOVERABILITY = 0.99
 MASK_INPUT = "attention_mask"
 
 

@@ -19,8 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
+from portability.limits import ROUTE_TIMEOUT_S
 
-DEFAULT_TIMEOUT_S = 600.0
+DEFAULT_TIMEOUT_S = ROUTE_TIMEOUT_S
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
                 "TF_NUM_INTEROP_THREADS")
 
