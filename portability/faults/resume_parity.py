@@ -29,6 +29,14 @@ from portability.errors import UsageError
 from portability.training.driver import TrainConfig, checkpoint_path, load_checkpoint, save_checkpoint, train
 
 ROUTES = ("torch", "torch->safetensors->torch", "safetensors", "torch->float16-weights")
+# Each resume variant as the report states it: the formats the checkpoint went
+# through (like every other route) and the dtype its weights were cast to, if any.
+ROUTE_FORMATS: dict[str, tuple[list[str], str | None]] = {
+    "torch": (["torch"], None),
+    "torch->safetensors->torch": (["torch", "safetensors", "torch"], None),
+    "safetensors": (["safetensors"], None),
+    "torch->float16-weights": (["torch"], "float16"),
+}
 
 
 @dataclass
@@ -58,8 +66,11 @@ class ResumeResult:
         return self.bitwise
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return asdict(self)
+        """JSON-able form: ``name`` is the variant, ``route`` its formats, ``dtype`` its cast."""
+        data = asdict(self)
+        formats, dtype = ROUTE_FORMATS[self.route]
+        data.update(name=self.route, route=formats, dtype=dtype)
+        return data
 
 
 def loss_deviation(reference: dict[int, float], resumed: dict[int, float]) -> tuple[bool, float, float]:

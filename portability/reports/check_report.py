@@ -134,7 +134,9 @@ class Report:
 
     def to_json(self, indent: int | None = 2) -> str:
         """The report as JSON text."""
-        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+        from portability.reports.writers import json_text
+
+        return json_text(self.to_dict(), indent=indent)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Report":

@@ -3,25 +3,27 @@
 One row per fault kind and one per resume route. JSON carries a ``faults``
 list (kind, detected, recovered, recovered_from_step, steps_lost,
 recoverability, time_to_recover_s...) and a ``resume`` list (route, bitwise,
-max_loss_deviation, max_rel_deviation), where the ``torch->tf`` route also
-carries the one-step Adam comparison. The terminal table, JUnit XML and
-Markdown render the same rows. ``portability check``'s report schema only
-admits conversion routes between formats, so these rows get their own small
-renderer here, built on the same conventions (truthy results, atomic files).
+max_loss_deviation, max_rel_deviation), where each route is a list of format
+names like the check's (the dtype of a cast variant is its own field) and the
+TF continuation (``["torch", "tf-savedmodel"]``) also carries the one-step Adam
+comparison. The JSON is versioned (``SCHEMA_VERSION``) and described by
+``schemas/faults.schema.json``; files are written with the shared writers
+(``portability.reports.writers``), under the same JSON float rule as the check.
 """
 
 from __future__ import annotations
 
-import json
 import time
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from portability.core.atomic import atomic_output
+from portability.reports.writers import JunitCase, json_text, junit_document, markdown_table, write_text_atomic
 
-SCHEMA = "portability.faults/1"
+SCHEMA_VERSION = "2.0"
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "faults.schema.json"
+TF_ROUTE = ["torch", "tf-savedmodel"]
+TF_ROUTE_NAME = "torch->tf-savedmodel"
 # Routes that must resume bit for bit; the others only measure the deviation.
 EXACT_ROUTES = ("torch", "torch->safetensors->torch", "safetensors")
 # Tasks whose torch training forward equals the exported (eval-mode) graph once dropout is off.
@@ -65,7 +67,7 @@ class FaultsReport:
                 for r in self.rows if r.section == name and r.status != "skipped"]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": SCHEMA, "passed": bool(self), "duration_s": self.duration_s,
+        return {"schema_version": SCHEMA_VERSION, "passed": bool(self), "duration_s": self.duration_s,
                 "environment": self.environment, "faults": self.section("fault"),
                 "resume": self.section("resume") + self.section("tf-resume"),
                 "skipped": [{"fixture": r.fixture, "section": r.section, "name": r.name, "reason": r.reason}
@@ -126,17 +128,17 @@ def _fault_reason(f) -> str:
 def _tf_row(name: str, resume_at: int, steps: int) -> Row:
     if name not in TF_SUPPORTED:
         why = TF_UNSUPPORTED_WHY.get(name, f"TF continuation covers {', '.join(TF_SUPPORTED)}")
-        return Row(name, "tf-resume", "torch->tf", "skipped", reason=why)
+        return Row(name, "tf-resume", TF_ROUTE_NAME, "skipped", reason=why)
     try:
         from portability.training.tf_resume import tf_resume
     except ImportError as exc:
-        return Row(name, "tf-resume", "torch->tf", "skipped", reason=f"TensorFlow unavailable ({exc})")
+        return Row(name, "tf-resume", TF_ROUTE_NAME, "skipped", reason=f"TensorFlow unavailable ({exc})")
     result = tf_resume(name, resume_at, steps)
     ok = result.one_step.moments_bitwise and result.one_step.bitwise_with_torch_sqrt
     figures = result.to_dict()
-    figures["route"] = "torch->tf"
+    figures.update(name=TF_ROUTE_NAME, route=TF_ROUTE, dtype=None)
     figures["bitwise"] = result.torch_losses == result.tf_losses
-    return Row(name, "tf-resume", "torch->tf", "pass" if ok else "fail", figures,
+    return Row(name, "tf-resume", TF_ROUTE_NAME, "pass" if ok else "fail", figures,
                "" if ok else "TF Adam step differs from torch beyond the sqrt rounding")
 
 
@@ -183,31 +185,15 @@ def print_table(report: FaultsReport) -> None:
 
 def junit_xml(report: FaultsReport) -> str:
     """JUnit XML: one testcase per row."""
-    fails = sum(r.status == "fail" for r in report.rows)
-    skipped = sum(r.status == "skipped" for r in report.rows)
-    suite = ET.Element("testsuite", name="portability-faults", tests=str(len(report.rows)),
-                       failures=str(fails), errors="0", skipped=str(skipped), time=f"{report.duration_s:.3f}")
-    for r in report.rows:
-        case = ET.SubElement(suite, "testcase", classname=f"fixture:{r.fixture}", name=f"{r.section}:{r.name}")
-        text = json.dumps(r.figures, default=str)
-        if r.status == "fail":
-            ET.SubElement(case, "failure", message=r.reason).text = text
-        elif r.status == "skipped":
-            ET.SubElement(case, "skipped", message=r.reason)
-        else:
-            ET.SubElement(case, "system-out").text = text
-    root = ET.Element("testsuites")
-    root.append(suite)
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    cases = [JunitCase(f"fixture:{r.fixture}", f"{r.section}:{r.name}", r.status, r.reason,
+                       json_text(r.figures, indent=None)) for r in report.rows]
+    return junit_document("portability-faults", cases, report.duration_s)
 
 
 def markdown(report: FaultsReport) -> str:
     """A Markdown table of every row."""
     lines = [f"## portability faults: {'passed' if report else 'FAILED'}", "",
-             "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-    for cells in table_rows(report):
-        lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
+             *markdown_table(HEADERS, table_rows(report))]
     return "\n".join(lines) + "\n"
 
 
@@ -215,11 +201,10 @@ def write_reports(report: FaultsReport, json_path: Path | None = None, junit_pat
                   markdown_path: Path | None = None) -> list[str]:
     """Write the requested files atomically; returns what was written."""
     written = []
-    for path, text, kind in ((json_path, lambda: json.dumps(report.to_dict(), indent=2, default=str), "JSON"),
+    for path, text, kind in ((json_path, lambda: json_text(report.to_dict()) + "\n", "JSON"),
                              (junit_path, lambda: junit_xml(report), "JUnit"),
                              (markdown_path, lambda: markdown(report), "Markdown")):
         if path is not None:
-            with atomic_output(path, overwrite=True) as tmp:
-                Path(tmp).write_text(text())
+            write_text_atomic(path, text())
             written.append(f"{kind} {path}")
     return written

@@ -6,12 +6,10 @@ report file is either complete or absent.
 
 from __future__ import annotations
 
-import os
-import tempfile
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from portability.reports.check_report import Report, RouteResult
+from portability.reports.writers import JunitCase, junit_document, markdown_cell, write_text_atomic
 
 _STYLE = {"pass": "green", "fail": "red", "skipped": "yellow", "error": "magenta"}
 
@@ -89,54 +87,21 @@ def drift_text(result: RouteResult) -> str:
     return "\n".join(lines)
 
 
-def _write_text(path: str | Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_json(report: Report, path: str | Path) -> None:
     """Write the report's JSON (schema ``report.schema.json``)."""
-    _write_text(path, report.to_json() + "\n")
+    write_text_atomic(path, report.to_json() + "\n")
 
 
 def junit_xml(report: Report) -> str:
     """JUnit XML: one testsuite, one testcase per route; drift in failure messages."""
-    counts = report.counts()
-    suite = ET.Element("testsuite", name="portability", tests=str(len(report.routes)),
-                       failures=str(counts["fail"]), errors=str(counts["error"]),
-                       skipped=str(counts["skipped"]), time=f"{report.duration_s:.3f}")
-    for res in report.routes:
-        case = ET.SubElement(suite, "testcase", classname=res.subject, name=res.name,
-                             time=f"{res.timings.get('total', 0.0):.3f}")
-        if res.status == "fail":
-            ET.SubElement(case, "failure", message=res.reason).text = drift_text(res)
-        elif res.status == "error":
-            ET.SubElement(case, "error", message=res.reason).text = drift_text(res)
-        elif res.status == "skipped":
-            ET.SubElement(case, "skipped", message=res.reason)
-        else:
-            ET.SubElement(case, "system-out").text = drift_text(res)
-    suites = ET.Element("testsuites")
-    suites.append(suite)
-    ET.indent(suites)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    cases = [JunitCase(res.subject, res.name, res.status, res.reason, drift_text(res), res.timings.get("total", 0.0))
+             for res in report.routes]
+    return junit_document("portability", cases, report.duration_s)
 
 
 def write_junit(report: Report, path: str | Path) -> None:
     """Write ``junit_xml`` to a file."""
-    _write_text(path, junit_xml(report))
-
-
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    write_text_atomic(path, junit_xml(report))
 
 
 def markdown(report: Report) -> str:
@@ -148,9 +113,9 @@ def markdown(report: Report) -> str:
              "|---|---|---|---|---|---|---|---|---|---|"]
     for res in report.routes:
         c = summary_cells(res)
-        lines.append(f"| {_md(res.subject)} | `{res.name}` | {icon[res.status]} {res.status} | {c['weights']} | "
+        lines.append(f"| {markdown_cell(res.subject)} | `{res.name}` | {icon[res.status]} {res.status} | {c['weights']} | "
                      f"{c['max_abs']} | {c['min_atol']} | {c['cosine']} | {c['top1']} | {c['R']} | "
-                     f"{_md(res.reason)} |")
+                     f"{markdown_cell(res.reason)} |")
     failures = report.failures()
     if failures:
         lines += ["", "### Failures", ""]
@@ -161,4 +126,4 @@ def markdown(report: Report) -> str:
 
 def write_markdown(report: Report, path: str | Path) -> None:
     """Write ``markdown`` to a file."""
-    _write_text(path, markdown(report))
+    write_text_atomic(path, markdown(report))

@@ -1,4 +1,4 @@
-"""Validate a report against ``schemas/report.schema.json``, without dependencies.
+"""Validate a report against its JSON Schema (``schemas/*.schema.json``), without dependencies.
 
 Supports the JSON Schema keywords that schema uses: ``type`` (a name or a
 list), ``properties``, ``required``, ``additionalProperties`` (bool or a
@@ -24,9 +24,10 @@ _TYPES = {
 }
 
 
-def load_schema() -> dict[str, Any]:
-    """The report schema shipped with the package."""
-    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+def load_schema(name: str = "report") -> dict[str, Any]:
+    """A schema shipped with the package: ``"report"`` (the check) or ``"faults"``."""
+    path = SCHEMA_PATH.with_name(f"{name}.schema.json")
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def validate(instance: Any, schema: dict[str, Any] | None = None) -> list[str]:

@@ -23,9 +23,12 @@ def test_faults_writes_json_junit_markdown_and_exits_0(cli, tmp_path):
         assert entry["detected"] and entry["recovered"] and entry["recoverability"] >= 0.99
         assert entry["recovered_from_step"] == 10 and entry["steps_lost"] == 7
         assert entry["time_to_recover_s"] >= 0
-    routes = {r["route"]: r for r in doc["resume"]}
-    assert routes["torch"]["bitwise"] and routes["torch->safetensors->torch"]["bitwise"]
-    assert routes["torch->float16-weights"]["max_loss_deviation"] > 0
+    routes = {(tuple(r["route"]), r["dtype"]): r for r in doc["resume"]}
+    assert routes[("torch",), None]["bitwise"] and routes[("torch", "safetensors", "torch"), None]["bitwise"]
+    assert routes[("torch",), "float16"]["max_loss_deviation"] > 0
+    from portability.reports.schema import load_schema, validate
+
+    assert validate(doc, load_schema("faults")) == []
     suite = ET.parse(paths[1]).getroot().find("testsuite")
     assert suite.get("tests") == "6" and suite.get("failures") == "0"
     assert "| toy-mlp | fault:truncated-file | pass |" in paths[2].read_text()

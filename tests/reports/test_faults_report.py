@@ -13,7 +13,8 @@ FAULT = {"kind": "truncated-file", "detected": True, "recovered": True, "recover
 
 def _report(*extra: Row) -> FaultsReport:
     rows = [Row("mlp", "fault", "truncated-file", "pass", dict(FAULT)),
-            Row("mlp", "resume", "torch", "pass", {"route": "torch", "bitwise": True, "max_loss_deviation": 0.0,
+            Row("mlp", "resume", "torch", "pass", {"name": "torch", "route": ["torch"], "dtype": None,
+                                                   "bitwise": True, "max_loss_deviation": 0.0,
                                                    "max_rel_deviation": 0.0, "resumed_from_step": 10}),
             Row("keras-cnn", "fault", "all", "skipped", reason="no training recipe for a tensorflow fixture")]
     return FaultsReport(rows + list(extra), duration_s=1.5)
@@ -57,8 +58,27 @@ def test_tf_continuation_is_a_resume_route_with_its_one_step_proof():
     from portability.reports.faults_report import _tf_row
 
     entry = FaultsReport([_tf_row("toy-mlp", 4, 3)]).to_dict()["resume"][0]
-    assert entry["route"] == "torch->tf" and entry["status"] == "pass"
+    assert entry["route"] == ["torch", "tf-savedmodel"] and entry["dtype"] is None and entry["status"] == "pass"
     assert isinstance(entry["bitwise"], bool) and entry["max_loss_deviation"] < 1e-5
     assert entry["one_step"]["moments_bitwise"] and entry["one_step"]["bitwise_with_torch_sqrt"]
     skipped = _tf_row("cnn", 4, 3)
     assert skipped.status == "skipped" and "BatchNorm" in skipped.reason
+
+
+def test_json_validates_against_the_faults_schema_with_routes_as_format_lists(tmp_path):
+    from portability.reports.schema import load_schema, validate
+
+    write_reports(_report(), tmp_path / "r.json")
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["schema_version"] == "2.0"
+    assert validate(doc, load_schema("faults")) == []
+    doc["resume"][0]["route"] = "torch->safetensors"  # the old string form is refused
+    assert validate(doc, load_schema("faults"))
+
+
+def test_non_finite_figures_follow_the_report_json_rule(tmp_path):
+    row = Row("mlp", "fault", "kill-mid-step", "pass", {**FAULT, "kind": "kill-mid-step",
+                                                         "recoverability": float("nan")})
+    write_reports(_report(row), tmp_path / "r.json")
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["faults"][-1]["recoverability"] == "nan"
