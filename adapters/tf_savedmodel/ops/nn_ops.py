@@ -193,6 +193,17 @@ def batch_norm(node, ctx):
     return (x - tf.reshape(mean, shape)) * inv * tf.reshape(scale, shape) + tf.reshape(bias, shape)
 
 
+@register("InstanceNormalization")
+def instance_norm(node, ctx):
+    """Per sample and channel over the spatial axes: (x - mean) / sqrt(var + eps) * scale + B."""
+    x, scale, bias = ctx.input(0), ctx.input(1), ctx.input(2)
+    rank = rank_of(node, x)
+    mean, var = tf.nn.moments(x, axes=list(range(2, rank)), keepdims=True)
+    shape = _channel_shape(x, rank)
+    eps = tf.cast(ctx.attr("epsilon", 1e-5), x.dtype)
+    return (x - mean) * tf.math.rsqrt(var + eps) * tf.reshape(scale, shape) + tf.reshape(bias, shape)
+
+
 @register("LayerNormalization")
 def layer_norm(node, ctx):
     """Normalize over axes [axis, rank); the statistics use stash_type (float32)."""
@@ -232,43 +243,6 @@ def softmax(node, ctx):
 @register("LogSoftmax")
 def log_softmax(node, ctx):
     return _softmax(node, ctx, tf.nn.log_softmax)
-
-
-_REDUCERS = {"ReduceMean": tf.reduce_mean, "ReduceSum": tf.reduce_sum, "ReduceMax": tf.reduce_max,
-             "ReduceMin": tf.reduce_min, "ReduceProd": tf.reduce_prod}
-# The opset from which each reduction takes its axes as an input, not an attribute.
-_AXES_INPUT_SINCE = {"ReduceSum": 13}
-
-
-@register(*_REDUCERS)
-def reduce(node, ctx):
-    x = ctx.input(0)
-    keepdims = bool(ctx.attr("keepdims", 1))
-    if ctx.opset >= _AXES_INPUT_SINCE.get(node.op_type, 18):
-        axes = ctx.static_value(1)
-        if axes is None and ctx.has_input(1):
-            raise unsupported(node, "axes must be a constant")
-    else:
-        axes = ctx.attr("axes")
-    if axes is None or len(np.atleast_1d(axes)) == 0:
-        if ctx.attr("noop_with_empty_axes", 0):
-            return tf.identity(x)
-        axes = None
-    else:
-        rank = rank_of(node, x)
-        axes = [normalize_axis(int(a), rank) for a in np.atleast_1d(axes)]
-    return _REDUCERS[node.op_type](x, axis=axes, keepdims=keepdims)
-
-
-@register("ArgMax", "ArgMin")
-def arg_reduce(node, ctx):
-    x = ctx.input(0)
-    axis = normalize_axis(ctx.attr("axis", 0), rank_of(node, x))
-    if ctx.attr("select_last_index", 0):
-        raise unsupported(node, "select_last_index=1")
-    fn = tf.argmax if node.op_type == "ArgMax" else tf.argmin
-    out = fn(x, axis=axis, output_type=tf.int64)
-    return tf.expand_dims(out, axis) if ctx.attr("keepdims", 1) else out
 
 
 @register("Einsum")
