@@ -90,6 +90,8 @@ def compare(got, want) -> None:
         raise AssertionError(f"dtype {got.dtype} != expected {want.dtype}")
     if got.shape != want.shape:
         raise AssertionError(f"shape {got.shape} != expected {want.shape}")
+    if want.dtype.kind == "V":  # ml_dtypes' bfloat16 and float8 types: compare as float32
+        got, want = got.astype(np.float32), want.astype(np.float32)
     if want.dtype.kind in "fc":
         np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL, equal_nan=True)
     else:

@@ -6,7 +6,8 @@ from portability.adapters.tf_savedmodel.ops.registry import (OpContext, register
                                                              translator_for)
 
 # Each family registers its translators when imported.
-FAMILIES = ("elementwise", "index_ops", "layout_ops", "nn_ops", "conv", "pooling", "reduce_ops", "resize", "rnn", "sequence_ops", "shape_ops")
+FAMILIES = ("conv", "elementwise", "index_ops", "layout_ops", "nn_ops", "pooling", "random_ops",
+            "reduce_ops", "resize", "rnn", "sequence_ops", "shape_ops")
 for _family in FAMILIES:
     importlib.import_module(f"{__name__}.{_family}")
 

@@ -10,7 +10,7 @@ import math
 
 import tensorflow as tf
 
-from portability.adapters.tf_savedmodel.ops.dtypes import tf_dtype
+from portability.adapters.tf_savedmodel.ops.dtypes import FLOAT8_MAX, tf_dtype
 from portability.adapters.tf_savedmodel.ops.registry import register
 
 _UNARY = {
@@ -102,7 +102,14 @@ def where(node, ctx):
 
 @register("Cast")
 def cast(node, ctx):
-    return tf.cast(ctx.input(0), tf_dtype(ctx.attr("to"), f"Cast node {node.name!r}"))
+    """Casts to float8 saturate out-of-range values (and infinities) to the
+    type's largest finite value unless ``saturate=0`` (opset 19)."""
+    target = tf_dtype(ctx.attr("to"), f"ONNX op Cast (node {node.name!r})")
+    x = ctx.input(0)
+    if target in FLOAT8_MAX and ctx.attr("saturate", 1) and x.dtype.is_floating:
+        limit = FLOAT8_MAX[target]
+        x = tf.clip_by_value(tf.cast(x, tf.float32), -limit, limit)
+    return tf.cast(x, target)
 
 
 @register("CastLike")

@@ -57,14 +57,26 @@ def _channel_shape(x, rank):
 
 @register("BatchNormalization")
 def batch_norm(node, ctx):
-    """Inference form: (x - mean) / sqrt(var + eps) * scale + bias over axis 1."""
-    if ctx.attr("training_mode", 0) or ctx.output_count() > 1:
-        raise unsupported(node, "training mode (export the model in eval mode)")
+    """(x - mean) / sqrt(var + eps) * scale + bias over axis 1.
+
+    In training mode (opset 14+) the batch's own statistics normalize, and the
+    running statistics come out blended by ``momentum``."""
     x, scale, bias, mean, var = (ctx.input(i) for i in range(5))
-    shape = _channel_shape(x, rank_of(node, x))
+    rank = rank_of(node, x)
+    shape = _channel_shape(x, rank)
     eps = tf.cast(ctx.attr("epsilon", 1e-5), var.dtype)
+    training = ctx.attr("training_mode", 0)
+    if ctx.output_count() > 1 and not training:
+        raise unsupported(node, "statistics outputs outside training mode")
+    if training:
+        batch_mean, batch_var = tf.nn.moments(x, axes=[0] + list(range(2, rank)))
+        momentum = tf.cast(ctx.attr("momentum", 0.9), mean.dtype)
+        running_mean = mean * momentum + tf.cast(batch_mean, mean.dtype) * (1 - momentum)
+        running_var = var * momentum + tf.cast(batch_var, var.dtype) * (1 - momentum)
+        mean, var = batch_mean, batch_var
     inv = tf.math.rsqrt(tf.reshape(var, shape) + eps)
-    return (x - tf.reshape(mean, shape)) * inv * tf.reshape(scale, shape) + tf.reshape(bias, shape)
+    y = (x - tf.reshape(mean, shape)) * inv * tf.reshape(scale, shape) + tf.reshape(bias, shape)
+    return (y, running_mean, running_var) if training else y
 
 
 @register("InstanceNormalization")

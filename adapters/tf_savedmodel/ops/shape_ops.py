@@ -273,15 +273,6 @@ def split(node, ctx):
     return tuple(tf.split(x, [int(s) for s in np.atleast_1d(sizes)], axis=axis))
 
 
-@register("Dropout")
-def dropout(node, ctx):
-    """Inference: the identity (and an all-true mask if asked for)."""
-    x = ctx.input(0)
-    if ctx.output_count() > 1:
-        return x, tf.ones_like(x, dtype=tf.bool)
-    return tf.identity(x)
-
-
 @register("EyeLike")
 def eye_like(node, ctx):
     x = ctx.input(0)
