@@ -11,6 +11,7 @@ both use this module; expected failures live in ``ops/known_gaps.py``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
 from collections.abc import Iterable
 
@@ -75,6 +76,12 @@ def collect(ops: Iterable[str] = YARDSTICK_OPS) -> list[Case]:
         inputs, outputs = case.data_sets[0]
         cases.append(Case(case.name, node.op_type, case.model, list(inputs), list(outputs)))
     return cases
+
+
+@functools.cache
+def yardstick_cases() -> dict[str, Case]:
+    """The yardstick's cases by name, collected once per process (~20 s)."""
+    return {case.name: case for case in collect()}
 
 
 def _as_array(value):
