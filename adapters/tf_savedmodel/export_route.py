@@ -22,7 +22,9 @@ def onnx_graph_for(ckpt: Checkpoint, options: WriteOptions) -> onnx.ModelProto:
     Args:
         ckpt: the weights.
         options: ``options.model`` (a model spec) to export through the ONNX
-            adapter, or ``options.extra["onnx"]``, a path to an ONNX file.
+            adapter (with ``options.extra["inputs"]``, an ``.npz``, as its
+            example inputs when given), or ``options.extra["onnx"]``, a path to
+            an ONNX file.
 
     Returns:
         The model with its external data loaded.
@@ -40,7 +42,8 @@ def onnx_graph_for(ckpt: Checkpoint, options: WriteOptions) -> onnx.ModelProto:
     from portability.adapters.onnx.export import export_checkpoint
 
     with tempfile.TemporaryDirectory(prefix="portability-tf-") as tmp:
-        kwargs = {"opset": options.opset}
+        # The user's example inputs (--inputs), as the ONNX route gets them.
+        kwargs = {"opset": options.opset, "inputs": options.extra.get("inputs")}
         if "optimize" in inspect.signature(export_checkpoint).parameters:
             kwargs["optimize"] = False  # keep BatchNorm unfolded, so every weight stays trainable
         result = export_checkpoint(ckpt, options.model, Path(tmp) / "graph", **kwargs)
