@@ -54,13 +54,14 @@ def _lstm_step(acts, r, rb, p, hidden, clip):
     def step(state, inputs):
         h_prev, c_prev, _ = state
         xw, mask = inputs
-        gates = _clip(xw + tf.matmul(h_prev, r, transpose_b=True) + rb, clip)
+        gates = xw + tf.matmul(h_prev, r, transpose_b=True) + rb
         gi, go, gf, gc = tf.split(gates, 4, axis=-1)
-        pi, po, pf = (None, None, None) if p is None else tf.split(p, 3)
-        i = f(gi if p is None else gi + pi * c_prev)
-        fo = f(gf if p is None else gf + pf * c_prev)
-        c = fo * c_prev + i * g(gc)
-        o = f(go if p is None else go + po * c)
+        if p is not None:  # peepholes look at the previous cell (the new one for o)
+            pi, po, pf = tf.split(p, 3)
+            gi, gf = gi + pi * c_prev, gf + pf * c_prev
+        i, fo = f(_clip(gi, clip)), f(_clip(gf, clip))
+        c = fo * c_prev + i * g(_clip(gc, clip))
+        o = f(_clip(go if p is None else go + po * c, clip))
         h_new = o * h(c)
         return _masked(mask, h_new, h_prev), _masked(mask, c, c_prev), _masked(mask, h_new, None)
     return step
@@ -72,7 +73,7 @@ def _gru_step(acts, r, rb, hidden, clip, linear_before_reset):
     bz, br, bh = tf.split(rb, 3)
 
     def step(state, inputs):
-        h_prev, _, _ = state
+        h_prev, c_prev, _ = state
         xw, mask = inputs
         xz, xr, xh = tf.split(xw, 3, axis=-1)
         z = f(_clip(xz + tf.matmul(h_prev, rz, transpose_b=True) + bz, clip))
@@ -83,7 +84,7 @@ def _gru_step(acts, r, rb, hidden, clip, linear_before_reset):
             candidate = xh + tf.matmul(rt * h_prev, rh, transpose_b=True) + bh
         ht = g(_clip(candidate, clip))
         h_new = (1 - z) * ht + z * h_prev
-        return _masked(mask, h_new, h_prev), h_prev, _masked(mask, h_new, None)
+        return _masked(mask, h_new, h_prev), c_prev, _masked(mask, h_new, None)
     return step
 
 
@@ -91,10 +92,10 @@ def _rnn_step(acts, r, rb, hidden, clip):
     (f,) = acts
 
     def step(state, inputs):
-        h_prev, _, _ = state
+        h_prev, c_prev, _ = state
         xw, mask = inputs
         h_new = f(_clip(xw + tf.matmul(h_prev, r, transpose_b=True) + rb, clip))
-        return _masked(mask, h_new, h_prev), h_prev, _masked(mask, h_new, None)
+        return _masked(mask, h_new, h_prev), c_prev, _masked(mask, h_new, None)
     return step
 
 
@@ -164,8 +165,8 @@ def recurrent(node, ctx):
     ys, hs, cs = [], [], []
     for d in range(directions):
         zero = tf.zeros(tf.stack([batch, hidden]), x.dtype)
-        init_h = states[0][d] if states[0] is not None else zero
-        init_c = states[1][d] if states[1] is not None else zero
+        init_h = tf.ensure_shape(states[0][d] if states[0] is not None else zero, [None, hidden])
+        init_c = tf.ensure_shape(states[1][d] if states[1] is not None else zero, [None, hidden])
         reverse = direction == "reverse" or d == 1
         y, h, c = _run_direction(node, ctx, x, lens, d, reverse, acts[d], init_h, init_c)
         ys.append(y)
