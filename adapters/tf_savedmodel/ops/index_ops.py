@@ -69,7 +69,7 @@ def _scatter(node, data, coords, updates, reduction):
     if reduction != "mul":
         raise unsupported(node, f"reduction {reduction!r}")
     # No scatter-multiply kernel: multiply the updates per target slot, then apply.
-    depth = coords.shape[-1]
+    depth = tf.shape(coords, out_type=tf.int64)[-1]
     dims = tf.shape(data, out_type=tf.int64)
     lead = dims[:depth]
     strides = tf.math.cumprod(lead, exclusive=True, reverse=True)
@@ -84,9 +84,7 @@ def _scatter(node, data, coords, updates, reduction):
 @register("ScatterND")
 def scatter_nd(node, ctx):
     data, indices, updates = ctx.input(0), tf.cast(ctx.input(1), tf.int64), ctx.input(2)
-    depth = indices.shape[-1]
-    if depth is None:
-        raise unsupported(node, "indices whose last dimension is unknown")
+    depth = tf.shape(indices, out_type=tf.int64)[-1]
     indices = _nonnegative_indices(indices, tf.shape(data, out_type=tf.int64)[:depth])
     return _scatter(node, data, indices, updates, ctx.attr("reduction", "none"))
 

@@ -1,8 +1,8 @@
 """Layout ONNX ops: Pad, DepthToSpace, SpaceToDepth.
 
 Pad maps every output position of a padded axis to a source index (or to the
-fill value), so pads may be runtime tensors, negative (cropping) or wider
-than the input, in every mode ONNX defines.
+fill value), so pads may be runtime tensors or wider than the input, in every
+mode ONNX defines; negative pads crop before the padding.
 """
 
 from __future__ import annotations
@@ -24,6 +24,11 @@ def _source_index(index: tf.Tensor, size: tf.Tensor, mode: str) -> tf.Tensor:
 
 
 def _pad_axis(x, axis, begin, end, mode, fill):
+    """Crop for negative pads first (as onnxruntime does), then pad per mode."""
+    size = tf.shape(x, out_type=tf.int64)[axis]
+    keep = tf.range(tf.maximum(-begin, 0), size - tf.maximum(-end, 0))
+    x = tf.gather(x, keep, axis=axis)
+    begin, end = tf.maximum(begin, 0), tf.maximum(end, 0)
     size = tf.shape(x, out_type=tf.int64)[axis]
     index = tf.range(-begin, size + end, dtype=tf.int64)
     if mode == "constant":
