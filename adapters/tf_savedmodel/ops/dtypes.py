@@ -39,7 +39,8 @@ def tf_dtype(elem_type: int, where: str) -> tf.DType:
         UnsupportedOpError: a type TF cannot hold (names ``where``).
     """
     if elem_type not in TF_BY_ONNX:
-        name = onnx.TensorProto.DataType.Name(elem_type) if elem_type in onnx.TensorProto.DataType.values() else elem_type
+        known = elem_type in onnx.TensorProto.DataType.values()
+        name = onnx.TensorProto.DataType.Name(elem_type) if known else elem_type
         why = ("TensorFlow has no kernels for it, not even Cast" if name in NO_KERNELS
                else "it has no TensorFlow equivalent")
         raise UnsupportedOpError(f"{where}: ONNX element type {name}: {why}")

@@ -6,7 +6,6 @@ channels-last, so those ops transpose in and out around the TF kernel.
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 
 from portability.adapters.tf_savedmodel.ops.registry import (normalize_axis, rank_of, register,

@@ -48,7 +48,7 @@ def _activations(node, ctx, directions):
     return [fns[d * per:(d + 1) * per] for d in range(directions)]
 
 
-def _lstm_step(acts, r, rb, p, hidden, clip):
+def _lstm_step(acts, r, rb, p, clip):
     f, g, h = acts
 
     def step(state, inputs):
@@ -67,7 +67,7 @@ def _lstm_step(acts, r, rb, p, hidden, clip):
     return step
 
 
-def _gru_step(acts, r, rb, hidden, clip, linear_before_reset):
+def _gru_step(acts, r, rb, clip, linear_before_reset):
     f, g = acts
     rz, rr, rh = tf.split(r, 3, axis=0)
     bz, br, bh = tf.split(rb, 3)
@@ -88,7 +88,7 @@ def _gru_step(acts, r, rb, hidden, clip, linear_before_reset):
     return step
 
 
-def _rnn_step(acts, r, rb, hidden, clip):
+def _rnn_step(acts, r, rb, clip):
     (f,) = acts
 
     def step(state, inputs):
@@ -126,11 +126,11 @@ def _run_direction(node, ctx, x, lens, d, reverse, acts, init_h, init_c):
     clip = ctx.attr("clip")
     if kind == "LSTM":
         p = ctx.input(7)[d] if ctx.has_input(7) else None
-        step = _lstm_step(acts, r, rb, p, hidden, clip)
+        step = _lstm_step(acts, r, rb, p, clip)
     elif kind == "GRU":
-        step = _gru_step(acts, r, rb, hidden, clip, ctx.attr("linear_before_reset", 0))
+        step = _gru_step(acts, r, rb, clip, ctx.attr("linear_before_reset", 0))
     else:
-        step = _rnn_step(acts, r, rb, hidden, clip)
+        step = _rnn_step(acts, r, rb, clip)
     zeros = tf.zeros_like(init_h)
     h_seq, c_seq, y = tf.scan(step, (xw, mask), initializer=(init_h, init_c, zeros))
     if reverse:

@@ -50,8 +50,8 @@ def test_opset_11_squeeze_unsqueeze_attributes():
 def test_split_with_runtime_sizes_attribute_and_num_outputs():
     x = np.arange(14, dtype=np.float32).reshape(7, 2)
     outs = ["a", "b", "c"]
-    onnx_graphs.check([onnx_graphs.node("Split", ["x", "sizes"], outs)], {"x": x, "sizes": np.array([2, 0, 5], np.int64)},
-                      opset=13, outputs=3)
+    feeds = {"x": x, "sizes": np.array([2, 0, 5], np.int64)}
+    onnx_graphs.check([onnx_graphs.node("Split", ["x", "sizes"], outs)], feeds, opset=13, outputs=3)
     onnx_graphs.check([onnx_graphs.node("Split", ["x"], outs, split=[1, 4, 2])], {"x": x}, opset=11, outputs=3)
     onnx_graphs.check([onnx_graphs.node("Split", ["x"], outs, num_outputs=3)], {"x": x}, opset=18, outputs=3)
 
