@@ -6,6 +6,12 @@ under their state_dict names, saved with a ``serving_default`` signature with
 dynamic batch and sequence dimensions. Nothing is written unless the whole
 graph translated.
 
+``translate(model)`` is the translator itself: it turns an ONNX ModelProto
+into a ``tf.Module`` called as ``module(**named_inputs)`` or ``module.serve``.
+``ops.supported_ops()`` lists the op types it covers; ``conformance`` runs
+ONNX's own node test cases through it (``python benchmarks/onnx_conformance.py``
+prints the census), and ``ops/known_gaps.py`` lists the cases it cannot do.
+
 Import: the variables are read from the SavedModel's variables checkpoint
 without loading or running the graph. Ours come back bitwise under their
 state_dict names; Keras-native ones under Keras names (see ``keras_mapping``

@@ -163,6 +163,10 @@ def _input_specs(model: onnx.ModelProto) -> list[tf.TensorSpec]:
     """One TensorSpec per graph input; symbolic or unknown dims become None."""
     specs = []
     for value in _real_inputs(model):
+        kind = value.type.WhichOneof("value")
+        if kind not in (None, "tensor_type"):
+            raise UnsupportedOpError(f"graph input {value.name!r} is an ONNX {kind.replace('_type', '')}: "
+                                     "TF serving signatures take tensors only; nothing was written")
         tensor_type = value.type.tensor_type
         dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
         shape = dims if tensor_type.HasField("shape") else None

@@ -1,8 +1,14 @@
 """ONNX -> TensorFlow op translators, registered by op type on import."""
 
-from portability.adapters.tf_savedmodel.ops import (elementwise, nn_ops, sequence_ops,  # noqa: F401
-                                                    shape_ops)
+import importlib
+
 from portability.adapters.tf_savedmodel.ops.registry import (OpContext, register, supported_ops,
                                                              translator_for)
 
-__all__ = ["OpContext", "register", "supported_ops", "translator_for"]
+# Each family registers its translators when imported.
+FAMILIES = ("conv", "elementwise", "index_ops", "layout_ops", "nn_ops", "pooling", "random_ops",
+            "reduce_ops", "resize", "rnn", "sequence_ops", "shape_ops")
+for _family in FAMILIES:
+    importlib.import_module(f"{__name__}.{_family}")
+
+__all__ = ["FAMILIES", "OpContext", "register", "supported_ops", "translator_for"]

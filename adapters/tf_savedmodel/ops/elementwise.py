@@ -10,7 +10,7 @@ import math
 
 import tensorflow as tf
 
-from portability.adapters.tf_savedmodel.ops.dtypes import tf_dtype
+from portability.adapters.tf_savedmodel.ops.dtypes import FLOAT8_MAX, tf_dtype
 from portability.adapters.tf_savedmodel.ops.registry import register
 
 _UNARY = {
@@ -55,6 +55,13 @@ def div(node, ctx):
 def mod(node, ctx):
     """fmod=1 keeps the dividend's sign (C fmod); fmod=0 the divisor's (Python %)."""
     a, b = ctx.input(0), ctx.input(1)
+    if a.dtype in (tf.float16, tf.bfloat16):  # no half-precision kernels: compute in float32
+        return tf.cast(mod_values(tf.cast(a, tf.float32), tf.cast(b, tf.float32), ctx), a.dtype)
+    return mod_values(a, b, ctx)
+
+
+def mod_values(a, b, ctx):
+    """fmod or Python-style modulo of two tensors of one dtype."""
     return tf.truncatemod(a, b) if ctx.attr("fmod", 0) else tf.math.floormod(a, b)
 
 
@@ -95,7 +102,14 @@ def where(node, ctx):
 
 @register("Cast")
 def cast(node, ctx):
-    return tf.cast(ctx.input(0), tf_dtype(ctx.attr("to"), f"Cast node {node.name!r}"))
+    """Casts to float8 saturate out-of-range values (and infinities) to the
+    type's largest finite value unless ``saturate=0`` (opset 19)."""
+    target = tf_dtype(ctx.attr("to"), f"ONNX op Cast (node {node.name!r})")
+    x = ctx.input(0)
+    if target in FLOAT8_MAX and ctx.attr("saturate", 1) and x.dtype.is_floating:
+        limit = FLOAT8_MAX[target]
+        x = tf.clip_by_value(tf.cast(x, tf.float32), -limit, limit)
+    return tf.cast(x, target)
 
 
 @register("CastLike")
@@ -155,3 +169,18 @@ def hard_sigmoid(node, ctx):
 def prelu(node, ctx):
     x, slope = ctx.input(0), ctx.input(1)
     return tf.where(x < 0, x * slope, x)
+
+
+@register("Selu")
+def selu(node, ctx):
+    x = ctx.input(0)
+    alpha = ctx.attr("alpha", 1.67326319217681884765625)
+    gamma = ctx.attr("gamma", 1.05070102214813232421875)
+    return gamma * tf.where(x > 0, x, alpha * (tf.exp(x) - 1))
+
+
+@register("HardSwish")
+def hard_swish(node, ctx):
+    """x * HardSigmoid(x) with alpha 1/6 and beta 0.5."""
+    x = ctx.input(0)
+    return x * tf.clip_by_value(x * (1.0 / 6.0) + 0.5, 0.0, 1.0)

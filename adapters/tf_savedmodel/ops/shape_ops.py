@@ -15,23 +15,24 @@ from portability.adapters.tf_savedmodel.ops.registry import (normalize_axis, ran
                                                              unsupported)
 
 
-def _axes(node, ctx, input_index: int, since: int) -> list[int] | None:
-    """Axes given as an attribute (before opset ``since``) or as a constant input."""
+def _axes(node, ctx, input_index: int, since: int):
+    """Axes given as an attribute (before opset ``since``) or as an input: a list
+    when known at translation time, else an int64 tensor (None when absent)."""
     if ctx.opset < since:
         axes = ctx.attr("axes")
         return None if axes is None else list(axes)
     value = ctx.static_value(input_index)
     if value is None:
         if ctx.has_input(input_index):
-            raise unsupported(node, "axes must be a constant")
+            return tf.reshape(tf.cast(ctx.input(input_index), tf.int64), [-1])
         return None
     return [int(a) for a in np.atleast_1d(value)]
 
 
-def _nonnegative_indices(indices: tf.Tensor, dim: tf.Tensor) -> tf.Tensor:
-    """ONNX indices may be negative (counted from the end); TF's gather may not."""
-    dim = tf.cast(dim, indices.dtype)
-    return tf.where(indices < 0, indices + dim, indices)
+def _runtime_axes(axes: tf.Tensor, rank) -> tf.Tensor:
+    """Runtime axes made non-negative for a tensor of rank ``rank``."""
+    rank = tf.cast(rank, tf.int64)
+    return tf.where(axes < 0, axes + rank, axes)
 
 
 @register("Constant")
@@ -120,24 +121,44 @@ def transpose(node, ctx):
 
 @register("Squeeze")
 def squeeze(node, ctx):
+    """Runtime axes drop their dims from the shape (the rank stays static when
+    the number of axes is)."""
     x = ctx.input(0)
     axes = _axes(node, ctx, 1, since=13)
     if axes is None:
         return tf.squeeze(x)
     rank = rank_of(node, x)
-    return tf.squeeze(x, axis=[normalize_axis(a, rank) for a in axes])
+    if isinstance(axes, list):
+        return tf.squeeze(x, axis=[normalize_axis(a, rank) for a in axes])
+    axes = _runtime_axes(axes, rank)
+    dropped = tf.reduce_any(tf.equal(tf.range(rank, dtype=tf.int64)[:, None], axes[None, :]), axis=1)
+    out = tf.reshape(x, tf.boolean_mask(tf.shape(x, out_type=tf.int64), tf.logical_not(dropped)))
+    count = axes.shape[0]
+    return out if count is None else tf.ensure_shape(out, [None] * (rank - count))
 
 
 @register("Unsqueeze")
 def unsqueeze(node, ctx):
+    """Static axes expand one at a time; runtime axes build the new shape."""
     x = ctx.input(0)
     axes = _axes(node, ctx, 1, since=13)
     if axes is None:
         raise unsupported(node, "axes are required")
-    out_rank = rank_of(node, x) + len(axes)
-    for axis in sorted(normalize_axis(a, out_rank) for a in axes):
-        x = tf.expand_dims(x, axis)
-    return x
+    if isinstance(axes, list):
+        out_rank = rank_of(node, x) + len(axes)
+        for axis in sorted(normalize_axis(a, out_rank) for a in axes):
+            x = tf.expand_dims(x, axis)
+        return x
+    count = axes.shape[0]
+    if count is None:
+        raise unsupported(node, "axes of unknown length")
+    out_rank = rank_of(node, x) + count
+    axes = _runtime_axes(axes, out_rank)
+    new = tf.reduce_any(tf.equal(tf.range(out_rank, dtype=tf.int64)[:, None], axes[None, :]), axis=1)
+    source = tf.cumsum(tf.cast(tf.logical_not(new), tf.int64)) - 1
+    dims = tf.concat([tf.shape(x, out_type=tf.int64), [1]], 0)
+    shape = tf.where(new, tf.ones([out_rank], tf.int64), tf.gather(dims, tf.maximum(source, 0)))
+    return tf.ensure_shape(tf.reshape(x, shape), [None] * out_rank)
 
 
 @register("Concat")
@@ -182,9 +203,9 @@ def slice_op(node, ctx):
             raise unsupported(node, "starts of unknown length")
         axes = ctx.static_value(3)
         axes = list(range(count)) if axes is None and not ctx.has_input(3) else axes
-        if axes is None:
-            raise unsupported(node, "axes must be a constant")
         steps = tf.cast(ctx.input(4), tf.int64) if ctx.has_input(4) else None
+        if axes is None:
+            return _slice_runtime_axes(x, rank, starts, ends, steps, tf.cast(ctx.input(3), tf.int64))
     axes = [normalize_axis(int(a), rank) for a in np.atleast_1d(axes)]
     untouched = [a for a in range(rank) if a not in axes]
     order = axes + untouched
@@ -198,6 +219,19 @@ def slice_op(node, ctx):
     mask = sum(1 << a for a in untouched)
     begin, end = _clamp_slice_bounds(begin, end, stride, tf.shape(x, out_type=tf.int64))
     return tf.strided_slice(x, begin, end, stride, begin_mask=mask, end_mask=mask)
+
+
+def _slice_runtime_axes(x, rank, starts, ends, steps, axes):
+    """Slice whose axes are known only at run time: scatter the bounds into full-rank vectors."""
+    axes = _runtime_axes(axes, rank)[:, None]
+    dims = tf.shape(x, out_type=tf.int64)
+    begin = tf.tensor_scatter_nd_update(tf.zeros([rank], tf.int64), axes, starts)
+    end = tf.tensor_scatter_nd_update(dims, axes, ends)
+    stride = tf.ones([rank], tf.int64)
+    if steps is not None:
+        stride = tf.tensor_scatter_nd_update(stride, axes, steps)
+    begin, end = _clamp_slice_bounds(begin, end, stride, dims)
+    return tf.strided_slice(x, begin, end, stride)
 
 
 def _clamp_slice_bounds(begin, end, stride, dims):
@@ -215,39 +249,6 @@ def _clamp_slice_bounds(begin, end, stride, dims):
     return begin, end
 
 
-@register("Gather")
-def gather(node, ctx):
-    x, indices = ctx.input(0), ctx.input(1)
-    axis = normalize_axis(ctx.attr("axis", 0), rank_of(node, x))
-    indices = _nonnegative_indices(indices, tf.shape(x, out_type=indices.dtype)[axis])
-    return tf.gather(x, indices, axis=axis)
-
-
-@register("GatherElements")
-def gather_elements(node, ctx):
-    """out[i..] = data[i.. with index[axis] replaced by indices[i..]]."""
-    x, indices = ctx.input(0), ctx.input(1)
-    rank = rank_of(node, x)
-    axis = normalize_axis(ctx.attr("axis", 0), rank)
-    indices = tf.cast(_nonnegative_indices(indices, tf.shape(x, out_type=indices.dtype)[axis]), tf.int64)
-    idx_shape = tf.shape(indices, out_type=tf.int64)
-    grids = tf.meshgrid(*[tf.range(idx_shape[d]) for d in range(rank)], indexing="ij")
-    grids[axis] = indices
-    return tf.gather_nd(x, tf.stack(grids, axis=-1))
-
-
-@register("GatherND")
-def gather_nd(node, ctx):
-    x, indices = ctx.input(0), ctx.input(1)
-    batch_dims = ctx.attr("batch_dims", 0)
-    depth = indices.shape[-1]
-    if depth is None:
-        raise unsupported(node, "indices whose last dimension is unknown")
-    dims = tf.shape(x, out_type=indices.dtype)[batch_dims:batch_dims + depth]
-    indices = _nonnegative_indices(indices, dims)
-    return tf.gather_nd(x, indices, batch_dims=batch_dims)
-
-
 @register("Split")
 def split(node, ctx):
     """Sizes from the 'split' input/attribute, or num_outputs (last chunk may be smaller)."""
@@ -255,9 +256,10 @@ def split(node, ctx):
     rank = rank_of(node, x)
     axis = normalize_axis(ctx.attr("axis", 0), rank)
     sizes = ctx.attr("split") if ctx.opset < 13 else ctx.static_value(1)
-    if sizes is None and ctx.opset >= 13 and ctx.has_input(1):
-        raise unsupported(node, "split sizes must be constant")
     count = ctx.output_count()
+    if sizes is None and ctx.opset >= 13 and ctx.has_input(1):
+        runtime = tf.reshape(tf.cast(ctx.input(1), tf.int64), [count])
+        return tuple(tf.split(x, runtime, num=count, axis=axis))
     if sizes is None:
         dim = x.shape[axis]
         if dim is None:
@@ -269,15 +271,6 @@ def split(node, ctx):
         chunk = -(-dim // count)
         sizes = [chunk] * (count - 1) + [dim - chunk * (count - 1)]
     return tuple(tf.split(x, [int(s) for s in np.atleast_1d(sizes)], axis=axis))
-
-
-@register("Dropout")
-def dropout(node, ctx):
-    """Inference: the identity (and an all-true mask if asked for)."""
-    x = ctx.input(0)
-    if ctx.output_count() > 1:
-        return x, tf.ones_like(x, dtype=tf.bool)
-    return tf.identity(x)
 
 
 @register("EyeLike")

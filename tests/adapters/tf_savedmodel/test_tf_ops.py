@@ -165,12 +165,18 @@ def test_unknown_op_names_op_and_node():
         translate(_model([node], {"x": X}))
 
 
-def test_dynamic_axes_are_refused_with_node_name():
+def test_axes_computed_at_run_time_are_honoured():
     nodes = [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Slice", ["s", "z", "o"], ["a"]),
              helper.make_node("Unsqueeze", ["x", "a"], ["y"], name="unsq")]
     consts = {"z": np.array([0], np.int64), "o": np.array([1], np.int64)}
-    with pytest.raises(UnsupportedOpError, match="Unsqueeze .node 'unsq'.: axes must be a constant"):
-        translate(_model(nodes, {"x": X}, consts))
+    _check(nodes, {"x": X}, consts)
+
+
+def test_runtime_axes_of_unknown_count_are_refused_with_node_name():
+    nodes = [helper.make_node("Unsqueeze", ["x", "axes"], ["y"], name="unsq")]
+    feeds = {"x": X, "axes": np.array([0], np.int64)}
+    with pytest.raises(UnsupportedOpError, match="Unsqueeze .node 'unsq'.: axes of unknown length"):
+        translate(_model(nodes, feeds))
 
 
 @pytest.mark.parametrize("dtype,tol", [(TensorProto.FLOAT16, 2e-2), (TensorProto.BFLOAT16, 1e-1)])

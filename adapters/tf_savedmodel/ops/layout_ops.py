@@ -1,0 +1,106 @@
+"""Layout ONNX ops: Pad, DepthToSpace, SpaceToDepth.
+
+Pad maps every output position of a padded axis to a source index (or to the
+fill value), so pads may be runtime tensors or wider than the input, in every
+mode ONNX defines; negative pads crop before the padding.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from portability.adapters.tf_savedmodel.ops.registry import rank_of, register, unsupported
+
+
+def _source_index(index: tf.Tensor, size: tf.Tensor, mode: str) -> tf.Tensor:
+    """Where output position ``index`` (input coordinates) reads from, per padding mode."""
+    if mode == "edge":
+        return tf.clip_by_value(index, 0, size - 1)
+    if mode == "wrap":
+        return tf.math.floormod(index, size)
+    period = tf.maximum(2 * (size - 1), 1)  # reflect: mirror without repeating the edge
+    folded = tf.math.floormod(index, period)
+    return tf.where(folded > size - 1, period - folded, folded)
+
+
+def _pad_axis(x, axis, begin, end, mode, fill):
+    """Crop for negative pads first (as onnxruntime does), then pad per mode."""
+    size = tf.shape(x, out_type=tf.int64)[axis]
+    keep = tf.range(tf.maximum(-begin, 0), size - tf.maximum(-end, 0))
+    x = tf.gather(x, keep, axis=axis)
+    begin, end = tf.maximum(begin, 0), tf.maximum(end, 0)
+    size = tf.shape(x, out_type=tf.int64)[axis]
+    index = tf.range(-begin, size + end, dtype=tf.int64)
+    if mode == "constant":
+        inside = tf.logical_and(index >= 0, index < size)
+        taken = tf.gather(x, tf.clip_by_value(index, 0, tf.maximum(size - 1, 0)), axis=axis)
+        shape = [1] * x.shape.rank
+        shape[axis] = -1
+        return tf.where(tf.reshape(inside, shape), taken, fill)
+    return tf.gather(x, _source_index(index, size, mode), axis=axis)
+
+
+def _pads_and_fill(node, ctx, x, rank):
+    """(pads as a [rank, 2] int64 tensor, the constant fill value)."""
+    if ctx.opset < 11:
+        pads = tf.constant(ctx.attr("pads"), tf.int64)
+        fill = tf.constant(ctx.attr("value", 0.0), x.dtype)
+    else:
+        pads = tf.reshape(tf.cast(ctx.input(1), tf.int64), [-1])
+        value = ctx.input(2)
+        fill = tf.zeros([], x.dtype) if value is None else tf.reshape(tf.cast(value, x.dtype), [])
+    pairs = tf.transpose(tf.reshape(pads, [2, -1]))
+    if ctx.has_input(3):
+        axes = tf.reshape(tf.cast(ctx.input(3), tf.int64), [-1, 1])
+        axes = tf.where(axes < 0, axes + rank, axes)
+        pairs = tf.tensor_scatter_nd_update(tf.zeros([rank, 2], tf.int64), axes, pairs)
+    return pairs, fill
+
+
+@register("Pad")
+def pad(node, ctx):
+    """Modes constant, reflect, edge and wrap; pads and axes may be runtime inputs."""
+    x = ctx.input(0)
+    rank = rank_of(node, x)
+    mode = ctx.attr("mode", "constant")
+    if mode not in ("constant", "reflect", "edge", "wrap"):
+        raise unsupported(node, f"mode {mode!r}")
+    pairs, fill = _pads_and_fill(node, ctx, x, rank)
+    static = tf.get_static_value(pairs)
+    for axis in range(rank):
+        if static is not None and not static[axis].any():
+            continue
+        x = _pad_axis(x, axis, pairs[axis, 0], pairs[axis, 1], mode, fill)
+    return x
+
+
+@register("DepthToSpace")
+def depth_to_space(node, ctx):
+    """NCHW; DCR (depth-column-row, the default) or CRD channel order."""
+    x = ctx.input(0)
+    if rank_of(node, x) != 4:
+        raise unsupported(node, "only 4-D input")
+    b = ctx.attr("blocksize")
+    n, c, h, w = tf.unstack(tf.shape(x, out_type=tf.int64))
+    if ctx.attr("mode", "DCR") == "CRD":
+        y = tf.reshape(x, tf.stack([n, c // (b * b), b, b, h, w]))
+        y = tf.transpose(y, [0, 1, 4, 2, 5, 3])
+    else:
+        y = tf.reshape(x, tf.stack([n, b, b, c // (b * b), h, w]))
+        y = tf.transpose(y, [0, 3, 4, 1, 5, 2])
+    return tf.reshape(y, tf.stack([n, c // (b * b), h * b, w * b]))
+
+
+@register("SpaceToDepth")
+def space_to_depth(node, ctx):
+    """NCHW: each b x b block becomes b*b channels (block position outermost, or
+    innermost in CRD mode)."""
+    x = ctx.input(0)
+    if rank_of(node, x) != 4:
+        raise unsupported(node, "only 4-D input")
+    b = ctx.attr("blocksize")
+    n, c, h, w = tf.unstack(tf.shape(x, out_type=tf.int64))
+    y = tf.reshape(x, tf.stack([n, c, h // b, b, w // b, b]))
+    crd = ctx.attr("mode", "DCR") == "CRD"
+    y = tf.transpose(y, [0, 1, 3, 5, 2, 4] if crd else [0, 3, 5, 1, 2, 4])
+    return tf.reshape(y, tf.stack([n, c * b * b, h // b, w // b]))

@@ -1,0 +1,184 @@
+"""ONNX Resize: nearest, linear and cubic, every coordinate transformation mode.
+
+Resize is separable, so each resized axis is done on its own: every output
+position maps to a source coordinate (per ``coordinate_transformation_mode``),
+gathers a few neighbouring input positions (edge-clamped) and sums them with
+interpolation weights. Scales, sizes and roi may be runtime tensors; the
+number of taps of an antialiased kernel then follows the runtime scale.
+Arithmetic is float64, as in ONNX's reference, then cast back.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from portability.adapters.tf_savedmodel.ops.registry import (normalize_axis, rank_of, register,
+                                                             unsupported)
+
+_F64 = tf.float64
+
+
+def _source_coords(mode, y, scale, in_size, out_size, roi):
+    """Source coordinate of each output index ``y`` (all float64 tensors)."""
+    out_width = scale * in_size  # the unrounded output width ONNX uses
+    single = tf.equal(out_width, 1.0)
+    if mode == "align_corners":
+        return tf.where(single, tf.zeros_like(y), y * (in_size - 1) / (out_width - 1))
+    if mode == "asymmetric":
+        return y / scale
+    if mode == "tf_crop_and_resize":
+        start, end = roi
+        spread = tf.where(single, (end - start) * (in_size - 1) / 2 + 0 * y,
+                          y * (end - start) * (in_size - 1) / (out_width - 1))
+        return spread + start * (in_size - 1)
+    if mode == "pytorch_half_pixel":
+        return tf.where(single, tf.fill(tf.shape(y), tf.constant(-0.5, _F64)), (y + 0.5) / scale - 0.5)
+    if mode == "half_pixel":
+        return (y + 0.5) / scale - 0.5
+    if mode == "half_pixel_symmetric":
+        offset = in_size / 2 * (1 - out_size / out_width)
+        return offset + (y + 0.5) / scale - 0.5
+    raise ValueError(f"coordinate_transformation_mode {mode!r} is not an ONNX mode")
+
+
+def _nearest_index(coords, rounding):
+    base = tf.floor(coords)
+    frac = coords - base
+    if rounding == "round_prefer_floor":
+        up = frac > 0.5
+    elif rounding == "round_prefer_ceil":
+        up = frac >= 0.5
+    elif rounding == "floor":
+        up = tf.zeros_like(frac, tf.bool)
+    elif rounding == "ceil":
+        up = frac > 0
+    else:
+        raise ValueError(f"nearest_mode {rounding!r} is not an ONNX mode")
+    return tf.cast(base, tf.int64) + tf.cast(up, tf.int64)
+
+
+def _cubic(t, a):
+    t = tf.abs(t)
+    near = ((a + 2) * t - (a + 3)) * t * t + 1
+    far = ((a * t - 5 * a) * t + 8 * a) * t - 4 * a
+    return tf.where(t <= 1, near, tf.where(t < 2, far, tf.zeros_like(t)))
+
+
+def _taps(mode, coords, scale, a, antialias):
+    """(first input index [Out], tap offsets [K], weights [Out, K]) of each output."""
+    base = tf.floor(coords)
+    frac = (coords - base)[:, None]
+    shrink = tf.minimum(scale, 1.0) if antialias else tf.constant(1.0, _F64)
+    reach = 1.0 if mode == "linear" else 2.0
+    start = tf.floor(-reach / shrink) + 1
+    offsets = tf.range(start, 2 - start, dtype=_F64)
+    distance = (offsets[None, :] - frac) * shrink
+    if mode == "linear":
+        weights = tf.maximum(1 - tf.abs(distance), 0.0)
+    else:
+        weights = _cubic(distance, a)
+    if antialias:
+        weights = weights / tf.reduce_sum(weights, axis=1, keepdims=True)
+    return tf.cast(base, tf.int64), tf.cast(offsets, tf.int64), weights
+
+
+def _resize_axis(x, axis, scale, out_size, roi, attrs):
+    """Resize float64 (or, for nearest, any-dtype) ``x`` along one axis."""
+    rank = x.shape.rank
+    in_size_int = tf.shape(x, out_type=tf.int64)[axis]
+    in_size = tf.cast(in_size_int, _F64)
+    y = tf.range(out_size, dtype=tf.int64)
+    coords = _source_coords(attrs["ctm"], tf.cast(y, _F64), scale, in_size, tf.cast(out_size, _F64), roi)
+    last = tf.maximum(in_size_int - 1, 0)
+    if attrs["mode"] == "nearest":
+        index = tf.clip_by_value(_nearest_index(coords, attrs["nearest"]), 0, last)
+        out = tf.gather(x, index, axis=axis)
+    else:
+        base, offsets, weights = _taps(attrs["mode"], coords, scale, attrs["a"], attrs["antialias"])
+        index = base[:, None] + offsets[None, :]
+        if attrs["exclude_outside"]:
+            weights = tf.where((index < 0) | (index > last), tf.zeros_like(weights), weights)
+            total = tf.reduce_sum(weights, axis=1, keepdims=True)
+            weights = weights / tf.where(total == 0, tf.ones_like(total), total)
+        gathered = tf.gather(x, tf.clip_by_value(index, 0, last), axis=axis)
+        shape = tf.concat([tf.ones([axis], tf.int64), tf.shape(weights, out_type=tf.int64),
+                           tf.ones([rank - axis - 1], tf.int64)], 0)
+        out = tf.reduce_sum(gathered * tf.reshape(weights, shape), axis=axis + 1)
+    if attrs["ctm"] == "tf_crop_and_resize":
+        outside = (coords < 0) | (coords > in_size - 1)
+        mask_shape = [1] * axis + [-1] + [1] * (rank - axis - 1)
+        fill = tf.cast(attrs["extrapolation"], out.dtype)
+        out = tf.where(tf.reshape(outside, mask_shape), fill, out)
+    return out
+
+
+def _attrs(ctx):
+    if ctx.opset < 11:  # Resize-10: asymmetric coordinates, nearest rounds down
+        return {"mode": ctx.attr("mode", "nearest"), "ctm": "asymmetric", "nearest": "floor",
+                "a": -0.75, "antialias": 0, "exclude_outside": 0, "extrapolation": 0.0}
+    return {"mode": ctx.attr("mode", "nearest"),
+            "ctm": ctx.attr("coordinate_transformation_mode", "half_pixel"),
+            "nearest": ctx.attr("nearest_mode", "round_prefer_floor"),
+            "a": ctx.attr("cubic_coeff_a", -0.75), "antialias": ctx.attr("antialias", 0),
+            "exclude_outside": ctx.attr("exclude_outside", 0),
+            "extrapolation": ctx.attr("extrapolation_value", 0.0)}
+
+
+def _present(ctx, i):
+    """Whether optional input ``i`` is given and not an empty tensor."""
+    if not ctx.has_input(i):
+        return False
+    length = ctx.input(i).shape.num_elements()
+    return length is None or length > 0
+
+
+def _scales_and_sizes(node, ctx, x, axes):
+    """Per resized axis: float64 scales and int64 output sizes (tensors)."""
+    dims = tf.cast(tf.gather(tf.shape(x, out_type=tf.int64), axes), _F64)
+    scales_index, sizes_index = (1, None) if ctx.opset < 11 else (2, 3)
+    if sizes_index is not None and _present(ctx, sizes_index):
+        sizes = tf.cast(tf.reshape(ctx.input(sizes_index), [-1]), _F64)
+        scales = sizes / dims
+        policy = ctx.attr("keep_aspect_ratio_policy", "stretch")
+        if policy != "stretch":
+            pick = tf.reduce_min if policy == "not_larger" else tf.reduce_max
+            scales = tf.fill(tf.shape(scales), pick(scales))
+            sizes = tf.floor(scales * dims + 0.5)
+        return scales, tf.cast(sizes, tf.int64)
+    if not _present(ctx, scales_index):
+        raise unsupported(node, "neither scales nor sizes is given")
+    scales = tf.cast(tf.reshape(ctx.input(scales_index), [-1]), _F64)
+    if ctx.opset < 18 or ctx.attr("axes") is None:
+        scales = tf.gather(scales, axes)
+    return scales, tf.cast(tf.floor(scales * dims), tf.int64)
+
+
+@register("Resize", "Upsample")
+def resize(node, ctx):
+    x = ctx.input(0)
+    rank = rank_of(node, x)
+    attrs = _attrs(ctx)
+    if attrs["mode"] not in ("nearest", "linear", "cubic"):
+        raise unsupported(node, f"mode {attrs['mode']!r}")
+    if attrs["mode"] == "nearest" and attrs["antialias"]:
+        raise unsupported(node, "antialias with nearest mode")
+    listed = ctx.attr("axes") if ctx.opset >= 18 else None
+    axes = [normalize_axis(a, rank) for a in listed] if listed is not None else list(range(rank))
+    scales, sizes = _scales_and_sizes(node, ctx, x, axes)
+    roi = None
+    if attrs["ctm"] == "tf_crop_and_resize":
+        if not _present(ctx, 1):
+            raise unsupported(node, "tf_crop_and_resize without roi")
+        roi = tf.reshape(tf.cast(ctx.input(1), _F64), [2, -1])
+    static_scales = tf.get_static_value(scales)
+    interpolating = attrs["mode"] != "nearest"
+    out = tf.cast(x, _F64) if interpolating else x
+    for i, axis in enumerate(axes):
+        if roi is None and static_scales is not None and np.isclose(static_scales[i], 1.0):
+            continue
+        pair = None if roi is None else (roi[0, i], roi[1, i])
+        out = _resize_axis(out, axis, scales[i], sizes[i], pair, attrs)
+    if interpolating and x.dtype.is_integer:
+        out = tf.round(tf.clip_by_value(out, x.dtype.min, x.dtype.max))
+    return tf.cast(out, x.dtype)
