@@ -159,7 +159,7 @@ def test_variables_are_trainable_and_gradients_flow(exports, name):
         outputs = fn(**{k: tf.constant(v) for k, v in feed.items()})
         loss = tf.reduce_sum(tf.square(next(iter(outputs.values()))))
     grads = tape.gradient(loss, list(trainable.values()))
-    without = [n for n, g in zip(trainable, grads) if g is None]
+    without = [n for n, g in zip(trainable, grads, strict=True) if g is None]
     assert without == []
     record = json.loads((path / "assets.extra" / "portability.json").read_text())
     assert [n for n in record["not_in_graph"] if n in trainable] == []
