@@ -107,7 +107,7 @@ def _build(name, root):
         model = transformers.GPT2LMHeadModel(config).eval()
         ckpt = checkpoint_from_object(model.state_dict())
         _export_causal_lm(model, root / "hf-gpt2.onnx")
-        tf_savedmodel.write(ckpt, out, WriteOptions(extra={"onnx": str(root / "hf-gpt2.onnx")}))
+        tf_savedmodel.write(ckpt, out, WriteOptions(onnx_source=str(root / "hf-gpt2.onnx")))
     feed = _text_feed(config.vocab_size)
     if name == "hf-bert":
         feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
@@ -235,7 +235,7 @@ def test_half_precision_mlp_runs_in_tf_cpu(tmp_path, dtype, atol):
     torch.onnx.export(model, (x,), str(tmp_path / "half.onnx"), dynamo=True, optimize=False,
                       input_names=["input"], output_names=["logits"],
                       dynamic_shapes=({0: torch.export.Dim("batch")},))
-    tf_savedmodel.write(ckpt, tmp_path / "saved", WriteOptions(extra={"onnx": str(tmp_path / "half.onnx")}))
+    tf_savedmodel.write(ckpt, tmp_path / "saved", WriteOptions(onnx_source=str(tmp_path / "half.onnx")))
     fn = tf.saved_model.load(str(tmp_path / "saved")).signatures["serving_default"]
     spec = fn.structured_input_signature[1]["input"]
     assert spec.dtype == {torch.float16: tf.float16, torch.bfloat16: tf.bfloat16}[dtype]
