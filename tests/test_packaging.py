@@ -70,7 +70,7 @@ def test_safetensors_works_with_frameworks_unimportable(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[0, 0, 2]"
     # The torch route fails with one line saying what to install.
-    assert "needs torch, which is not installed" in proc.stderr and "portability[torch]" in proc.stderr
+    assert "format 'torch' not available: torch is not installed" in proc.stderr and "portability[torch]" in proc.stderr
     assert not (tmp_path / "a.pt").exists()
 
 

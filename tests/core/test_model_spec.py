@@ -37,8 +37,13 @@ def test_factory_spec():
 def test_bad_specs_list_the_forms(text):
     with pytest.raises(UsageError) as err:
         parse_model_spec(text)
-    assert "fixture:" in str(err.value) or "fixture" in str(err.value)
-    assert "\n" not in str(err.value)
+    message = str(err.value)
+    assert message.startswith(f"model spec {text!r} ")
+    if text == "fixture:":
+        assert message.endswith("names no fixture (fixture:NAME; list them with `portability fixtures`)")
+    else:
+        assert message.endswith("is not one of: fixture:NAME, hf:DIR, package.module:factory")
+    assert "\n" not in message
 
 
 def test_parsing_imports_no_framework():

@@ -30,11 +30,11 @@ def _run(steps: int, weight_decay: float, sqrt) -> tuple[list[dict], int, int]:
     stats, differing, total = [], 0, 0
     for _ in range(steps):
         grads = [(rng.normal(size=s) * rng.choice([1e-4, 1.0, 10.0])).astype(np.float32) for s in SHAPES]
-        for p, g in zip(params, grads):
+        for p, g in zip(params, grads, strict=True):
             p.grad = torch.from_numpy(g.copy())
         opt.step()
         adam.apply([tf.constant(g) for g in grads], variables, names)
-        for name, p, v in zip(names, params, variables):
+        for name, p, v in zip(names, params, variables, strict=True):
             state = opt.state[p]
             stats.append({
                 "m": np.array_equal(state["exp_avg"].numpy(), adam.slots[name].exp_avg.numpy()),

@@ -99,12 +99,12 @@ def test_file_destination_past_the_protobuf_limit_is_refused(tmp_path, monkeypat
     ckpt = checkpoint_from_object(onnx_toys.make_mlp().state_dict())
     inputs = tmp_path / "inputs.npz"
     np.savez(inputs, **onnx_toys.mlp_inputs())
-    options = WriteOptions(model="onnx_toys:make_mlp", extra={"inputs": str(inputs)})
+    options = WriteOptions(model="onnx_toys:make_mlp", inputs=str(inputs))
     with pytest.raises(UsageError, match="past protobuf's 2 GiB limit.*directory destination"):
         onnx_adapter.write(ckpt, tmp_path / "big.onnx", options)
     with pytest.raises(UsageError, match="external data needs a directory destination"):
         onnx_adapter.write(ckpt, tmp_path / "big.onnx", WriteOptions(
-            model="onnx_toys:make_mlp", extra={"inputs": str(inputs), "external_data": True}))
+            model="onnx_toys:make_mlp", inputs=str(inputs), external_data=True))
     assert not (tmp_path / "big.onnx").exists()
 
 

@@ -17,12 +17,14 @@ conformance = pytest.importorskip("portability.adapters.tf_savedmodel.conformanc
 ops = pytest.importorskip("portability.adapters.tf_savedmodel.ops")
 KNOWN_GAPS = pytest.importorskip("portability.adapters.tf_savedmodel.ops.known_gaps").KNOWN_GAPS
 
-pytestmark = pytest.mark.conformance
+# The tier is part of the whole suite (.ci/run), not of the fast tier.
+pytestmark = [pytest.mark.conformance, pytest.mark.slow]
 
 
 def _deselected(config) -> bool:
+    """Skip building ~750 cases (about 20 s) when the run deselects them anyway."""
     expression = config.getoption("markexpr", "") or ""
-    return "not conformance" in expression
+    return "not conformance" in expression or "not slow" in expression
 
 
 def pytest_generate_tests(metafunc):

@@ -107,7 +107,7 @@ def _build(name, root):
         model = transformers.GPT2LMHeadModel(config).eval()
         ckpt = checkpoint_from_object(model.state_dict())
         _export_causal_lm(model, root / "hf-gpt2.onnx")
-        tf_savedmodel.write(ckpt, out, WriteOptions(extra={"onnx": str(root / "hf-gpt2.onnx")}))
+        tf_savedmodel.write(ckpt, out, WriteOptions(onnx_source=str(root / "hf-gpt2.onnx")))
     feed = _text_feed(config.vocab_size)
     if name == "hf-bert":
         feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
@@ -159,7 +159,7 @@ def test_variables_are_trainable_and_gradients_flow(exports, name):
         outputs = fn(**{k: tf.constant(v) for k, v in feed.items()})
         loss = tf.reduce_sum(tf.square(next(iter(outputs.values()))))
     grads = tape.gradient(loss, list(trainable.values()))
-    without = [n for n, g in zip(trainable, grads) if g is None]
+    without = [n for n, g in zip(trainable, grads, strict=True) if g is None]
     assert without == []
     record = json.loads((path / "assets.extra" / "portability.json").read_text())
     assert [n for n in record["not_in_graph"] if n in trainable] == []
@@ -235,7 +235,7 @@ def test_half_precision_mlp_runs_in_tf_cpu(tmp_path, dtype, atol):
     torch.onnx.export(model, (x,), str(tmp_path / "half.onnx"), dynamo=True, optimize=False,
                       input_names=["input"], output_names=["logits"],
                       dynamic_shapes=({0: torch.export.Dim("batch")},))
-    tf_savedmodel.write(ckpt, tmp_path / "saved", WriteOptions(extra={"onnx": str(tmp_path / "half.onnx")}))
+    tf_savedmodel.write(ckpt, tmp_path / "saved", WriteOptions(onnx_source=str(tmp_path / "half.onnx")))
     fn = tf.saved_model.load(str(tmp_path / "saved")).signatures["serving_default"]
     spec = fn.structured_input_signature[1]["input"]
     assert spec.dtype == {torch.float16: tf.float16, torch.bfloat16: tf.bfloat16}[dtype]

@@ -37,7 +37,7 @@ def _check(nodes, feeds, constants=None, opset=20, n_out=1, static=False):
     model = _model(nodes, feeds, constants, opset, n_out, static)
     expected = ReferenceEvaluator(model).run(None, feeds)
     got = translate(model)(**feeds)
-    for want, value in zip(expected, got.values()):
+    for want, value in zip(expected, got.values(), strict=True):
         np.testing.assert_allclose(value.numpy(), want, rtol=1e-6, atol=1e-6)
         assert value.numpy().shape == want.shape
 

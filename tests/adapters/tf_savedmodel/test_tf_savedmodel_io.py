@@ -52,7 +52,7 @@ def saved(tmp_path_factory):
     root = tmp_path_factory.mktemp("tf_io")
     _linear_onnx(root / "linear.onnx")
     ckpt = _checkpoint()
-    tf_savedmodel.write(ckpt, root / "saved", WriteOptions(extra={"onnx": str(root / "linear.onnx")}))
+    tf_savedmodel.write(ckpt, root / "saved", WriteOptions(onnx_source=str(root / "linear.onnx")))
     return ckpt, root / "saved"
 
 

@@ -67,7 +67,7 @@ def assert_same(a, b, where="root"):
             assert_same(a[k], b[k], f"{where}.{k}")
     elif isinstance(a, (list, tuple)):
         assert type(a) is type(b) and len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
             assert_same(x, y, f"{where}[{i}]")
     else:
         assert type(a) is type(b) and a == b, f"{where}: {a!r} != {b!r}"
@@ -166,7 +166,7 @@ def test_resumed_adam_matches_uninterrupted_run_bitwise(tmp_path):
     opt.load_state_dict(ckpt["optimizer_state_dict"])
     train_steps(reference, ref_opt, 4, seed=9)
     train_steps(resumed, opt, 4, seed=9)
-    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
+    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a.view(torch.int32), b.view(torch.int32)), name
 
 
