@@ -14,8 +14,8 @@ pytest.importorskip("onnx")
 pytest.importorskip("tensorflow")
 from onnx import TensorProto, helper
 from onnx.reference import ReferenceEvaluator
-
 from onnx_graphs import check, make_model, node
+
 from portability.adapters.tf_savedmodel.graph import translate
 
 RNG = np.random.default_rng(7)
@@ -24,8 +24,8 @@ Y = RNG.standard_normal((2, 3, 4)).astype(np.float32)
 POS = (np.abs(X) + 0.5).astype(np.float32)
 BX = X > 0
 BY = Y > 0
-I = RNG.integers(-8, 8, (2, 3, 4)).astype(np.int64)
-J = RNG.integers(1, 8, (2, 3, 4)).astype(np.int64)
+INTS = RNG.integers(-8, 8, (2, 3, 4)).astype(np.int64)
+POS_INTS = RNG.integers(1, 8, (2, 3, 4)).astype(np.int64)
 
 UNARY = {
     "Abs": X, "Ceil": X * 3, "Cos": X, "Erf": X, "Exp": X, "Floor": X * 3, "Log": POS, "Neg": X,
@@ -42,9 +42,9 @@ def test_unary(op):
 
 
 @pytest.mark.parametrize("op,a,b", [
-    ("Add", X, Y), ("Mul", X, Y), ("Pow", POS, Y), ("Equal", I, J), ("Greater", X, Y),
-    ("GreaterOrEqual", I, J), ("LessOrEqual", I, J), ("And", BX, BY), ("Or", BX, BY), ("Xor", BX, BY),
-    ("BitwiseAnd", I, J),
+    ("Add", X, Y), ("Mul", X, Y), ("Pow", POS, Y), ("Equal", INTS, POS_INTS), ("Greater", X, Y),
+    ("GreaterOrEqual", INTS, POS_INTS), ("LessOrEqual", INTS, POS_INTS), ("And", BX, BY), ("Or", BX, BY),
+    ("Xor", BX, BY), ("BitwiseAnd", INTS, POS_INTS),
 ])
 def test_binary(op, a, b):
     check([node(op, ["a", "b"])], {"a": a, "b": b})
@@ -101,7 +101,8 @@ def test_legacy_scatter_and_upsample():
     updates = np.array([[1.0, 1.1, 1.2], [2.0, 2.1, 2.2]], np.float32)
     feeds = {"d": data, "i": indices, "u": updates}
     # onnx's evaluator has no legacy Scatter: it is ScatterElements under its opset-9 name.
-    expected = ReferenceEvaluator(make_model([node("ScatterElements", ["d", "i", "u"], axis=0)], feeds)).run(None, feeds)
+    reference = make_model([node("ScatterElements", ["d", "i", "u"], axis=0)], feeds)
+    expected = ReferenceEvaluator(reference).run(None, feeds)
     module = translate(make_model([node("Scatter", ["d", "i", "u"], axis=0)], feeds, opset=10))
     np.testing.assert_array_equal(module.serve(*feeds.values())[module.output_names[0]].numpy(), expected[0])
     image = RNG.standard_normal((1, 1, 2, 2)).astype(np.float32)
