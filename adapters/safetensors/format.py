@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
-from portability.core import integrity
+from portability.core import file_copy, integrity
 from portability.core.checkpoint import Checkpoint
 from portability.errors import FormatError, IntegrityError, UsageError
 from portability.core.formats import SAFETENSORS_INDEX_SUFFIX
@@ -130,16 +131,38 @@ def _write_file(path: Path, items: list[tuple[str, Tensor]], metadata: dict[str,
     digests: dict[str, str] = {}
     with open(path, "wb") as f:
         f.write(head)
+        position = len(head)
         for name, tensor in items:
-            hasher = integrity.new_hasher()
-            for piece in iter_bytes(tensor):
-                hasher.update(piece)
-                f.write(piece)
-            digests[name] = hasher.hexdigest()
+            digests[name] = _write_tensor(f, position, tensor)
+            position += int(tensor.nbytes)
         final = build_header(layout, {**metadata, KEY_CHECKSUMS: json.dumps(digests)})
         assert len(final) == len(head), "checksum placeholder width mismatch"
         f.seek(0)
         f.write(final)
+
+
+def _write_tensor(f: BinaryIO, position: int, tensor: Tensor) -> str:
+    """Write one tensor's bytes at ``position`` (where ``f`` stands); returns their digest.
+
+    A tensor whose bytes lie contiguous in a file is copied file to file, its
+    source checksum checked by the same hash that becomes the output's.
+
+    Raises:
+        IntegrityError: the source bytes do not match their recorded checksum.
+    """
+    source = tensor.file_range if isinstance(tensor, LazyTensor) else None
+    if source is not None:
+        f.flush()
+        digest = file_copy.copy_range_hashed(source[0], source[1], int(tensor.nbytes), f.fileno(), position)
+        if tensor.digest is not None:
+            integrity.check_hex(digest, tensor.digest, tensor.label)
+        f.seek(position + int(tensor.nbytes))
+        return digest
+    hasher = integrity.new_hasher()
+    for piece in iter_bytes(tensor):
+        hasher.update(piece)
+        f.write(piece)
+    return hasher.hexdigest()
 
 
 def _find_index(path: Path) -> Path | None:
@@ -219,22 +242,27 @@ def _lazy(path: Path, data_start: int, entry: Entry, expected: str | None) -> La
             yield from integrity.verified(pieces, expected, f"tensor {entry.name!r} in {path}")
 
     def read_into(buffer: memoryview) -> None:
-        # Hash each piece right after it lands, while it is still in cache.
-        hasher = integrity.new_hasher() if expected is not None else None
-        with open(path, "rb") as f:
-            f.seek(data_start + entry.begin)
-            pos, total = 0, entry.end - entry.begin
-            while pos < total:
-                got = f.readinto(buffer[pos:min(total, pos + CHUNK_BYTES)])
-                if not got:
-                    raise FormatError(f"{path}: ended early while reading tensor data: truncated file")
-                if hasher is not None:
-                    hasher.update(buffer[pos:pos + got])
-                pos += got
-        if hasher is not None:
-            integrity.check_digest(hasher, expected, f"tensor {entry.name!r} in {path}")
+        # A second thread hashes each piece right after it lands, while the next is read.
+        hasher = file_copy.BackgroundHasher() if expected is not None else None
+        try:
+            with open(path, "rb", buffering=0) as f:
+                f.seek(data_start + entry.begin)
+                pos, total = 0, entry.end - entry.begin
+                while pos < total:
+                    got = f.readinto(buffer[pos:min(total, pos + CHUNK_BYTES)])
+                    if not got:
+                        raise FormatError(f"{path}: ended early while reading tensor data: truncated file")
+                    if hasher is not None:
+                        hasher.feed(buffer[pos:pos + got])
+                    pos += got
+        finally:
+            finished = hasher.finish() if hasher is not None else None
+        if finished is not None:
+            integrity.check_digest(finished, expected, f"tensor {entry.name!r} in {path}")
 
-    return LazyTensor(entry.dtype, entry.shape, read_chunks, read_into)
+    return LazyTensor(entry.dtype, entry.shape, read_chunks, read_into,
+                      file_range=(str(path), data_start + entry.begin), digest=expected,
+                      label=f"tensor {entry.name!r} in {path}")
 
 
 def _file_range(path: Path, start: int, length: int, chunk: int) -> Iterator[bytes]:

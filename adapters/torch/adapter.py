@@ -28,6 +28,15 @@ class TorchAdapter(WeightsOnlyAdapter):
         return Path(name).suffix.lower() in TORCH_SUFFIXES
 
     def read(self, path: str | Path, options: ReadOptions = ReadOptions()) -> Checkpoint:
+        # A plain zip checkpoint streams (lazy tensors, no torch import for the
+        # weights); legacy pickles, shards and exotic objects go through torch.load.
+        from portability.adapters.torch import streaming
+
+        path = Path(path)
+        if path.is_file() and not path.name.endswith(".index.json"):
+            ckpt = streaming.read_lazy(path, options)
+            if ckpt is not None:
+                return ckpt
         from portability.adapters.torch import state_dict
 
         return state_dict.read(path, options)
