@@ -129,35 +129,38 @@ def _write_file(path: Path, items: list[tuple[str, Tensor]], metadata: dict[str,
     placeholder = {name: "0" * integrity.DIGEST_CHARS for name, _ in items}
     head = build_header(layout, {**metadata, KEY_CHECKSUMS: json.dumps(placeholder)})
     digests: dict[str, str] = {}
+    copies, position = [], len(head)
+    for name, tensor in items:
+        if isinstance(tensor, LazyTensor) and tensor.file_range is not None:
+            copies.append((name, tensor, file_copy.RangeCopy(*tensor.file_range, int(tensor.nbytes), position)))
+        position += int(tensor.nbytes)
+    # Bytes that lie in a file are copied by the kernel while one background thread
+    # hashes them from the page cache; the hash checks the source and becomes ours.
+    hasher = file_copy.RangeHasher([copy for _, _, copy in copies])
     with open(path, "wb") as f:
         f.write(head)
         position = len(head)
         for name, tensor in items:
-            digests[name] = _write_tensor(f, position, tensor)
+            if not (isinstance(tensor, LazyTensor) and tensor.file_range is not None):
+                digests[name] = _write_through(f, tensor)
+            else:
+                f.flush()
+                file_copy.copy_range(*tensor.file_range, int(tensor.nbytes), f.fileno(), position)
+                file_copy.start_writeback(f.fileno(), position, int(tensor.nbytes))
+                f.seek(position + int(tensor.nbytes))
             position += int(tensor.nbytes)
-        final = build_header(layout, {**metadata, KEY_CHECKSUMS: json.dumps(digests)})
+        for (name, tensor, _), digest in zip(copies, hasher.digests()):
+            if tensor.digest is not None:
+                integrity.check_hex(digest, tensor.digest, tensor.label)
+            digests[name] = digest
+        final = build_header(layout, {**metadata, KEY_CHECKSUMS: json.dumps({n: digests[n] for n, _ in items})})
         assert len(final) == len(head), "checksum placeholder width mismatch"
         f.seek(0)
         f.write(final)
 
 
-def _write_tensor(f: BinaryIO, position: int, tensor: Tensor) -> str:
-    """Write one tensor's bytes at ``position`` (where ``f`` stands); returns their digest.
-
-    A tensor whose bytes lie contiguous in a file is copied file to file, its
-    source checksum checked by the same hash that becomes the output's.
-
-    Raises:
-        IntegrityError: the source bytes do not match their recorded checksum.
-    """
-    source = tensor.file_range if isinstance(tensor, LazyTensor) else None
-    if source is not None:
-        f.flush()
-        digest = file_copy.copy_range_hashed(source[0], source[1], int(tensor.nbytes), f.fileno(), position)
-        if tensor.digest is not None:
-            integrity.check_hex(digest, tensor.digest, tensor.label)
-        f.seek(position + int(tensor.nbytes))
-        return digest
+def _write_through(f: BinaryIO, tensor: Tensor) -> str:
+    """Write a tensor's bytes where ``f`` stands; returns their digest."""
     hasher = integrity.new_hasher()
     for piece in iter_bytes(tensor):
         hasher.update(piece)
