@@ -119,7 +119,8 @@ def _lazy(path: Path, metadata: Any, pending: _Pending) -> LazyTensor:
 
     def load() -> np.ndarray:
         tensor = safe_io.load_entries(path, metadata, {pending.key: _empty(pending.meta)})[pending.key]
-        return np.ascontiguousarray(tensor_to_numpy(tensor, pending.key))
+        array = tensor_to_numpy(tensor, pending.key)
+        return array if array.flags.c_contiguous else array.copy(order="C")  # keeps 0-d arrays 0-d
 
     def read_chunks(chunk: int) -> Iterator[bytes]:
         flat = load().reshape(-1).view(np.uint8)

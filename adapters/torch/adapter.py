@@ -42,6 +42,13 @@ class TorchAdapter(WeightsOnlyAdapter):
         return state_dict.read(path, options)
 
     def write(self, ckpt: Checkpoint, path: str | Path, options: WriteOptions = WriteOptions()) -> None:
-        from portability.adapters.torch import state_dict
+        # Stream the weights into the archive ourselves (flat memory); torch.save
+        # handles what that writer does not (dtypes without a torch storage name).
+        from portability.adapters.torch import state_dict, zip_writer
 
+        try:
+            zip_writer.write(ckpt, Path(path))
+            return
+        except zip_writer.Unstreamable:
+            pass
         state_dict.write(ckpt, path, options)
