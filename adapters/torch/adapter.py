@@ -44,11 +44,13 @@ class TorchAdapter(WeightsOnlyAdapter):
     def write(self, ckpt: Checkpoint, path: str | Path, options: WriteOptions = WriteOptions()) -> None:
         # Stream the weights into the archive ourselves (flat memory); torch.save
         # handles what that writer does not (dtypes without a torch storage name).
-        from portability.adapters.torch import state_dict, zip_writer
+        from portability.adapters.torch import zip_writer
 
         try:
             zip_writer.write(ckpt, Path(path))
             return
         except zip_writer.Unstreamable:
             pass
+        from portability.adapters.torch import state_dict
+
         state_dict.write(ckpt, path, options)

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from portability.adapters.torch.layouts import LAYOUTS
 from portability.adapters.torch.zip_structure import STORAGE_DTYPES
 from portability.core import integrity
 from portability.core.checkpoint import Checkpoint
@@ -130,15 +131,13 @@ def write(ckpt: Checkpoint, path: Path) -> None:
         IntegrityError: a lazy source tensor fails its checksum while being copied.
         OSError: the write failed.
     """
-    from portability.adapters.torch import state_dict
-
     storages: list[_Storage] = []
     stubs = {name: _TensorStub(new_storage(storages, ckpt.tensors[name]), tuple(ckpt.tensors[name].shape))
              for name in ckpt.canonical_names()}
     standin = Checkpoint(tensors={n: stubs[ckpt.aliases.get(n, n)] for n in ckpt.tensors}, aliases=ckpt.aliases,
                          metadata=ckpt.metadata, training=ckpt.training, layout=ckpt.layout)
     buffer = io.BytesIO()
-    _Pickler(buffer, storages).dump(state_dict.object_from_checkpoint(standin))
+    _Pickler(buffer, storages).dump(_tree(standin))
     data_pkl = buffer.getvalue()
     digests: dict[str, str] = {}
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
@@ -156,6 +155,17 @@ def write(ckpt: Checkpoint, path: Path) -> None:
         record = {"version": 1, "algorithm": integrity.ALGORITHM, "pickle_digest": integrity.digest([data_pkl]),
                   "checksums": by_name, "aliases": ckpt.aliases, "metadata": ckpt.metadata}
         _small(z, RECORD, json.dumps(record).encode("utf-8"))
+
+
+def _tree(standin: Checkpoint) -> Any:
+    """The object ``torch.save`` would get; weights-only checkpoints need no torch import."""
+    if standin.training is None:
+        layout = LAYOUTS.get(standin.layout, LAYOUTS["state_dict"])
+        weights = dict(standin.tensors)
+        return weights if layout.weights is None else {layout.weights: weights}
+    from portability.adapters.torch import state_dict
+
+    return state_dict.object_from_checkpoint(standin)
 
 
 def _small(z: zipfile.ZipFile, name: str, payload: bytes) -> None:
