@@ -90,6 +90,7 @@ def run(args: list[str]) -> tuple[float, float, float]:
 
     The work time is what the process printed as ``elapsed``, else the whole run.
     """
+    os.sync()  # the previous step's dirty pages must not be written back during this one
     start = time.perf_counter()
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
     out = proc.stdout.read() if proc.stdout else ""

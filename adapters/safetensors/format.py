@@ -146,7 +146,6 @@ def _write_file(path: Path, items: list[tuple[str, Tensor]], metadata: dict[str,
             else:
                 f.flush()
                 file_copy.copy_range(*tensor.file_range, int(tensor.nbytes), f.fileno(), position)
-                file_copy.start_writeback(f.fileno(), position, int(tensor.nbytes))
                 f.seek(position + int(tensor.nbytes))
             position += int(tensor.nbytes)
         for (name, tensor, _), digest in zip(copies, hasher.digests()):

@@ -21,7 +21,7 @@ from portability.core import integrity
 from portability.errors import FormatError
 
 BUFFER_BYTES = 8 * 1024 * 1024
-WINDOW_BYTES = 64 * 1024 * 1024
+WINDOW_BYTES = 8 * 1024 * 1024  # resident while hashed: keep it small for flat memory
 # copy_file_range/sendfile refuse some file pairs (other file systems, old kernels,
 # special files): these errors mean "use the next method", not "the copy failed".
 _UNSUPPORTED = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF}
@@ -182,17 +182,3 @@ class RangeHasher:
         if self._error:
             raise self._error[0]
         return self._digests
-
-
-def start_writeback(fd: int, offset: int, length: int) -> None:
-    """Ask the kernel to start writing a just-written range to disk now (without waiting).
-
-    ``POSIX_FADV_DONTNEED`` starts asynchronous writeback of dirty pages, so the
-    fsync before an atomic rename finds most of the data already on disk
-    instead of writing it all at the end.
-    """
-    if hasattr(os, "posix_fadvise") and length > 0:
-        try:
-            os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
-        except OSError:  # advice only: some file systems refuse it
-            pass
