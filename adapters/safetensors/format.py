@@ -134,8 +134,9 @@ def _write_file(path: Path, items: list[tuple[str, Tensor]], metadata: dict[str,
         if isinstance(tensor, LazyTensor) and tensor.file_range is not None:
             copies.append((name, tensor, file_copy.RangeCopy(*tensor.file_range, int(tensor.nbytes), position)))
         position += int(tensor.nbytes)
-    # Bytes that lie in a file are copied by the kernel while one background thread
-    # hashes them from the page cache; the hash checks the source and becomes ours.
+    # Bytes that lie in a file are copied by the kernel, then hashed from the page
+    # cache while the copy is flushed to disk (CPU work overlapping disk work);
+    # the hash checks the source and becomes ours.
     hasher = file_copy.RangeHasher([copy for _, _, copy in copies])
     with open(path, "wb") as f:
         f.write(head)
@@ -148,7 +149,9 @@ def _write_file(path: Path, items: list[tuple[str, Tensor]], metadata: dict[str,
                 file_copy.copy_range(*tensor.file_range, int(tensor.nbytes), f.fileno(), position)
                 f.seek(position + int(tensor.nbytes))
             position += int(tensor.nbytes)
-        for (name, tensor, _), digest in zip(copies, hasher.digests()):
+        f.flush()
+        copied = file_copy.sync_while(f.fileno(), hasher.digests) if copies else []
+        for (name, tensor, _), digest in zip(copies, copied):
             if tensor.digest is not None:
                 integrity.check_hex(digest, tensor.digest, tensor.label)
             digests[name] = digest

@@ -15,12 +15,15 @@ import mmap
 import os
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from portability.core import integrity
 from portability.errors import FormatError
 
 BUFFER_BYTES = 8 * 1024 * 1024
+T = TypeVar("T")
 WINDOW_BYTES = 8 * 1024 * 1024  # resident while hashed: keep it small for flat memory
 # copy_file_range/sendfile refuse some file pairs (other file systems, old kernels,
 # special files): these errors mean "use the next method", not "the copy failed".
@@ -152,8 +155,8 @@ class RangeCopy:
 class RangeHasher:
     """Hash a list of source ranges on one background thread, in order.
 
-    One thread for a whole file, started before the copies: starting a thread
-    per tensor costs milliseconds each on a loaded machine.
+    One thread for a whole file (starting a thread per tensor costs
+    milliseconds each on a loaded machine), started by ``start``.
     """
 
     def __init__(self, copies: list[RangeCopy]) -> None:
@@ -161,7 +164,12 @@ class RangeHasher:
         self._digests: list[str] = []
         self._error: list[BaseException] = []
         self._thread = threading.Thread(target=self._run, daemon=True)
-        if copies:
+        self._started = False
+
+    def start(self) -> None:
+        """Start hashing (returns at once); ``digests`` starts it if nobody did."""
+        if self._copies and not self._started:
+            self._started = True
             self._thread.start()
 
     def _run(self) -> None:
@@ -178,7 +186,36 @@ class RangeHasher:
             FormatError: a source ended before its range did.
         """
         if self._copies:
+            self.start()
             self._thread.join()
         if self._error:
             raise self._error[0]
         return self._digests
+
+
+def sync_while(fd: int, work: Callable[[], T]) -> T:
+    """Run ``work`` while another thread flushes ``fd``'s data to disk; return its result.
+
+    Hashing is CPU work and flushing is disk work: overlapped, the hash costs
+    nothing on a durable write (the caller's final fsync then finds little left).
+
+    Raises:
+        OSError: the flush failed (disk full, I/O error); whatever ``work`` raises.
+    """
+    errors: list[OSError] = []
+
+    def flush() -> None:
+        try:
+            os.fdatasync(fd)
+        except OSError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=flush, daemon=True)
+    thread.start()
+    try:
+        result = work()
+    finally:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return result
