@@ -43,8 +43,16 @@ class NotStreamable(Exception):
     """The file needs something this reader does not do; use ``torch.load`` instead."""
 
 
+class _Sealed:
+    """Refuses the pickle BUILD opcode: a crafted pickle must not rewrite the file
+    path or offsets of a storage this reader created (it could copy other files)."""
+
+    def __setstate__(self, state: object) -> None:
+        raise NotStreamable("BUILD on a tensor or storage")
+
+
 @dataclass(frozen=True)
-class StorageRef:
+class StorageRef(_Sealed):
     """One storage record: ``numel`` elements of ``dtype`` at byte ``offset`` of ``path``."""
 
     key: str
@@ -55,7 +63,7 @@ class StorageRef:
 
 
 @dataclass(frozen=True)
-class TensorRef:
+class TensorRef(_Sealed):
     """A tensor as the pickle describes it: a strided view of a storage."""
 
     storage: StorageRef
@@ -93,7 +101,7 @@ class TensorRef:
 
 
 @dataclass(frozen=True)
-class _StorageType:
+class _StorageType(_Sealed):
     dtype: np.dtype
 
 

@@ -8,6 +8,7 @@ back to it.
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
 import zipfile
@@ -160,3 +161,31 @@ def test_file_copies_fall_back_and_hash_what_they_copy(tmp_path, monkeypatch):
 
 def _refuse(*args):
     raise OSError(22, "Invalid argument")
+
+
+def _text(value: str) -> bytes:
+    raw = value.encode()
+    return b"X" + struct.pack("<I", len(raw)) + raw
+
+
+def test_a_pickle_that_rewrites_a_storage_reference_falls_back_instead_of_copying_other_files(tmp_path):
+    torch.save({"w": torch.ones(4)}, tmp_path / "w.pt")
+    with zipfile.ZipFile(tmp_path / "w.pt") as z:
+        records = {n: z.read(n) for n in z.namelist()}
+    pkl = next(n for n in records if n.endswith("data.pkl"))
+    # {"w": tensor on storage "0"}, then BUILD on that storage with {"path": "/etc/passwd"}.
+    records[pkl] = (
+        b"\x80\x02}" + _text("w") + b"ctorch._utils\n_rebuild_tensor_v2\n("
+        + b"(" + _text("storage") + b"ctorch\nFloatStorage\n" + _text("0") + _text("cpu") + b"K\x04tQq\x01"
+        + b"K\x00K\x04\x85K\x01\x85\x89ccollections\nOrderedDict\n)RtRs"
+        + b"h\x01}" + _text("path") + _text("/etc/passwd") + b"sb0."
+    )
+    with zipfile.ZipFile(tmp_path / "evil.pt", "w") as z:
+        for name, payload in records.items():
+            z.writestr(name, payload)
+    assert streaming.read_lazy(tmp_path / "evil.pt", ReadOptions()) is None
+    records[pkl] = records[pkl][:-len(b"h\x01}" + _text("path") + _text("/etc/passwd") + b"sb0.")] + b"."
+    with zipfile.ZipFile(tmp_path / "plain.pt", "w") as z:
+        for name, payload in records.items():
+            z.writestr(name, payload)
+    assert as_array(streaming.read_lazy(tmp_path / "plain.pt", ReadOptions()).tensors["w"]).tolist() == [1.0] * 4
