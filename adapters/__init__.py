@@ -13,6 +13,7 @@ from portability.adapters.torch import TorchAdapter
 from portability.adapters.safetensors import SafetensorsAdapter
 from portability.adapters.onnx import OnnxAdapter
 from portability.adapters.tf_savedmodel import TFSavedModelAdapter
+from portability.adapters.dcp import DcpAdapter
 
 __all__ = ["FormatAdapter", "register_format", "registered_formats", "TorchAdapter", "SafetensorsAdapter",
-           "OnnxAdapter", "TFSavedModelAdapter"]
+           "OnnxAdapter", "TFSavedModelAdapter", "DcpAdapter"]

@@ -1,17 +1,21 @@
 """Throughput and peak memory of `portability convert`, against baselines in the same run.
 
-Generates a ~1 GB torch checkpoint (override with --gb), then times, each in its own
-process so peak RSS is that process's alone:
+Part 1, at one size (--gb, default 1 GiB of 64 fp32 tensors), each step in its own
+process so peak RSS is that process's alone, best of --repeat runs (interleaved):
 
 - plain copy of the same bytes (the floor for any conversion), and the same copy
   followed by fsync (the floor for a durable one: convert fsyncs before renaming),
-- the naive route: torch.load -> safetensors.torch.save_file,
+- the naive route: torch.load -> safetensors.torch.save_file (run once),
 - portability convert torch -> safetensors,
-- portability convert safetensors -> safetensors re-sharded (streaming),
-- reading the safetensors file with and without checksum verification.
+- portability convert safetensors -> safetensors re-sharded (256 MiB),
+- reading the safetensors file with and without checksum verification (best of 5).
 
-Prints absolute figures and ratios; the machines are shared and noisy, so only the
-ratios within one run mean much. Usage: python benchmarks/convert.py [--gb 1.0] [--keep DIR]
+Part 2, peak RSS against checkpoint size (--sizes, default 0.25,1,4 GiB): torch ->
+safetensors, safetensors -> torch, re-sharding and ``inspect`` (which verifies every
+checksum). Memory is flat when the rows agree within 50 MB.
+
+The machines are shared and noisy: only ratios within one run mean much.
+Usage: python benchmarks/convert.py [--gb 1] [--sizes 0.25,1,4] [--repeat 3] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from pathlib import Path
 GENERATE = """
 import sys, torch
 n_bytes = int(float(sys.argv[2]) * 2**30)
-tensor_bytes = 16 * 2**20
+count = int(sys.argv[3])
+tensor_bytes = max(4096, n_bytes // count)
 g = torch.Generator().manual_seed(0)
 sd = {}
 for i in range(max(1, n_bytes // tensor_bytes)):
@@ -40,33 +45,61 @@ import sys, torch
 from safetensors.torch import save_file
 save_file(torch.load(sys.argv[1], weights_only=True), sys.argv[2])
 """
-COPY = "import shutil, sys; shutil.copyfile(sys.argv[1], sys.argv[2])"
+# Timed scripts print "elapsed <seconds>" for their work alone (after imports), so
+# throughput is not diluted by interpreter and library start-up; the end-to-end
+# time (start-up included) is reported beside it.
+COPY = """
+import shutil, sys, time
+start = time.perf_counter()
+shutil.copyfile(sys.argv[1], sys.argv[2])
+print("elapsed", time.perf_counter() - start)
+"""
 COPY_FSYNC = """
-import os, shutil, sys
+import os, shutil, sys, time
+start = time.perf_counter()
 shutil.copyfile(sys.argv[1], sys.argv[2])
 with open(sys.argv[2], "rb") as f:
     os.fsync(f.fileno())
+print("elapsed", time.perf_counter() - start)
+"""
+CONVERT = """
+import sys, time
+from portability.core.conversion import convert
+start = time.perf_counter()
+convert(sys.argv[1], sys.argv[2], to=sys.argv[3], shard_size=sys.argv[4] or None)
+print("elapsed", time.perf_counter() - start)
 """
 READ = """
-import sys
+import sys, time
 from portability.core.formats import ReadOptions
 from portability.adapters.safetensors import format as safetensors_format
 from portability.core.tensors import as_array
+start = time.perf_counter()
 ckpt = safetensors_format.read(sys.argv[1], ReadOptions(verify=sys.argv[2] == "1"))
 for name in ckpt.canonical_names():
     as_array(ckpt.tensors[name])  # a read materialises each tensor as a numpy array
+print("elapsed", time.perf_counter() - start)
 """
+CLI = "import sys; from portability.cli import main; main()"
+TO_ST = "convert torch -> safetensors"
+RESHARD = "convert safetensors -> sharded (256MiB)"
 
 
-def run(args: list[str]) -> tuple[float, float]:
-    """Run a command; return (seconds, peak RSS in MB) of that process alone."""
+def run(args: list[str]) -> tuple[float, float, float]:
+    """Run a command; return (seconds, peak RSS in MB, seconds of work) of that process alone.
+
+    The work time is what the process printed as ``elapsed``, else the whole run.
+    """
+    os.sync()  # the previous step's dirty pages must not be written back during this one
     start = time.perf_counter()
-    proc = subprocess.Popen(args)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    out = proc.stdout.read() if proc.stdout else ""
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"benchmark step failed: {' '.join(args)}")
-    return seconds, usage.ru_maxrss / 1024
+    work = [float(line.split()[1]) for line in out.splitlines() if line.startswith("elapsed ")]
+    return seconds, usage.ru_maxrss / 1024, work[0] if work else seconds
 
 
 def drop(path: Path) -> None:
@@ -76,64 +109,128 @@ def drop(path: Path) -> None:
         path.unlink()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--gb", type=float, default=1.0, help="checkpoint size in GiB")
-    parser.add_argument("--keep", type=Path, help="work directory to use and keep")
-    opts = parser.parse_args()
-    work = opts.keep or Path(tempfile.mkdtemp(prefix="portability-bench-"))
-    work.mkdir(parents=True, exist_ok=True)
-    py = sys.executable
-    cli = [py, "-c", "import sys; from portability.cli import main; main()"]
-    src = work / "model.pt"
-    print(f"generating {opts.gb} GiB checkpoint in {work} ...", flush=True)
-    run([py, "-c", GENERATE, str(src), str(opts.gb)])
-    size_mb = src.stat().st_size / 2**20
+Result = tuple[float, float, float]  # end-to-end seconds, peak RSS MB, work seconds
 
-    results: dict[str, tuple[float, float]] = {}
+
+def best(results: dict[str, Result], label: str, measured: Result) -> None:
+    """Keep the fastest times and the highest peak RSS seen for a step."""
+    old = results.get(label, (float("inf"), 0.0, float("inf")))
+    results[label] = (min(old[0], measured[0]), max(old[1], measured[1]), min(old[2], measured[2]))
+
+
+def throughput(work: Path, src: Path, repeat: int) -> tuple[dict[str, Result], float]:
+    """Part 1: every step at one size; returns the results and the checkpoint size in MB."""
+    py = sys.executable
+    cli = [py, "-c", CLI]
+    size_mb = src.stat().st_size / 2**20
+    ours = work / "ours.safetensors"
     steps = [
         ("plain copy", [py, "-c", COPY, str(src), str(work / "copy.pt")], work / "copy.pt"),
         ("plain copy + fsync (durable floor)", [py, "-c", COPY_FSYNC, str(src), str(work / "copy.pt")],
          work / "copy.pt"),
-        ("naive torch.load -> save_file", [py, "-c", NAIVE, str(src), str(work / "naive.safetensors")],
-         work / "naive.safetensors"),
-        ("portability convert torch -> safetensors",
-         cli + ["convert", str(src), str(work / "ours.safetensors")], None),
-        ("portability convert safetensors -> sharded (256MB)",
-         cli + ["convert", str(work / "ours.safetensors"), str(work / "sharded"), "--to", "safetensors", "--shard-size", "256MiB"],
-         work / "sharded"),
+        (TO_ST, [py, "-c", CONVERT, str(src), str(ours), "safetensors", ""], ours),
+        (RESHARD, [py, "-c", CONVERT, str(work / "keep.safetensors"), str(work / "sharded"), "safetensors",
+                   "256MiB"], work / "sharded"),
+        ("CLI: portability convert torch -> safetensors", cli + ["convert", str(src), str(ours)], ours),
     ]
-    for label, cmd, cleanup in steps:
-        results[label] = run(cmd)
-        if cleanup is not None:
+    results: dict[str, Result] = {}
+    run(cli + ["convert", str(src), str(work / "keep.safetensors")])
+    for _ in range(repeat):
+        for label, cmd, cleanup in steps:
+            best(results, label, run(cmd))
             drop(cleanup)
-        print(f"  {label}: {results[label][0]:.2f} s, peak RSS {results[label][1]:.0f} MB", flush=True)
-
-    # Reads are short and noisy: alternate the two variants and keep each one's best of 5.
-    for label, flag in (("read safetensors, no verification", "0"), ("read safetensors, checksums verified", "1")):
-        results[label] = (float("inf"), 0.0)
+    results["naive torch.load -> save_file (once)"] = run(
+        [py, "-c", NAIVE, str(src), str(work / "naive.safetensors")])
+    drop(work / "naive.safetensors")
+    reads = (("read safetensors, no verification", "0"), ("read safetensors, checksums verified", "1"))
     for _ in range(5):
-        for label, flag in (("read safetensors, no verification", "0"), ("read safetensors, checksums verified", "1")):
-            secs, rss = run([py, "-c", READ, str(work / "ours.safetensors"), flag])
-            results[label] = (min(results[label][0], secs), max(results[label][1], rss))
-    for label in ("read safetensors, no verification", "read safetensors, checksums verified"):
-        print(f"  {label} (best of 5): {results[label][0]:.2f} s, peak RSS {results[label][1]:.0f} MB", flush=True)
+        for label, flag in reads:
+            best(results, label, run([py, "-c", READ, str(work / "keep.safetensors"), flag]))
+    drop(work / "keep.safetensors")
+    return results, size_mb
 
-    copy_s, copy_rss = results["plain copy"]
-    naive_s, naive_rss = results["naive torch.load -> save_file"]
-    print(f"\ncheckpoint: {size_mb:.0f} MB")
-    print(f"{'step':52} {'MB/s':>8} {'x copy time':>12} {'x naive time':>13} {'peak RSS MB':>12} {'x naive RSS':>12}")
-    for label, (secs, rss) in results.items():
-        print(f"{label:52} {size_mb / secs:8.0f} {secs / copy_s:12.2f} {secs / naive_s:13.2f} "
-              f"{rss:12.0f} {rss / naive_rss:12.2f}")
-    plain, verified = results["read safetensors, no verification"][0], results["read safetensors, checksums verified"][0]
-    print(f"\nchecksum verification costs {100 * (verified - plain) / plain:+.1f}% of a read")
-    shard_rss = results["portability convert safetensors -> sharded (256MB)"][1]
-    bound = 1.5 * 256 * 1.048576 + 300
-    print(f"re-shard peak RSS {shard_rss:.0f} MB vs bound 1.5 x largest shard + 300 MB = {bound:.0f} MB: "
-          f"{'within' if shard_rss <= bound else 'OVER'}")
-    if opts.keep is None:
-        shutil.rmtree(work)
+
+def memory_rows(work: Path, sizes: list[float], tensors: int) -> list[tuple[float, dict[str, float]]]:
+    """Part 2: peak RSS of each streaming step at each size (each checkpoint removed after)."""
+    py = sys.executable
+    cli = [py, "-c", CLI]
+    rows = []
+    for gib in sizes:
+        src = work / f"rss-{gib}.pt"
+        run([py, "-c", GENERATE, str(src), str(gib), str(tensors)])
+        st, back, sharded = work / f"rss-{gib}.safetensors", work / f"rss-{gib}-back.pt", work / f"rss-{gib}-sh"
+        row = {
+            "torch -> safetensors": run(cli + ["convert", str(src), str(st)])[1],
+            "safetensors -> torch": run(cli + ["convert", str(st), str(back)])[1],
+            "re-shard 256MiB": run(cli + ["convert", str(st), str(sharded), "--to", "safetensors",
+                                          "--shard-size", "256MiB"])[1],
+            "inspect (verifies)": run(cli + ["inspect", str(st), "--json"])[1],
+        }
+        for path in (src, st, back, sharded):
+            drop(path)
+        rows.append((gib, row))
+        print(f"  {gib:g} GiB: " + ", ".join(f"{k} {v:.0f} MB" for k, v in row.items()), flush=True)
+    return rows
+
+
+def report(results: dict[str, Result], size_mb: float, repeat: int) -> None:
+    copy_s = results["plain copy"][2]
+    durable_s = results["plain copy + fsync (durable floor)"][2]
+    print(f"\ncheckpoint: {size_mb:.0f} MB; times are best of {repeat} (reads: best of 5). 'work' is the")
+    print("operation alone (after imports); 'end-to-end' adds interpreter and library start-up.")
+    print(f"{'step':50} {'work MB/s':>10} {'x copy':>7} {'x durable':>10} {'end-to-end s':>13} {'peak RSS MB':>12}")
+    for label, (secs, rss, work) in results.items():
+        print(f"{label:50} {size_mb / work:10.0f} {copy_s / work:7.2f} {durable_s / work:10.2f} {secs:13.2f} "
+              f"{rss:12.0f}")
+    plain = results["read safetensors, no verification"][2]
+    verified = results["read safetensors, checksums verified"][2]
+    print(f"\nchecksum verification costs {100 * (verified - plain) / plain:+.1f}% of a warm read (target <= 5%)")
+    for label in (TO_ST, RESHARD):
+        ratio = copy_s / results[label][2]
+        print(f"{label}: {ratio:.2f}x plain-copy throughput ({durable_s / results[label][2]:.2f}x the durable "
+              f"copy; convert fsyncs), target >= 0.80x: {'met' if ratio >= 0.8 else 'NOT met'}")
+    rss = results[TO_ST][1]
+    print(f"{TO_ST} peak RSS {rss:.0f} MB, target < 300 MB: {'met' if rss < 300 else 'NOT met'}")
+
+
+def report_rows(rows: list[tuple[float, dict[str, float]]]) -> None:
+    if not rows:
+        return
+    steps = list(rows[0][1])
+    print(f"\n{'peak RSS MB by size':24}" + "".join(f"{s:>24}" for s in steps))
+    for gib, row in rows:
+        print(f"{f'{gib:g} GiB':24}" + "".join(f"{row[s]:24.0f}" for s in steps))
+    for step in steps:
+        values = [row[step] for _, row in rows]
+        spread = max(values) - min(values)
+        print(f"{step}: spread {spread:.0f} MB over sizes, max {max(values):.0f} MB "
+              f"({'flat' if spread <= 50 and max(values) < 300 else 'NOT flat'}: within 50 MB, under 300 MB)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gb", type=float, default=1.0, help="checkpoint size in GiB for the throughput part")
+    parser.add_argument("--sizes", default="0.25,1,4", help="GiB sizes for the RSS rows ('' skips them)")
+    parser.add_argument("--tensors", type=int, default=64, help="tensors per checkpoint")
+    parser.add_argument("--repeat", type=int, default=3, help="best-of-N for the timed steps")
+    parser.add_argument("--keep", type=Path, help="work directory to use and keep")
+    opts = parser.parse_args()
+    work = opts.keep or Path(tempfile.mkdtemp(prefix="portability-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    src = work / "model.pt"
+    try:
+        print(f"generating {opts.gb} GiB checkpoint in {work} ...", flush=True)
+        run([sys.executable, "-c", GENERATE, str(src), str(opts.gb), str(opts.tensors)])
+        results, size_mb = throughput(work, src, opts.repeat)
+        drop(src)
+        sizes = [float(s) for s in opts.sizes.split(",") if s.strip()]
+        print(f"peak RSS rows at {sizes} GiB ...", flush=True)
+        rows = memory_rows(work, sizes, opts.tensors)
+        report(results, size_mb, opts.repeat)
+        report_rows(rows)
+    finally:
+        if opts.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
-from portability.core import integrity
+from portability.core import file_copy, integrity
 from portability.core.checkpoint import Checkpoint
 from portability.errors import FormatError, IntegrityError, UsageError
 from portability.core.formats import SAFETENSORS_INDEX_SUFFIX
@@ -128,18 +129,45 @@ def _write_file(path: Path, items: list[tuple[str, Tensor]], metadata: dict[str,
     placeholder = {name: "0" * integrity.DIGEST_CHARS for name, _ in items}
     head = build_header(layout, {**metadata, KEY_CHECKSUMS: json.dumps(placeholder)})
     digests: dict[str, str] = {}
+    copies, position = [], len(head)
+    for name, tensor in items:
+        if isinstance(tensor, LazyTensor) and tensor.file_range is not None:
+            copies.append((name, tensor, file_copy.RangeCopy(*tensor.file_range, int(tensor.nbytes), position)))
+        position += int(tensor.nbytes)
+    # Bytes that lie in a file are copied by the kernel, then hashed from the page
+    # cache while the copy is flushed to disk (CPU work overlapping disk work);
+    # the hash checks the source and becomes ours.
+    hasher = file_copy.RangeHasher([copy for _, _, copy in copies])
     with open(path, "wb") as f:
         f.write(head)
+        position = len(head)
         for name, tensor in items:
-            hasher = integrity.new_hasher()
-            for piece in iter_bytes(tensor):
-                hasher.update(piece)
-                f.write(piece)
-            digests[name] = hasher.hexdigest()
-        final = build_header(layout, {**metadata, KEY_CHECKSUMS: json.dumps(digests)})
+            if not (isinstance(tensor, LazyTensor) and tensor.file_range is not None):
+                digests[name] = _write_through(f, tensor)
+            else:
+                f.flush()
+                file_copy.copy_range(*tensor.file_range, int(tensor.nbytes), f.fileno(), position)
+                f.seek(position + int(tensor.nbytes))
+            position += int(tensor.nbytes)
+        f.flush()
+        copied = file_copy.sync_while(f.fileno(), hasher.digests) if copies else []
+        for (name, tensor, _), digest in zip(copies, copied):
+            if tensor.digest is not None:
+                integrity.check_hex(digest, tensor.digest, tensor.label)
+            digests[name] = digest
+        final = build_header(layout, {**metadata, KEY_CHECKSUMS: json.dumps({n: digests[n] for n, _ in items})})
         assert len(final) == len(head), "checksum placeholder width mismatch"
         f.seek(0)
         f.write(final)
+
+
+def _write_through(f: BinaryIO, tensor: Tensor) -> str:
+    """Write a tensor's bytes where ``f`` stands; returns their digest."""
+    hasher = integrity.new_hasher()
+    for piece in iter_bytes(tensor):
+        hasher.update(piece)
+        f.write(piece)
+    return hasher.hexdigest()
 
 
 def _find_index(path: Path) -> Path | None:
@@ -219,22 +247,27 @@ def _lazy(path: Path, data_start: int, entry: Entry, expected: str | None) -> La
             yield from integrity.verified(pieces, expected, f"tensor {entry.name!r} in {path}")
 
     def read_into(buffer: memoryview) -> None:
-        # Hash each piece right after it lands, while it is still in cache.
-        hasher = integrity.new_hasher() if expected is not None else None
-        with open(path, "rb") as f:
-            f.seek(data_start + entry.begin)
-            pos, total = 0, entry.end - entry.begin
-            while pos < total:
-                got = f.readinto(buffer[pos:min(total, pos + CHUNK_BYTES)])
-                if not got:
-                    raise FormatError(f"{path}: ended early while reading tensor data: truncated file")
-                if hasher is not None:
-                    hasher.update(buffer[pos:pos + got])
-                pos += got
-        if hasher is not None:
-            integrity.check_digest(hasher, expected, f"tensor {entry.name!r} in {path}")
+        # A second thread hashes each piece right after it lands, while the next is read.
+        hasher = file_copy.BackgroundHasher() if expected is not None else None
+        try:
+            with open(path, "rb", buffering=0) as f:
+                f.seek(data_start + entry.begin)
+                pos, total = 0, entry.end - entry.begin
+                while pos < total:
+                    got = f.readinto(buffer[pos:min(total, pos + CHUNK_BYTES)])
+                    if not got:
+                        raise FormatError(f"{path}: ended early while reading tensor data: truncated file")
+                    if hasher is not None:
+                        hasher.feed(buffer[pos:pos + got])
+                    pos += got
+        finally:
+            finished = hasher.finish() if hasher is not None else None
+        if finished is not None:
+            integrity.check_digest(finished, expected, f"tensor {entry.name!r} in {path}")
 
-    return LazyTensor(entry.dtype, entry.shape, read_chunks, read_into)
+    return LazyTensor(entry.dtype, entry.shape, read_chunks, read_into,
+                      file_range=(str(path), data_start + entry.begin), digest=expected,
+                      label=f"tensor {entry.name!r} in {path}")
 
 
 def _file_range(path: Path, start: int, length: int, chunk: int) -> Iterator[bytes]:

@@ -28,11 +28,29 @@ class TorchAdapter(WeightsOnlyAdapter):
         return Path(name).suffix.lower() in TORCH_SUFFIXES
 
     def read(self, path: str | Path, options: ReadOptions = ReadOptions()) -> Checkpoint:
+        # A plain zip checkpoint streams (lazy tensors, no torch import for the
+        # weights); legacy pickles, shards and exotic objects go through torch.load.
+        from portability.adapters.torch import streaming
+
+        path = Path(path)
+        if path.is_file() and not path.name.endswith(".index.json"):
+            ckpt = streaming.read_lazy(path, options)
+            if ckpt is not None:
+                return ckpt
         from portability.adapters.torch import state_dict
 
         return state_dict.read(path, options)
 
     def write(self, ckpt: Checkpoint, path: str | Path, options: WriteOptions = WriteOptions()) -> None:
+        # Stream the weights into the archive ourselves (flat memory); torch.save
+        # handles what that writer does not (dtypes without a torch storage name).
+        from portability.adapters.torch import zip_writer
+
+        try:
+            zip_writer.write(ckpt, Path(path))
+            return
+        except zip_writer.Unstreamable:
+            pass
         from portability.adapters.torch import state_dict
 
         state_dict.write(ckpt, path, options)

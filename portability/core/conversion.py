@@ -104,7 +104,7 @@ def destination_format(dst: Path, to: str | None, shard_size: int | str | None =
                          "is created inside it")
     if fmt is None:
         raise UsageError(f"cannot tell the format of {dst} from its name; pass --to "
-                         "(torch, safetensors, onnx, tf-savedmodel)")
+                         "(torch, safetensors, onnx, tf-savedmodel, dcp)")
     return fmt
 
 

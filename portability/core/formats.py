@@ -22,7 +22,7 @@ FORMATS: dict[str, type[FormatAdapter]] = registered_formats()
 SAFETENSORS_INDEX_SUFFIX = ".safetensors.index.json"
 # A directory can hold several kinds of file (a SavedModel keeps an .onnx beside it,
 # an HF folder both .bin and .safetensors): the first format that claims it wins.
-DIRECTORY_ORDER = ("tf-savedmodel", "safetensors", "onnx", "torch")
+DIRECTORY_ORDER = ("tf-savedmodel", "dcp", "safetensors", "onnx", "torch")
 
 
 def supported() -> str:
@@ -80,7 +80,7 @@ def detect(path: str | Path) -> str:
                 return name
         raise FormatError(
             f"{path}: directory holds no checkpoint (looked for *.safetensors, "
-            f"*{SAFETENSORS_INDEX_SUFFIX}, saved_model.pb, *.onnx, *.pt/*.pth/*.bin)")
+            f"*{SAFETENSORS_INDEX_SUFFIX}, saved_model.pb, .metadata + *.distcp, *.onnx, *.pt/*.pth/*.bin)")
     by_ext = format_from_name(path)
     if by_ext is None:
         raise FormatError(

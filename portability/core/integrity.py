@@ -54,8 +54,17 @@ def check_digest(hasher: "xxhash.xxh3_64", expected: str, what: str) -> None:
     Raises:
         IntegrityError: naming ``what``.
     """
-    if hasher.hexdigest() != expected:
+    check_hex(hasher.hexdigest(), expected, what)
+
+
+def check_hex(got: str, expected: str, what: str) -> None:
+    """Raise unless a hex digest is ``expected``.
+
+    Raises:
+        IntegrityError: naming ``what``.
+    """
+    if got != expected:
         raise IntegrityError(
             f"checksum mismatch for {what}: the data is corrupt "
-            f"(expected {ALGORITHM} {expected}, got {hasher.hexdigest()})"
+            f"(expected {ALGORITHM} {expected}, got {got})"
         )

@@ -7,6 +7,7 @@ holding a whole shard in memory. Every consumer goes through ``as_array`` or
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -27,20 +28,29 @@ class LazyTensor:
             ``IntegrityError`` after the last piece if a checksum fails.
         read_into: optional callable filling a writable byte buffer of exactly
             ``nbytes`` in place (one copy instead of two); same errors.
+        file_range: ``(path, offset)`` where the ``nbytes`` raw bytes lie
+            contiguous in a file, when they do: writers then copy them file to
+            file (``copy_file_range``) instead of through Python.
+        digest: the xxh3-64 the bytes must hash to (None: not recorded), checked
+            by whoever reads them through ``file_range``.
+        label: how errors name the tensor (``tensor 'w' in model.pt``).
     """
 
     dtype: np.dtype
     shape: tuple[int, ...]
     read_chunks: Callable[[int], Iterator[bytes]]
     read_into: Callable[[memoryview], None] | None = None
+    file_range: tuple[str, int] | None = None
+    digest: str | None = None
+    label: str = "tensor"
 
     @property
     def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+        return math.prod(self.shape) * np.dtype(self.dtype).itemsize
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
     def load(self) -> np.ndarray:
         """Read all bytes and return a writable array."""

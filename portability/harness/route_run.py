@@ -31,7 +31,7 @@ from portability.harness.recoverability import judge_recoverability
 from portability.reports.check_report import RouteResult
 from portability.harness.weights import compare_weights
 
-_EXT = {"torch": ".pt", "safetensors": ".safetensors", "onnx": ".onnx", "tf-savedmodel": ""}
+_EXT = {"torch": ".pt", "safetensors": ".safetensors", "onnx": ".onnx", "tf-savedmodel": "", "dcp": ""}
 
 
 @dataclass

@@ -22,7 +22,7 @@ from portability.core.tensors import as_array
 from portability.errors import UsageError
 
 SPEC = "toy_models:mlp"
-SUFFIX = {"torch": ".pt", "safetensors": ".safetensors", "onnx": ".onnx", "tf-savedmodel": ""}
+SUFFIX = {"torch": ".pt", "safetensors": ".safetensors", "onnx": ".onnx", "tf-savedmodel": "", "dcp": ""}
 
 
 def _reference() -> tuple[Checkpoint, dict[str, np.ndarray], np.ndarray]:
@@ -36,7 +36,7 @@ def _reference() -> tuple[Checkpoint, dict[str, np.ndarray], np.ndarray]:
 
 def test_the_registry_is_the_format_table():
     assert FORMATS == registered_formats()
-    assert list(FORMATS) == ["torch", "safetensors", "onnx", "tf-savedmodel"]
+    assert list(FORMATS) == ["torch", "safetensors", "onnx", "tf-savedmodel", "dcp"]
 
 
 @pytest.mark.parametrize("name", list(FORMATS))

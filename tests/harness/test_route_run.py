@@ -39,8 +39,9 @@ def test_plan_lists_every_route_and_skips_with_reasons(toy):
     ckpt, inputs, _ = toy
     the_plan = plan(ckpt, model="toy_models:mlp", inputs=inputs)
     names = [j.name for j in the_plan.jobs]
-    assert names == ["torch->safetensors", "torch->onnx", "torch->tf-savedmodel", "torch->safetensors->torch",
-                     "torch->onnx->torch", "torch->tf-savedmodel->torch"]
+    assert names == ["torch->safetensors", "torch->onnx", "torch->tf-savedmodel", "torch->dcp",
+                     "torch->safetensors->torch", "torch->onnx->torch", "torch->tf-savedmodel->torch",
+                     "torch->dcp->torch"]
     assert all(why.startswith("format ") for why in the_plan.skipped.values())
     narrowed = plan(ckpt, model="toy_models:mlp", formats="safetensors,torch")
     assert [j.name for j in narrowed.jobs] == ["torch->safetensors", "torch->safetensors->torch"]

@@ -1,0 +1,216 @@
+"""Read a torch zip checkpoint lazily: structure now, each tensor's bytes on use.
+
+``zip_structure`` gives the pickle's tree with ``TensorRef``s in place of
+tensors. Model weights become ``LazyTensor``s whose bytes are read straight
+from the zip record (contiguous views also expose their file range, so a
+writer copies them file to file); a strided view is read per tensor from the
+span of storage it touches. Ties (two names, one view of one storage) become
+aliases, as in the in-memory reader. Training state (optimizer moments,
+scheduler, counters) is materialised as torch objects and converted by the
+in-memory reader's own code, so both paths give the same ``Checkpoint``.
+
+Files this route cannot read (legacy non-zip pickles, other globals, big
+endian) make ``read_lazy`` return None, and the caller uses ``torch.load``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from portability.adapters.torch.layouts import recognise
+from portability.adapters.torch.zip_structure import NotStreamable, TensorRef, read_structure
+from portability.core import file_copy, integrity
+from portability.core.checkpoint import Checkpoint
+from portability.core.options import ReadOptions
+from portability.core.tensors import CHUNK_BYTES, LazyTensor
+from portability.errors import FormatError, IntegrityError
+
+logger = logging.getLogger(__name__)
+RECORD = "portability.json"
+KEY_ORDER = "__keys__"
+
+
+def read_lazy(path: Path, options: ReadOptions) -> Checkpoint | None:
+    """A ``Checkpoint`` with lazy weights, or None when the file needs ``torch.load``.
+
+    Raises:
+        FormatError: a corrupt archive (records missing or out of range).
+        IntegrityError: the pickled structure does not match its recorded checksum
+            (tensor checksums are checked as each tensor's bytes are read).
+    """
+    try:
+        structure = read_structure(path)
+    except NotStreamable as why:
+        logger.debug("%s: reading with torch.load (%s)", path, why)
+        return None
+    obj = structure.obj
+    if not isinstance(obj, dict):
+        return None
+    layout = recognise(obj, lambda v: isinstance(v, TensorRef))
+    weights = ({k: v for k, v in obj.items() if isinstance(v, TensorRef)}
+               if layout.weights is None else obj[layout.weights])
+    if not all(isinstance(v, TensorRef) for v in weights.values()):
+        return None  # the in-memory reader names the offending entry
+    record = _read_record(path, structure.prefix)
+    sums = record.get("checksums", {}) if record is not None and options.verify else {}
+    if record is not None and options.verify and record.get("pickle_digest") is not None:
+        # Before anything else is trusted: scalars in the pickle carry no tensor checksum.
+        if integrity.digest([structure.pickle_bytes]) != record["pickle_digest"]:
+            raise IntegrityError(f"{path}: the pickled structure (training state, hyperparameters, "
+                                 "tensor layout) does not match its checksum: the file is corrupt")
+    tensors, aliases = _lazy_weights(weights, path, sums)
+    rest = ({k: v for k, v in obj.items() if k != layout.weights} if layout.weights
+            else {k: v for k, v in obj.items() if not isinstance(v, TensorRef)})
+    ckpt = Checkpoint(tensors=tensors, aliases=aliases, layout=layout.name)
+    if rest:
+        ckpt.training = _training(rest, layout, path, sums)
+        ckpt.training.extra[KEY_ORDER] = list(obj)
+    if record is not None:
+        ckpt.metadata.update(record.get("metadata", {}))
+        ckpt.aliases.update({a: t for a, t in record.get("aliases", {}).items() if a in ckpt.tensors})
+        ckpt.checksummed = True
+    return ckpt
+
+
+def _lazy_weights(weights: dict[str, TensorRef], path: Path,
+                  sums: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    tensors: dict[str, Any] = {}
+    aliases: dict[str, str] = {}
+    seen: dict[tuple, str] = {}
+    for name, ref in weights.items():
+        key = (ref.storage.key, ref.storage_offset, ref.shape, ref.stride, ref.dtype)
+        if ref.size > 0 and key in seen:
+            aliases[name] = seen[key]
+            tensors[name] = tensors[seen[key]]
+            continue
+        seen[key] = name
+        tensors[name] = lazy_tensor(ref, f"tensor {name!r} in {path}", sums.get(name))
+    missing = [n for n in sums if n not in tensors and not n.startswith("__training__")]
+    if missing:
+        raise IntegrityError(f"{path}: tensor {missing[0]!r} is recorded in its checksums but missing")
+    return tensors, aliases
+
+
+def lazy_tensor(ref: TensorRef, label: str, expected: str | None) -> LazyTensor:
+    """A ``LazyTensor`` over one view of a zip storage record."""
+    contiguous = ref.is_contiguous()
+    start = ref.storage.offset + ref.storage_offset * ref.dtype.itemsize
+
+    def read_chunks(chunk: int) -> Iterator[bytes]:
+        hasher = integrity.new_hasher() if expected is not None else None
+        if contiguous:
+            pieces = _ranged_pieces(ref.storage.path, start, ref.nbytes, chunk)
+        else:
+            flat = np.ascontiguousarray(materialise(ref)).reshape(-1).view(np.uint8)
+            pieces = (flat[i:i + chunk].tobytes() for i in range(0, flat.size, chunk))
+        for piece in pieces:
+            if hasher is not None:
+                hasher.update(piece)
+            yield piece
+        if hasher is not None:
+            integrity.check_digest(hasher, expected, label)
+
+    def read_into(buffer: memoryview) -> None:
+        if not contiguous:
+            buffer[:] = np.ascontiguousarray(materialise(ref)).reshape(-1).view(np.uint8).data
+            got = integrity.digest([buffer]) if expected is not None else None
+        else:
+            got = _read_range_into(ref.storage.path, start, buffer, expected is not None)
+        if expected is not None:
+            integrity.check_hex(got, expected, label)
+
+    return LazyTensor(ref.dtype, ref.shape, read_chunks, read_into,
+                      file_range=(ref.storage.path, start) if contiguous else None,
+                      digest=expected, label=label)
+
+
+def materialise(ref: TensorRef) -> np.ndarray:
+    """The view's values, read from the span of storage it touches (strided views)."""
+    first, end = ref.span()
+    itemsize = ref.dtype.itemsize
+    raw = np.empty(max(end - first, 0), dtype=ref.dtype)
+    if raw.size:
+        _read_range_into(ref.storage.path, ref.storage.offset + first * itemsize,
+                         memoryview(raw.view(np.uint8)), False)
+    strides = tuple(s * itemsize for s in ref.stride)
+    return np.lib.stride_tricks.as_strided(raw, shape=ref.shape, strides=strides, writeable=False)
+
+
+def _ranged_pieces(path: str, start: int, length: int, chunk: int) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        f.seek(start)
+        remaining = length
+        while remaining > 0:
+            piece = f.read(min(chunk, remaining))
+            if not piece:
+                raise FormatError(f"{path}: ended early while reading tensor data: truncated file")
+            remaining -= len(piece)
+            yield piece
+    if length == 0:
+        yield b""
+
+
+def _read_range_into(path: str, start: int, buffer: memoryview, hashed: bool) -> str | None:
+    hasher = file_copy.BackgroundHasher() if hashed else None
+    try:
+        with open(path, "rb", buffering=0) as f:
+            f.seek(start)
+            pos = 0
+            while pos < len(buffer):
+                got = f.readinto(buffer[pos:min(len(buffer), pos + CHUNK_BYTES)])
+                if not got:
+                    raise FormatError(f"{path}: ended early while reading tensor data: truncated file")
+                if hasher is not None:
+                    hasher.feed(buffer[pos:pos + got])
+                pos += got
+    finally:
+        finished = hasher.finish() if hasher is not None else None
+    return finished.hexdigest() if finished is not None else None
+
+
+def _training(rest: dict[str, Any], layout, path: Path, sums: dict[str, str]):
+    """Training state through the in-memory reader's own conversion (imports torch)."""
+    from portability.adapters.torch import state_dict
+    from portability.core.training_codec import pack_training
+
+    training = state_dict._training_from(_to_torch(rest), layout, str(path))
+    if sums:
+        _, arrays = pack_training(training)
+        for name, expected in sums.items():
+            if name.startswith("__training__"):
+                if name not in arrays:
+                    raise IntegrityError(f"{path}: tensor {name!r} is recorded in its checksums but missing")
+                if integrity.tensor_digest(arrays[name]) != expected:
+                    raise IntegrityError(f"{path}: checksum mismatch for tensor {name!r}: the data is corrupt")
+    return training
+
+
+def _to_torch(obj: Any) -> Any:
+    if isinstance(obj, TensorRef):
+        from portability.adapters.torch.numpy_bridge import numpy_to_tensor
+
+        return numpy_to_tensor(np.array(materialise(obj)))
+    if isinstance(obj, dict):
+        return type(obj)((k, _to_torch(v)) for k, v in obj.items())
+    if isinstance(obj, list):
+        return [_to_torch(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_to_torch(v) for v in obj)
+    return obj
+
+
+def _read_record(path: Path, prefix: str) -> dict | None:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            name = f"{prefix}/{RECORD}"
+            return json.loads(z.read(name)) if name in z.namelist() else None
+    except (zipfile.BadZipFile, json.JSONDecodeError, OSError) as exc:
+        raise FormatError(f"{path}: unreadable {RECORD} record ({exc})") from None
