@@ -168,7 +168,9 @@ def _input_specs(model: onnx.ModelProto) -> list[tf.TensorSpec]:
             raise UnsupportedOpError(f"graph input {value.name!r} is an ONNX {kind.replace('_type', '')}: "
                                      "TF serving signatures take tensors only; nothing was written")
         tensor_type = value.type.tensor_type
-        dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
+        # paddle2onnx writes unknown dims as dim_value -1; only positive values are fixed.
+        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+                for d in tensor_type.shape.dim]
         shape = dims if tensor_type.HasField("shape") else None
         specs.append(tf.TensorSpec(shape, tf_dtype(tensor_type.elem_type, f"graph input {value.name!r}"),
                                    name=safe_name(value.name)))

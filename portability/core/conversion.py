@@ -69,7 +69,8 @@ def read_checkpoint(path: str | Path, fmt: str | None = None,
     return adapter.read(Path(path), options or ReadOptions()), fmt
 
 
-def destination_format(dst: Path, to: str | None, shard_size: int | str | None = None) -> str:
+def destination_format(dst: Path, to: str | None, shard_size: int | str | None = None,
+                       source_format: str | None = None) -> str:
     """The format to write: ``to`` if given, else implied by the destination's name.
 
     ``to`` overrides a generic extension (``.bin``, ``.ckpt``), but not one that
@@ -77,7 +78,8 @@ def destination_format(dst: Path, to: str | None, shard_size: int | str | None =
     every reader, this one included, takes for ONNX).
 
     A destination without an extension and a shard size means a sharded
-    safetensors directory.
+    safetensors directory; without an extension, from an ONNX source, a SavedModel
+    (the one directory format that stores a graph).
 
     Raises:
         UsageError: neither tells, the name contradicts ``to``, or the name is an
@@ -99,6 +101,8 @@ def destination_format(dst: Path, to: str | None, shard_size: int | str | None =
                 fmt = None
         if fmt is None and shard_size is not None and not dst.suffix:
             fmt = "safetensors"
+        if fmt is None and source_format == "onnx" and not dst.suffix:
+            fmt = "tf-savedmodel"
     if dst.name.endswith(".index.json"):
         raise UsageError(f"{dst}: write sharded checkpoints to a directory; the index file "
                          "is created inside it")
@@ -125,7 +129,7 @@ def convert(src: str | Path, dst: str | Path, *, to: str | None = None, source_f
     if src.resolve() == dst.resolve():
         raise UsageError(f"{dst}: source and destination are the same")
     src_fmt = source_format or detect(src)
-    dst_fmt = destination_format(dst, to, shard_size)
+    dst_fmt = destination_format(dst, to, shard_size, src_fmt)
     check_destination(dst, overwrite)
     if overwrite and dst.is_dir():
         check_replaceable_directory(src, dst)
@@ -137,11 +141,25 @@ def convert(src: str | Path, dst: str | Path, *, to: str | None = None, source_f
     ckpt, _ = read_checkpoint(src, src_fmt, ReadOptions(trust_pickle=trust_pickle))
     writer = load_adapter(dst_fmt)
     options = WriteOptions(shard_size=shard_size, model=model, opset=opset,
-                           inputs=str(inputs) if inputs else None)
+                           inputs=str(inputs) if inputs else None, **graph_source(src, src_fmt, dst_fmt, model))
     with atomic_output(dst, overwrite=overwrite) as tmp:
         writer.write(ckpt, tmp, options)
     return ConvertResult(src, src_fmt, dst, dst_fmt, len(ckpt.tensors), ckpt.training is not None,
                          spec_for(dst_fmt).keeps_training_state)
+
+
+def graph_source(src: Path, src_fmt: str, dst_fmt: str, model: str | None) -> dict[str, str]:
+    """Graph-to-graph conversions without a model spec convert the source graph itself:
+    ONNX -> SavedModel translates the ONNX file, SavedModel -> ONNX runs tf2onnx on it."""
+    if model is not None:
+        return {}
+    if src_fmt == "onnx" and dst_fmt == "tf-savedmodel":
+        from portability.adapters.onnx.safety import model_file
+
+        return {"onnx_source": str(model_file(src))}
+    if src_fmt == "tf-savedmodel" and dst_fmt == "onnx":
+        return {"savedmodel_source": str(src)}
+    return {}
 
 
 def check_replaceable_directory(src: Path, dst: Path) -> None:
