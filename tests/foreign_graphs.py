@@ -111,3 +111,73 @@ def realworld_onnx() -> Path | None:
         tmp.write_bytes(wheel.read(REALWORLD_MEMBER))
         tmp.replace(target)
     return target
+
+
+def keras_functional(path: Path, seed: int = 0):
+    """A Keras 3 Functional face-detector-like CNN (Conv + PReLU + BN + pool + Flatten + Dense),
+    exported with ``model.export``; input ``image`` [N, 8, 8, 3]. Returns the Keras model."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    image = keras.Input((8, 8, 3), name="image")
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv")(image)
+    x = keras.layers.PReLU(shared_axes=[1, 2], name="prelu")(x)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.MaxPooling2D(name="pool")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    logits = keras.layers.Dense(5, name="logits")(x)
+    model = keras.Model(image, logits, name="detector")
+    rng = np.random.default_rng(seed)
+    model.get_layer("prelu").alpha.assign(rng.uniform(0.05, 0.3, (1, 1, 4)).astype(np.float32))
+    bn = model.get_layer("bn")
+    bn.moving_mean.assign(rng.standard_normal(4).astype(np.float32) * 0.1)
+    bn.moving_variance.assign(rng.uniform(0.5, 2.0, 4).astype(np.float32))
+    model.export(str(path), format="tf_saved_model", verbose=False)
+    return model
+
+
+def functional_twin():
+    """The PyTorch twin of ``keras_functional``: channels-first, flattening NCHW."""
+    import torch
+
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.PReLU(4), torch.nn.BatchNorm2d(4, eps=1e-3),
+        torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Linear(64, 5))
+
+
+def keras_subclassed(path: Path, seed: int = 0):
+    """A Keras 3 subclassed model (two Dense layers), exported with ``model.export``."""
+    import keras
+
+    class TwoLayer(keras.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.hidden = keras.layers.Dense(8, activation="relu")
+            self.out = keras.layers.Dense(3)
+
+        def call(self, x):
+            return self.out(self.hidden(x))
+
+    keras.utils.set_random_seed(seed)
+    model = TwoLayer()
+    model(np.zeros((1, 6), np.float32))
+    model.export(str(path), format="tf_saved_model", verbose=False)
+    return model
+
+
+def keras_dense_gelu(path: Path, seed: int = 0):
+    """Dense + GELU, exported: tf2onnx 1.17 turns Keras 3's GELU into ``Erfc``."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    x = keras.Input((6,), name="x")
+    model = keras.Model(x, keras.layers.Dense(4, activation="gelu")(x))
+    model.export(str(path), format="tf_saved_model", verbose=False)
+    return model
+
+
+def functional_twin_wrong_eps():
+    """``functional_twin`` with a BatchNorm epsilon the Keras model does not use."""
+    twin = functional_twin()
+    twin[2].eps = 0.1
+    return twin

@@ -31,6 +31,7 @@ KEY_SOURCE = "portability.onnx.names"
 KEY_UNMAPPED = "portability.onnx.unmapped"
 KEY_MISSING = "portability.onnx.missing"
 KEY_IDENTITY_READERS = "portability.onnx.identity_readers"
+KEY_PRODUCER = "portability.onnx.producer"
 
 
 class UnmappedWeightsWarning(UserWarning):
@@ -63,6 +64,8 @@ def _from_other_producer(proto, arrays: dict[str, np.ndarray]) -> Checkpoint:
     """Initializers under their names, then ``Constant``-node weights under their readers' names."""
     found, records = constant_weights.find_constant_weights(proto, set(arrays))
     metadata = {KEY_SOURCE: "initializers"}
+    if proto.producer_name:
+        metadata[KEY_PRODUCER] = proto.producer_name
     if records:
         metadata[KEY_SOURCE] = "initializers+constants" if arrays else "constants"
         metadata[constant_weights.KEY_CONSTANT_NAMES] = json.dumps(

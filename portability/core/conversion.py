@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from portability.core.atomic import atomic_output, check_destination
@@ -48,6 +48,7 @@ class ConvertResult:
     tensors: int
     training_state: bool
     training_state_written: bool = True
+    notes: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
         """One line saying what was written, and whether the training state travelled."""
@@ -57,8 +58,9 @@ class ConvertResult:
             training = " with training state"
         else:
             training = f"; training state not stored in {self.destination_format}"
-        return (f"wrote {self.destination} ({self.destination_format}, {self.tensors} tensors{training}) "
+        line = (f"wrote {self.destination} ({self.destination_format}, {self.tensors} tensors{training}) "
                 f"from {self.source} ({self.source_format})")
+        return "\n".join([line] + [f"  note: {note}" for note in self.notes])
 
 
 def read_checkpoint(path: str | Path, fmt: str | None = None,
@@ -137,15 +139,34 @@ def convert(src: str | Path, dst: str | Path, *, to: str | None = None, source_f
         shard_size = parse_size(shard_size)
     if shard_size is not None and dst_fmt != "safetensors":
         raise UsageError(f"--shard-size applies to safetensors output, not {dst_fmt}")
-    check_graph_options(dst_fmt, model, opset, inputs)
+    check_graph_options(dst_fmt, model, opset, inputs, src_fmt)
     ckpt, _ = read_checkpoint(src, src_fmt, ReadOptions(trust_pickle=trust_pickle))
+    notes: list[str] = []
+    if src_fmt == "tf-savedmodel" and model is not None and not spec_for(dst_fmt).stores_graph:
+        ckpt, notes = _port_keras(src, ckpt, model, inputs)
+        model = inputs = None
     writer = load_adapter(dst_fmt)
     options = WriteOptions(shard_size=shard_size, model=model, opset=opset,
                            inputs=str(inputs) if inputs else None, **graph_source(src, src_fmt, dst_fmt, model))
     with atomic_output(dst, overwrite=overwrite) as tmp:
         writer.write(ckpt, tmp, options)
     return ConvertResult(src, src_fmt, dst, dst_fmt, len(ckpt.tensors), ckpt.training is not None,
-                         spec_for(dst_fmt).keeps_training_state)
+                         spec_for(dst_fmt).keeps_training_state, notes)
+
+
+def _port_keras(src: Path, ckpt: Checkpoint, model: str, inputs: str | Path | None) -> tuple[Checkpoint, list[str]]:
+    """Keras variables onto the twin ``model`` names, proven by outputs (``keras_port``).
+
+    Raises:
+        UsageError: the SavedModel is one this package wrote (already under state_dict names).
+    """
+    from portability.adapters.tf_savedmodel.keras_port import is_keras_native, port_to_twin
+
+    if not is_keras_native(ckpt):
+        raise UsageError(f"{src}: --model ports Keras variables onto a torch twin, but this SavedModel's "
+                         "variables already carry state_dict names; convert it without --model")
+    result = port_to_twin(src, ckpt, model, inputs)
+    return result.checkpoint, result.notes
 
 
 def graph_source(src: Path, src_fmt: str, dst_fmt: str, model: str | None) -> dict[str, str]:
@@ -181,8 +202,11 @@ def check_replaceable_directory(src: Path, dst: Path) -> None:
 
 
 def check_graph_options(dst_fmt: str, model: str | None, opset: int | None,
-                        inputs: str | Path | None) -> None:
+                        inputs: str | Path | None, src_fmt: str | None = None) -> None:
     """Check the graph-export options before anything is read.
+
+    ``--model`` and ``--inputs`` also apply from a SavedModel to a weights-only
+    format: they name the torch twin that Keras variables are ported onto.
 
     Raises:
         UsageError: an option given for a format that does not store a graph,
@@ -190,6 +214,8 @@ def check_graph_options(dst_fmt: str, model: str | None, opset: int | None,
     """
     given = [flag for flag, value in (("--model", model), ("--opset", opset), ("--inputs", inputs))
              if value is not None]
+    if src_fmt == "tf-savedmodel" and opset is None:
+        given = []
     if given and not spec_for(dst_fmt).stores_graph:
         graph = ", ".join(name for name, spec in FORMATS.items() if spec.stores_graph)
         raise UsageError(f"{', '.join(given)}: only for formats that store a graph ({graph}), not {dst_fmt}")

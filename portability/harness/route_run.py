@@ -113,27 +113,38 @@ def write_options(subject: Subject) -> WriteOptions:
     return WriteOptions(model=subject.model, inputs=subject.inputs)
 
 
+GRAPH_TO_GRAPH = {("onnx", "tf-savedmodel"), ("tf-savedmodel", "onnx")}
+
+
 def applicability(route: tuple[str, ...], subject: Subject) -> str | None:
-    """Why a route cannot apply, or None. Imports each format's adapter (in the worker)."""
+    """Why a route cannot apply, or None. Imports each format's adapter (in the worker).
+
+    A graph format needs a model spec to be written, except from the other graph
+    format: ONNX -> SavedModel translates the ONNX file, SavedModel -> ONNX runs tf2onnx.
+    """
     for fmt in dict.fromkeys(route):
         why = unavailable(fmt)
         if why:
             return why
-    graph = [f for f in route[1:] if spec_for(f).needs_model_spec]
-    if graph and not subject.model:
-        return f"writing {graph[0]!r} needs a model spec (--model SPEC)"
-    fixture = fixture_of(subject)
-    if "onnx" in graph and getattr(fixture, "framework", "torch") == "tensorflow":
-        return (f"writing 'onnx' from the TensorFlow fixture {fixture.name!r} needs a TensorFlow->ONNX "
-                "exporter; this project's ONNX writer exports PyTorch models only")
+    for prev, fmt in zip(route, route[1:]):
+        if spec_for(fmt).needs_model_spec and not subject.model and (prev, fmt) not in GRAPH_TO_GRAPH:
+            return f"writing {fmt!r} from {prev!r} needs a model spec (--model SPEC)"
     return None
 
 
-def _write(fmt: str, ckpt: Checkpoint, dst: Path, subject: Subject) -> None:
-    """Write one step. A TensorFlow fixture's SavedModel is written the way Keras
-    users write one: its weights loaded into the Keras model, then ``export``."""
+def _write(fmt: str, ckpt: Checkpoint, dst: Path, subject: Subject,
+           previous: tuple[str, Path] | None = None) -> None:
+    """Write one step. After the other graph format (``previous``), the graph itself is
+    converted: an ONNX file is translated, a SavedModel goes through tf2onnx. A
+    TensorFlow fixture's SavedModel is otherwise written the way Keras users write
+    one: its weights loaded into the Keras model, then ``export``."""
     fixture = fixture_of(subject)
-    if fmt == "tf-savedmodel" and getattr(fixture, "framework", "torch") == "tensorflow":
+    if previous is not None and (previous[0], fmt) in GRAPH_TO_GRAPH:
+        from portability.core.conversion import graph_source
+
+        options = WriteOptions(inputs=subject.inputs, **graph_source(previous[1], previous[0], fmt, None))
+        load_adapter(fmt).write(ckpt, dst, options)
+    elif fmt == "tf-savedmodel" and getattr(fixture, "framework", "torch") == "tensorflow":
         fixture.load(ckpt).export(str(dst), verbose=False)
     else:
         load_adapter(fmt).write(ckpt, dst, write_options(subject))
@@ -242,7 +253,7 @@ def _route(job: RouteJob, result: RouteResult, timings: dict[str, float]) -> Non
         dst = workdir / f"step{step}-{fmt}{_EXT[fmt]}"
         adapter = load_adapter(fmt)
         try:
-            _write(fmt, ckpt, dst, job.subject)
+            _write(fmt, ckpt, dst, job.subject, (job.route[step - 1], path))
             ckpt = adapter.read(dst, ReadOptions(trust_pickle=True))
         except PortabilityError as exc:
             raise type(exc)(f"{job.route[step - 1]}->{fmt}: {exc}") from None
@@ -250,6 +261,18 @@ def _route(job: RouteJob, result: RouteResult, timings: dict[str, float]) -> Non
         _STEPS[prefix] = (path, ckpt)
     timings["convert"] = timings.get("convert", 0.0) + time.perf_counter() - t0
     _judge(job, result, ref, path, job.route[-1], ckpt, job.subject.model, timings)
+
+
+def _runs_nowhere(fmt: str, subject: Subject, model: str | None) -> bool:
+    """A weights-only artifact with nothing to run it: no model spec (nor a Keras fixture)."""
+    return not spec_for(fmt).stores_graph and not model and fixture_of(subject) is None
+
+
+def _folded_by_tf2onnx(ckpt: Checkpoint) -> bool:
+    """Whether the artifact's weights went through tf2onnx (directly or translated back)."""
+    from portability.adapters.onnx.reader import KEY_PRODUCER
+
+    return ckpt.metadata.get(KEY_PRODUCER) == "tf2onnx"
 
 
 def _compare(job: RouteJob, result: RouteResult, timings: dict[str, float]) -> None:
@@ -271,8 +294,14 @@ def _judge(job: RouteJob, result: RouteResult, ref: _Reference, path: Path, fmt:
         result.weights = compare_weights(ref.ckpt, ckpt, tol.weights_atol)
         if not result.weights:
             reasons.append(result.weights.reason)
-    if ref.outputs is None:
-        result.notes.append("outputs not compared: no model spec (pass --model SPEC)")
+    if ckpt is not None and result.weights is not None and not result.weights and _folded_by_tf2onnx(ckpt):
+        reasons.remove(result.weights.reason)
+        result.notes.append(f"weights not judged ({result.weights.reason}): tf2onnx folds and transposes "
+                            "variables into graph constants, so they cannot be read back; outputs judged")
+    if ref.outputs is None or _runs_nowhere(fmt, job.subject, model):
+        result.weights_only = True
+        result.notes.append(f"outputs not compared: {fmt!r} stores only weights and no model spec "
+                            "builds a model for them (pass --model SPEC); judged on weights only")
     else:
         try:
             loaded = load_artifact(path, fmt, job.subject, model, ref.input_names)

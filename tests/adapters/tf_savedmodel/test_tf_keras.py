@@ -107,9 +107,10 @@ def test_zoo_keras_cnn_ports_to_its_twin(tmp_path):
     variables = tf_savedmodel.read(tmp_path / "saved").tensors
     twin = fixture.build_twin()
     state = {k: v.numpy() for k, v in twin.state_dict().items()}
-    mapping = map_keras_to_torch(variables, state)
+    mapping = map_keras_to_torch(variables, state, flatten="hwc")  # the twin flattens channels-last
     assert mapping.unmapped == []
     assert mapping.missing == ["bn1.num_batches_tracked", "bn2.num_batches_tracked"]
+    assert mapping.flattened == ["logits"]
     assert any("HWC order" in note for note in mapping.notes)
     # The zoo's own hand-written mapping agrees bit for bit.
     reference = fixture.twin_state_dict(tf_savedmodel.read(tmp_path / "saved"))
