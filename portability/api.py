@@ -56,7 +56,10 @@ def _subjects(checkpoint, model, fixture, inputs, metric, metric_name, higher_is
         return [Subject(label=f"fixture:{n}", model=model or f"fixture:{n}", fixture=n, **common)
                 for n in fixture_names(fixture)]
     path = Path(checkpoint)
-    detect(path)
+    fmt = detect(path)
+    if inputs is None and model is None and FORMATS[fmt].stores_graph:
+        raise UsageError(f"{path}: checking a {fmt} graph runs it on your inputs; pass --inputs FILE.npz "
+                         "(arrays named after the graph's inputs)")
     return [Subject(label=str(path), model=model, checkpoint=str(path), **common)]
 
 

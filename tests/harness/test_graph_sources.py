@@ -94,3 +94,11 @@ def test_keras_cnn_runs_every_route():
         "tf-savedmodel->torch->tf-savedmodel": "pass", "tf-savedmodel->safetensors->tf-savedmodel": "pass",
         "tf-savedmodel->onnx->tf-savedmodel": "pass"}, [r.reason for r in report.routes]
     assert all(r.recoverability.value >= 0.99 for r in report.routes)
+
+
+def test_a_graph_source_without_inputs_is_a_usage_error(tmp_path):
+    from portability.errors import UsageError
+
+    source = paddle_style_classifier(tmp_path / "cls.onnx")
+    with pytest.raises(UsageError, match=r"cls.onnx: checking a onnx graph runs it on your inputs; pass --inputs"):
+        check(source, workers=0)
