@@ -117,3 +117,12 @@ def test_prelu_alpha_and_flatten_order_layouts():
     assert mapping.flattened == ["3"]
     kept = map_keras_to_torch(keras_vars, twin, flatten="hwc").checkpoint.tensors["3.weight"]
     assert np.array_equal(kept, dense.T)
+
+
+@pytest.mark.slow
+def test_subclassed_model_variables_sharing_a_name_are_all_read(tmp_path):
+    # Keras 3 names both Dense kernels of a subclassed model 'two_layer/kernel' in the SavedModel.
+    model = keras_subclassed(tmp_path / "sm")
+    ckpt = portability.load(str(tmp_path / "sm"))
+    assert list(ckpt.tensors) == ["two_layer/kernel", "two_layer/bias", "two_layer/1/kernel", "two_layer/1/bias"]
+    assert [np.asarray(v).tobytes() for v in ckpt.tensors.values()] == [v.numpy().tobytes() for v in model.variables]
