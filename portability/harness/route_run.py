@@ -7,7 +7,9 @@ recoverability. Everything is judged against the tolerance policy.
 
 Verdicts: ``pass``; ``fail`` when the artifact is broken or a conversion step
 refuses (the reason names the step); ``skipped`` when the route cannot apply
-(a format's framework is missing, a graph format without a model spec);
+(a format's framework is missing, a graph written from bare weights without
+a model spec); a route whose artifact only holds weights and that no model
+spec can run passes or fails on its weights alone, marked ``weights_only``;
 ``error`` when the check itself broke (an internal error, a crashed or
 hung worker; see ``portability.harness.workers``).
 """
@@ -24,10 +26,12 @@ import numpy as np
 from portability.core.checkpoint import Checkpoint
 from portability.harness.drift import Tolerance, compare_outputs
 from portability.errors import PortabilityError
-from portability.core.formats import ReadOptions, WriteOptions, load_adapter, spec_for, unavailable
+from portability.core.formats import ReadOptions, load_adapter, spec_for
 from portability.harness.evaluate import (Loaded, Subject, aligned, evaluation_inputs, fixture_of, load_artifact,
                                       load_inputs)
 from portability.harness.recoverability import judge_recoverability
+from portability.harness.route_steps import (applicability, folded_by_tf2onnx, runs_nowhere,
+                                             write_step)
 from portability.reports.check_report import RouteResult
 from portability.harness.weights import compare_weights
 
@@ -107,49 +111,6 @@ def source_format(subject: Subject) -> str:
     return "tf-savedmodel" if getattr(fixture, "framework", "torch") == "tensorflow" else "torch"
 
 
-def write_options(subject: Subject) -> WriteOptions:
-    """Options for every write of a route: the model spec and, for graph exports,
-    the user's inputs as example inputs."""
-    return WriteOptions(model=subject.model, inputs=subject.inputs)
-
-
-GRAPH_TO_GRAPH = {("onnx", "tf-savedmodel"), ("tf-savedmodel", "onnx")}
-
-
-def applicability(route: tuple[str, ...], subject: Subject) -> str | None:
-    """Why a route cannot apply, or None. Imports each format's adapter (in the worker).
-
-    A graph format needs a model spec to be written, except from the other graph
-    format: ONNX -> SavedModel translates the ONNX file, SavedModel -> ONNX runs tf2onnx.
-    """
-    for fmt in dict.fromkeys(route):
-        why = unavailable(fmt)
-        if why:
-            return why
-    for prev, fmt in zip(route, route[1:]):
-        if spec_for(fmt).needs_model_spec and not subject.model and (prev, fmt) not in GRAPH_TO_GRAPH:
-            return f"writing {fmt!r} from {prev!r} needs a model spec (--model SPEC)"
-    return None
-
-
-def _write(fmt: str, ckpt: Checkpoint, dst: Path, subject: Subject,
-           previous: tuple[str, Path] | None = None) -> None:
-    """Write one step. After the other graph format (``previous``), the graph itself is
-    converted: an ONNX file is translated, a SavedModel goes through tf2onnx. A
-    TensorFlow fixture's SavedModel is otherwise written the way Keras users write
-    one: its weights loaded into the Keras model, then ``export``."""
-    fixture = fixture_of(subject)
-    if previous is not None and (previous[0], fmt) in GRAPH_TO_GRAPH:
-        from portability.core.conversion import graph_source
-
-        options = WriteOptions(inputs=subject.inputs, **graph_source(previous[1], previous[0], fmt, None))
-        load_adapter(fmt).write(ckpt, dst, options)
-    elif fmt == "tf-savedmodel" and getattr(fixture, "framework", "torch") == "tensorflow":
-        fixture.load(ckpt).export(str(dst), verbose=False)
-    else:
-        load_adapter(fmt).write(ckpt, dst, write_options(subject))
-
-
 def run_job(job: RouteJob) -> RouteResult:
     """Run one job and return its verdict; never raises for a bad artifact."""
     start = time.perf_counter()
@@ -190,7 +151,7 @@ def _reference(job: RouteJob, timings: dict[str, float]) -> _Reference:
         fixture = fixture_of(subject)
         ckpt = fixture.pretrained()
         path = Path(tempfile.mkdtemp(prefix="reference-", dir=job.workdir)) / f"reference{_EXT[fmt]}"
-        _write(fmt, ckpt, path, subject)
+        write_step(fmt, ckpt, path, subject)
     timings["convert"] = timings.get("convert", 0.0) + time.perf_counter() - t0
     outputs = metric = None
     inputs: dict[str, np.ndarray] = {}
@@ -253,7 +214,7 @@ def _route(job: RouteJob, result: RouteResult, timings: dict[str, float]) -> Non
         dst = workdir / f"step{step}-{fmt}{_EXT[fmt]}"
         adapter = load_adapter(fmt)
         try:
-            _write(fmt, ckpt, dst, job.subject, (job.route[step - 1], path))
+            write_step(fmt, ckpt, dst, job.subject, (job.route[step - 1], path))
             ckpt = adapter.read(dst, ReadOptions(trust_pickle=True))
         except PortabilityError as exc:
             raise type(exc)(f"{job.route[step - 1]}->{fmt}: {exc}") from None
@@ -261,18 +222,6 @@ def _route(job: RouteJob, result: RouteResult, timings: dict[str, float]) -> Non
         _STEPS[prefix] = (path, ckpt)
     timings["convert"] = timings.get("convert", 0.0) + time.perf_counter() - t0
     _judge(job, result, ref, path, job.route[-1], ckpt, job.subject.model, timings)
-
-
-def _runs_nowhere(fmt: str, subject: Subject, model: str | None) -> bool:
-    """A weights-only artifact with nothing to run it: no model spec (nor a Keras fixture)."""
-    return not spec_for(fmt).stores_graph and not model and fixture_of(subject) is None
-
-
-def _folded_by_tf2onnx(ckpt: Checkpoint) -> bool:
-    """Whether the artifact's weights went through tf2onnx (directly or translated back)."""
-    from portability.adapters.onnx.reader import KEY_PRODUCER
-
-    return ckpt.metadata.get(KEY_PRODUCER) == "tf2onnx"
 
 
 def _compare(job: RouteJob, result: RouteResult, timings: dict[str, float]) -> None:
@@ -294,11 +243,11 @@ def _judge(job: RouteJob, result: RouteResult, ref: _Reference, path: Path, fmt:
         result.weights = compare_weights(ref.ckpt, ckpt, tol.weights_atol)
         if not result.weights:
             reasons.append(result.weights.reason)
-    if ckpt is not None and result.weights is not None and not result.weights and _folded_by_tf2onnx(ckpt):
+    if ckpt is not None and result.weights is not None and not result.weights and folded_by_tf2onnx(ckpt):
         reasons.remove(result.weights.reason)
         result.notes.append(f"weights not judged ({result.weights.reason}): tf2onnx folds and transposes "
                             "variables into graph constants, so they cannot be read back; outputs judged")
-    if ref.outputs is None or _runs_nowhere(fmt, job.subject, model):
+    if ref.outputs is None or runs_nowhere(fmt, job.subject, model):
         result.weights_only = True
         result.notes.append(f"outputs not compared: {fmt!r} stores only weights and no model spec "
                             "builds a model for them (pass --model SPEC); judged on weights only")
