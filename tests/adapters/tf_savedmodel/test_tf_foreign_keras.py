@@ -128,3 +128,16 @@ def test_subclassed_model_variables_sharing_a_name_are_all_read(tmp_path):
     assert prefix.startswith("two_layer")
     assert list(ckpt.tensors) == [f"{prefix}/kernel", f"{prefix}/bias", f"{prefix}/1/kernel", f"{prefix}/1/bias"]
     assert [np.asarray(v).tobytes() for v in ckpt.tensors.values()] == [v.numpy().tobytes() for v in model.variables]
+
+
+@pytest.mark.slow
+def test_keras_file_goes_through_model_export_then_tf2onnx(tmp_path):
+    from portability.adapters.tf_savedmodel.tf2onnx_route import keras_file_to_onnx
+
+    model = keras_functional(tmp_path / "unused_sm")
+    model.save(tmp_path / "detector.keras")
+    keras_file_to_onnx(tmp_path / "detector.keras", tmp_path / "detector.onnx")
+    session = _session(tmp_path / "detector.onnx")
+    x = np.random.default_rng(4).standard_normal((2, 8, 8, 3)).astype(np.float32)
+    got = session.run(None, {session.get_inputs()[0].name: x})[0]
+    assert float(np.abs(got - np.asarray(model(x, training=False))).max()) <= 1e-5
