@@ -141,6 +141,9 @@ def convert(src: str | Path, dst: str | Path, *, to: str | None = None, source_f
         raise UsageError(f"--shard-size applies to safetensors output, not {dst_fmt}")
     check_graph_options(dst_fmt, model, opset, inputs, src_fmt)
     ckpt, _ = read_checkpoint(src, src_fmt, ReadOptions(trust_pickle=trust_pickle))
+    if not ckpt.tensors and not spec_for(dst_fmt).stores_graph:
+        raise FormatError(f"{src}: no weights found (no initializers, no weight-carrying Constant nodes); "
+                          f"nothing to write to {dst_fmt}")
     notes: list[str] = []
     if src_fmt == "tf-savedmodel" and model is not None and not spec_for(dst_fmt).stores_graph:
         ckpt, notes = _port_keras(src, ckpt, model, inputs)

@@ -106,3 +106,16 @@ def test_published_paddleocr_classifier_imports_and_translates(tmp_path):
     feed = dict(np.load(image_batch(tmp_path / "x.npz", shape=(2, 3, 48, 192))))
     expected, got, _ = _onnx_vs_tf(path, tmp_path / "sm", feed)
     assert float(np.abs(expected - got).max()) <= 1e-5
+
+
+def test_a_graph_without_weights_is_refused_not_written_empty(tmp_path):
+    from portability.errors import FormatError
+
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Relu", ["x"], ["y"])], "g",
+                                   [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2])],
+                                   [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2])])
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]),
+              str(tmp_path / "relu.onnx"))
+    with pytest.raises(FormatError, match=r"relu.onnx: no weights found .*nothing to write to safetensors"):
+        portability.convert(str(tmp_path / "relu.onnx"), str(tmp_path / "relu.safetensors"))
+    assert not (tmp_path / "relu.safetensors").exists()
