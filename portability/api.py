@@ -48,14 +48,18 @@ def fixture_names(fixture: str | Sequence[str]) -> list[str]:
 def _subjects(checkpoint, model, fixture, inputs, metric, metric_name, higher_is_better,
               trust_pickle) -> list[Subject]:
     if (checkpoint is None) == (fixture is None):
-        raise UsageError("give either a checkpoint (with --model SPEC) or --fixture NAME|all")
+        raise UsageError("give either a checkpoint (with --model SPEC unless it is ONNX or a SavedModel) "
+                         "or --fixture NAME|all")
     common = dict(inputs=None if inputs is None else str(inputs), metric=metric, metric_name=metric_name,
                   higher_is_better=higher_is_better, trust_pickle=trust_pickle)
     if fixture is not None:
         return [Subject(label=f"fixture:{n}", model=model or f"fixture:{n}", fixture=n, **common)
                 for n in fixture_names(fixture)]
     path = Path(checkpoint)
-    detect(path)
+    fmt = detect(path)
+    if inputs is None and model is None and FORMATS[fmt].stores_graph:
+        raise UsageError(f"{path}: checking a {fmt} graph runs it on your inputs; pass --inputs FILE.npz "
+                         "(arrays named after the graph's inputs)")
     return [Subject(label=str(path), model=model, checkpoint=str(path), **common)]
 
 
@@ -146,9 +150,20 @@ def plan(checkpoint: str | Path | None = None, *, model: str | None = None,
     return Plan(jobs, skipped, tolerance)
 
 
+def apply_strict(results: list[RouteResult]) -> None:
+    """``--strict``: a skipped route, or one judged on its weights only, fails."""
+    for result in results:
+        if result.status == "skipped":
+            result.status, result.reason = "fail", f"strict: route did not run ({result.reason})"
+        elif result.status == "pass" and result.weights_only:
+            result.status = "fail"
+            result.reason = "strict: judged on weights only, outputs not compared (pass --model SPEC)"
+
+
 def run_plan(the_plan: Plan, *, workers: int | None = None, timeout_s: float | None = DEFAULT_TIMEOUT_S,
-             workdir: str | Path | None = None, progress: Progress | None = None) -> Report:
-    """Run a ``Plan`` in worker processes and gather the ``Report``."""
+             workdir: str | Path | None = None, progress: Progress | None = None,
+             strict: bool = False) -> Report:
+    """Run a ``Plan`` in worker processes and gather the ``Report`` (``strict``: see ``check``)."""
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="portability-check-") as tmp:
         base = Path(workdir) if workdir else Path(tmp)
@@ -156,6 +171,8 @@ def run_plan(the_plan: Plan, *, workers: int | None = None, timeout_s: float | N
         for job in the_plan.jobs:
             job.workdir = str(base)
         results = _run(the_plan.jobs, the_plan.skipped, workers, timeout_s, progress)
+    if strict:
+        apply_strict(results)
     return Report(results, the_plan.tolerance, duration_s=time.perf_counter() - start,
                   environment=environment())
 
@@ -166,8 +183,13 @@ def check(checkpoint: str | Path | None = None, *, model: str | None = None,
           tolerance: Tolerance | None = None, metric: Callable[[Predict], float] | None = None,
           metric_name: str = "metric", higher_is_better: bool = True, workers: int | None = None,
           timeout_s: float | None = DEFAULT_TIMEOUT_S, workdir: str | Path | None = None,
-          trust_pickle: bool = False, progress: Progress | None = None) -> Report:
+          trust_pickle: bool = False, progress: Progress | None = None, strict: bool = False) -> Report:
     """Check every conversion route of a checkpoint (or of built-in fixtures).
+
+    An ONNX file or a SavedModel needs no model spec: its own runtime gives the
+    reference outputs (on ``inputs``), and ONNX <-> SavedModel routes convert the
+    graph itself. A route ending in a weights-only format with no model spec is
+    judged on its weights (a bitwise route passes, marked ``weights_only``).
 
     Args:
         checkpoint: the checkpoint file or directory (or use ``fixture``).
@@ -186,6 +208,7 @@ def check(checkpoint: str | Path | None = None, *, model: str | None = None,
         workdir: where artifacts go (default: a temporary folder, removed after).
         trust_pickle: allow torch pickles that need other globals.
         progress: ``progress(event, job, result)`` with event ``start`` or ``done``.
+        strict: a skipped route, or one judged on its weights only, fails.
 
     Returns:
         A ``Report``: truthy iff no route failed or errored and at least one passed.
@@ -198,7 +221,8 @@ def check(checkpoint: str | Path | None = None, *, model: str | None = None,
                     higher_is_better=higher_is_better, trust_pickle=trust_pickle)
     if progress is not None and hasattr(progress, "set_total"):
         progress.set_total(len(the_plan.jobs))
-    return run_plan(the_plan, workers=workers, timeout_s=timeout_s, workdir=workdir, progress=progress)
+    return run_plan(the_plan, workers=workers, timeout_s=timeout_s, workdir=workdir, progress=progress,
+                    strict=strict)
 
 
 def compare(reference: str | Path, candidate: str | Path, *, model: str | None = None,

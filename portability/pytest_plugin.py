@@ -87,7 +87,8 @@ class _MatrixRunner:
             from portability.api import run_plan
 
             opt = self.config.option
-            rep = run_plan(self.plans[key], workers=opt.portability_workers, timeout_s=opt.portability_timeout)
+            rep = run_plan(self.plans[key], workers=opt.portability_workers, timeout_s=opt.portability_timeout,
+                           strict=opt.portability_strict)
             self.reports[key] = rep
             from portability.cli.check_options import write_reports
 

@@ -37,12 +37,24 @@ class OnnxAdapter(FormatAdapter):
 
     def write(self, ckpt: Checkpoint, path: str | Path, options: WriteOptions = WriteOptions()) -> None:
         """Export ``ckpt`` as the graph of the model ``options.model`` names, traced on
-        ``options.inputs`` when given. Training state is not stored.
+        ``options.inputs`` when given. Without a model spec, ``options.savedmodel_source``
+        (the SavedModel ``ckpt`` was read from) is converted with tf2onnx and kept only
+        if onnxruntime agrees with TensorFlow on ``options.inputs`` (or random inputs).
+        Training state is not stored.
 
         Raises:
-            UsageError: no model spec, or a bad destination.
-            FormatError, UnsupportedOpError: the model cannot be built or exported.
+            UsageError: no model spec and no SavedModel source, or a bad destination.
+            FormatError, UnsupportedOpError: the model cannot be built or exported, or
+                tf2onnx's model is refused by onnxruntime or drifts (the reason is named).
         """
+        if not options.model and options.savedmodel_source:
+            from portability.adapters.tf_savedmodel.tf2onnx_route import savedmodel_to_onnx
+
+            path = Path(path)
+            target = path / "model.onnx" if path.is_dir() or not path.suffix else path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            savedmodel_to_onnx(options.savedmodel_source, target, opset=options.opset, inputs=options.inputs)
+            return
         if not options.model:
             raise UsageError("writing ONNX needs the model's code: pass --model SPEC "
                              "(fixture:NAME, hf:DIR or package.module:factory)")

@@ -7,7 +7,10 @@ Three cases, in order:
    graph (``recover.py``); what cannot be mapped is listed in the metadata
    under ``portability.onnx.unmapped`` / ``portability.onnx.missing`` and in a
    warning, not guessed;
-3. any other producer: every initializer under its own name.
+3. any other producer: every initializer under its own name, plus weights
+   stored as ``Constant`` nodes, named after the node that reads them
+   (``constant_weights.py``); the names and readers are recorded in the
+   metadata under ``portability.onnx.constant_names``.
 """
 
 from __future__ import annotations
@@ -20,13 +23,15 @@ import numpy as np
 
 from portability.core.checkpoint import Checkpoint
 from portability.core.options import ReadOptions
-from portability.adapters.onnx import name_map, recover
+from portability.adapters.onnx import constant_weights, name_map, recover
 from portability.adapters.onnx.safety import load_proto, model_file
 from portability.adapters.onnx.tensors import tensor_to_numpy
 
 KEY_SOURCE = "portability.onnx.names"
 KEY_UNMAPPED = "portability.onnx.unmapped"
 KEY_MISSING = "portability.onnx.missing"
+KEY_IDENTITY_READERS = "portability.onnx.identity_readers"
+KEY_PRODUCER = "portability.onnx.producer"
 
 
 class UnmappedWeightsWarning(UserWarning):
@@ -52,7 +57,23 @@ def read(path: str | Path, options: ReadOptions = ReadOptions()) -> Checkpoint:
                           checksummed=name_map.KEY_CHECKSUMS in props)
     if recover.is_torch_export(proto):
         return _from_torch_export(proto, arrays, file)
-    return Checkpoint(tensors=arrays, metadata={KEY_SOURCE: "initializers"})
+    return _from_other_producer(proto, arrays)
+
+
+def _from_other_producer(proto, arrays: dict[str, np.ndarray]) -> Checkpoint:
+    """Initializers under their names, then ``Constant``-node weights under their readers' names."""
+    found, records = constant_weights.find_constant_weights(proto, set(arrays))
+    metadata = {KEY_SOURCE: "initializers"}
+    if proto.producer_name:
+        metadata[KEY_PRODUCER] = proto.producer_name
+    if records:
+        metadata[KEY_SOURCE] = "initializers+constants" if arrays else "constants"
+        metadata[constant_weights.KEY_CONSTANT_NAMES] = json.dumps(
+            {r.name: {"value": r.value_name, "read_by": r.consumers} for r in records})
+    behind = constant_weights.identity_readers(proto)
+    if behind:
+        metadata[KEY_IDENTITY_READERS] = json.dumps(behind)
+    return Checkpoint(tensors={**arrays, **found}, metadata=metadata)
 
 
 def _from_torch_export(proto, arrays: dict[str, np.ndarray], file: Path) -> Checkpoint:

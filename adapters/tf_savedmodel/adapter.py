@@ -8,6 +8,7 @@ from portability.adapters.base import FormatAdapter, register_format
 from portability.core.checkpoint import Checkpoint
 from portability.core.options import ReadOptions, RunOptions, WriteOptions
 from portability.core.runner import BaseRunner
+from portability.errors import UnsupportedOpError
 
 
 @register_format
@@ -40,18 +41,29 @@ class TFSavedModelAdapter(FormatAdapter):
     def write(self, ckpt: Checkpoint, path: str | Path, options: WriteOptions = WriteOptions()) -> None:
         """Export ``ckpt`` as a SavedModel computing its model's forward pass: the ONNX
         graph comes from ``options.onnx_source`` or is exported from ``options.model``
-        (traced on ``options.inputs``). Nothing is written unless the whole graph translated.
+        (traced on ``options.inputs``). A given ONNX file below opset 13 is upgraded
+        first, and its ``Constant``-node weights become variables under the names the
+        ONNX reader gave them. Nothing is written unless the whole graph translated.
 
         Raises:
             UsageError: no model spec and no ONNX source.
             UnsupportedOpError: an ONNX op (named, with its node) has no translation.
         """
-        from portability.adapters.tf_savedmodel.export_route import onnx_graph_for
+        from portability.adapters.tf_savedmodel.export_route import onnx_graph_for, prepare_onnx_source
         from portability.adapters.tf_savedmodel.graph import translate
         from portability.adapters.tf_savedmodel.savedmodel_io import save_module
 
         graph = onnx_graph_for(ckpt, options)
-        module = translate(graph, ckpt)
+        if options.onnx_source is None:
+            module = translate(graph, ckpt)
+        else:
+            graph, names, upgrade = prepare_onnx_source(graph, ckpt, str(options.onnx_source))
+            try:
+                module = translate(graph, ckpt, names)
+            except UnsupportedOpError as exc:
+                if not upgrade.failure:
+                    raise
+                raise UnsupportedOpError(f"{exc} ({upgrade.describe()})") from None
         save_module(module, ckpt, Path(path))
 
     def runner(self, path: str | Path, options: RunOptions = RunOptions()) -> BaseRunner:

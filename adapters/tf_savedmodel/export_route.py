@@ -47,3 +47,24 @@ def _load(path: Path) -> onnx.ModelProto:
         return onnx.load(str(path))
     except Exception as exc:  # onnx raises DecodeError, OSError, ValueError...
         raise FormatError(f"{path}: cannot read the ONNX model ({type(exc).__name__}: {exc})") from None
+
+
+def prepare_onnx_source(model: onnx.ModelProto, ckpt: Checkpoint, source: str):
+    """Ready a given ONNX file for translation: opset 13 or later, and the weights that
+    the checkpoint names after their readers (``Constant`` nodes) as initializers.
+
+    Args:
+        model: the ONNX model as loaded.
+        ckpt: the checkpoint read from it (its metadata holds the constant-weight names).
+        source: the file, for messages.
+
+    Returns:
+        (model to translate, initializer name -> checkpoint name, the ``Upgrade``).
+    """
+    from portability.adapters.onnx.constant_weights import lift_constants, value_names
+    from portability.adapters.onnx.opset_upgrade import upgrade_opset
+
+    upgrade = upgrade_opset(model, source)
+    names = value_names(ckpt.metadata)
+    graph = lift_constants(upgrade.model, set(names)) if names else upgrade.model
+    return graph, names, upgrade

@@ -70,8 +70,9 @@ class TranslatedModule(tf.Module):
 
     def unread_variables(self) -> list[str]:
         """Variables the graph never reads: unused buffers, weights folded into
-        others, or duplicates an exporter merged into one initializer (equal
-        values); training cannot update them through this graph."""
+        others, duplicates an exporter merged into one initializer (equal
+        values), and integer tensors (read as constants); training cannot update
+        them through this graph."""
         read = {binding.name for binding in self.plan.bound.values()}
         return [name for name in self.weights if name not in read]
 
@@ -168,7 +169,9 @@ def _input_specs(model: onnx.ModelProto) -> list[tf.TensorSpec]:
             raise UnsupportedOpError(f"graph input {value.name!r} is an ONNX {kind.replace('_type', '')}: "
                                      "TF serving signatures take tensors only; nothing was written")
         tensor_type = value.type.tensor_type
-        dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
+        # paddle2onnx writes unknown dims as dim_value -1; only positive values are fixed.
+        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+                for d in tensor_type.shape.dim]
         shape = dims if tensor_type.HasField("shape") else None
         specs.append(tf.TensorSpec(shape, tf_dtype(tensor_type.elem_type, f"graph input {value.name!r}"),
                                    name=safe_name(value.name)))
@@ -217,6 +220,12 @@ def translate(model: onnx.ModelProto, ckpt: Checkpoint | None = None,
         tensors = {n: v for n, v in initializers.items() if is_floating(v.dtype)}
         aliases = {}
     plan = plan_bindings(initializers, tensors, aliases, names)
+    # Integer initializers are shapes, axes and indices: the ops that read them need their
+    # values while tracing (a Slice's axes), so they stay constants; their variables are
+    # still saved, so the weights read back whole.
+    for init_name in [n for n in plan.bound if not is_floating(initializers[n].dtype)]:
+        del plan.bound[init_name]
+        plan.constants.append(init_name)
     variables = {}
     for name, value in tensors.items():
         is_trainable = (name in trainable) if trainable is not None else (

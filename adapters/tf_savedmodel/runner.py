@@ -39,6 +39,16 @@ class TFSavedModelRunner(BaseRunner):
         self._fn = self._loaded.signatures[SIGNATURE]
         self._specs = self._fn.structured_input_signature[1]
 
+    @property
+    def input_keys(self) -> list[str]:
+        """The serving signature's input keys (after ``activate``)."""
+        return list(self._specs)
+
+    @property
+    def input_specs(self) -> dict:
+        """The serving signature's ``tf.TensorSpec`` per input key (after ``activate``)."""
+        return dict(self._specs)
+
     def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         by_key = {safe_name(name): value for name, value in feed.items()}
         missing = [key for key in self._specs if key not in by_key]

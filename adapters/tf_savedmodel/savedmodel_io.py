@@ -27,6 +27,7 @@ SIDECAR = Path("assets.extra") / "portability.json"
 SIDECAR_FORMAT = "portability.tf-savedmodel/1"
 _OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 _VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+_LIST_PREFIX = "variables/"
 
 
 def save_module(module: TranslatedModule, ckpt: Checkpoint | None, path: Path) -> None:
@@ -78,7 +79,8 @@ def read_variables(path: Path) -> dict[str, np.ndarray]:
 
     Names are the variables' ``full_name`` (``sequential/dense/kernel`` for
     Keras, the state_dict name for ours). A variable reachable by several
-    paths appears once.
+    paths appears once; distinct variables sharing a name (a Keras 3
+    subclassed model's ``model/kernel``) are numbered, never merged.
 
     Raises:
         FormatError: an unreadable variables checkpoint.
@@ -91,20 +93,34 @@ def read_variables(path: Path) -> dict[str, np.ndarray]:
     except (tf.errors.OpError, ValueError) as exc:
         raise FormatError(f"{path}: cannot read the variables checkpoint: "
                           f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-    out: dict[str, np.ndarray] = {}
-    keys: set[str] = set()
+    found: dict[str, str] = {}  # checkpoint key -> variable name, in object-graph order
     for node in graph.nodes:
         for attribute in node.attributes:
             key = attribute.checkpoint_key
-            if not key.endswith(_VALUE_SUFFIX) or key in keys:
-                continue
-            keys.add(key)
-            name = attribute.full_name or key[: -len(_VALUE_SUFFIX)]
-            if name.endswith(":0"):
-                name = name[:-2]
-            if name not in out:
-                out[name] = np.asarray(reader.get_tensor(key))
+            if key.endswith(_VALUE_SUFFIX) and key not in found:
+                name = attribute.full_name or key[: -len(_VALUE_SUFFIX)]
+                found[key] = name[:-2] if name.endswith(":0") else name
+    # A Keras export lists each variable once under ``variables/N`` (and again under other
+    # lists); when that list exists it is the one read, so no variable is counted twice.
+    listed = [k for k in found if k.startswith(_LIST_PREFIX)]
+    out: dict[str, np.ndarray] = {}
+    repeats: dict[str, int] = {}
+    for key in listed or list(found):
+        name, value = found[key], np.asarray(reader.get_tensor(key))
+        if name in out:
+            if not listed and _same_bits(out[name], value):
+                continue  # one variable reached by another path
+            # Keras 3 names a subclassed model's variables ``model/kernel`` whatever their
+            # layer: the n-th repeat becomes ``model/n/kernel``, so none is dropped.
+            repeats[name] = repeats.get(name, 0) + 1
+            prefix, _, leaf = name.rpartition("/")
+            name = f"{prefix}/{repeats[name]}/{leaf}" if prefix else f"{repeats[name]}/{leaf}"
+        out[name] = value
     return out
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
 def read_savedmodel(path: Path, verify: bool = True) -> Checkpoint:

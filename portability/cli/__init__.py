@@ -83,10 +83,14 @@ def main(argv: list[str] | None = None) -> int:
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
-    if not debug:
-        # TensorFlow's C++ start-up notices (CPU features, oneDNN) would break the
+    if debug:
+        os.environ["PORTABILITY_DEBUG"] = "1"  # worker processes keep the frameworks' output too
+    else:
+        # TensorFlow's, absl's and onnxruntime's start-up notices would break the
         # one-line output; --debug keeps them.
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        from portability.core.quiet import quiet_frameworks
+
+        quiet_frameworks()
     if argv is None:
         _interrupt_on_sigterm()
     try:

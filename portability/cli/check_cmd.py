@@ -40,7 +40,8 @@ def check(**values: Any) -> int:
                     routes=v["routes"], inputs=v["inputs"], tolerance=tolerance, trust_pickle=v["trust_pickle"])
     with LiveProgress(v["quiet"]) as progress:
         progress.set_total(len(the_plan.jobs))
-        report = run_plan(the_plan, workers=v["workers"], timeout_s=v["timeout"], progress=progress)
+        report = run_plan(the_plan, workers=v["workers"], timeout_s=v["timeout"], progress=progress,
+                          strict=v["strict"])
     print_report(report, v["quiet"])
     for line in write_reports(report, v["json_path"], v["junit_path"], v["markdown_path"]):
         typer.echo(f"wrote {line}")

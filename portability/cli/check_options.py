@@ -137,5 +137,4 @@ def print_report(report: Report, quiet: bool) -> None:
     console = Console(width=200) if not quiet else None
     if console is not None:
         console.print(rich_table(report))
-    counts = report.counts()
-    print(f"{'PASSED' if report else 'FAILED'}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    print(f"{'PASSED' if report else 'FAILED'}: {report.summary_line()}")

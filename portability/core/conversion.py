@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from portability.core.atomic import atomic_output, check_destination
@@ -48,6 +48,7 @@ class ConvertResult:
     tensors: int
     training_state: bool
     training_state_written: bool = True
+    notes: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
         """One line saying what was written, and whether the training state travelled."""
@@ -57,8 +58,9 @@ class ConvertResult:
             training = " with training state"
         else:
             training = f"; training state not stored in {self.destination_format}"
-        return (f"wrote {self.destination} ({self.destination_format}, {self.tensors} tensors{training}) "
+        line = (f"wrote {self.destination} ({self.destination_format}, {self.tensors} tensors{training}) "
                 f"from {self.source} ({self.source_format})")
+        return "\n".join([line] + [f"  note: {note}" for note in self.notes])
 
 
 def read_checkpoint(path: str | Path, fmt: str | None = None,
@@ -69,7 +71,8 @@ def read_checkpoint(path: str | Path, fmt: str | None = None,
     return adapter.read(Path(path), options or ReadOptions()), fmt
 
 
-def destination_format(dst: Path, to: str | None, shard_size: int | str | None = None) -> str:
+def destination_format(dst: Path, to: str | None, shard_size: int | str | None = None,
+                       source_format: str | None = None) -> str:
     """The format to write: ``to`` if given, else implied by the destination's name.
 
     ``to`` overrides a generic extension (``.bin``, ``.ckpt``), but not one that
@@ -77,7 +80,8 @@ def destination_format(dst: Path, to: str | None, shard_size: int | str | None =
     every reader, this one included, takes for ONNX).
 
     A destination without an extension and a shard size means a sharded
-    safetensors directory.
+    safetensors directory; without an extension, from an ONNX source, a SavedModel
+    (the one directory format that stores a graph).
 
     Raises:
         UsageError: neither tells, the name contradicts ``to``, or the name is an
@@ -99,6 +103,8 @@ def destination_format(dst: Path, to: str | None, shard_size: int | str | None =
                 fmt = None
         if fmt is None and shard_size is not None and not dst.suffix:
             fmt = "safetensors"
+        if fmt is None and source_format == "onnx" and not dst.suffix:
+            fmt = "tf-savedmodel"
     if dst.name.endswith(".index.json"):
         raise UsageError(f"{dst}: write sharded checkpoints to a directory; the index file "
                          "is created inside it")
@@ -125,7 +131,7 @@ def convert(src: str | Path, dst: str | Path, *, to: str | None = None, source_f
     if src.resolve() == dst.resolve():
         raise UsageError(f"{dst}: source and destination are the same")
     src_fmt = source_format or detect(src)
-    dst_fmt = destination_format(dst, to, shard_size)
+    dst_fmt = destination_format(dst, to, shard_size, src_fmt)
     check_destination(dst, overwrite)
     if overwrite and dst.is_dir():
         check_replaceable_directory(src, dst)
@@ -133,15 +139,51 @@ def convert(src: str | Path, dst: str | Path, *, to: str | None = None, source_f
         shard_size = parse_size(shard_size)
     if shard_size is not None and dst_fmt != "safetensors":
         raise UsageError(f"--shard-size applies to safetensors output, not {dst_fmt}")
-    check_graph_options(dst_fmt, model, opset, inputs)
+    check_graph_options(dst_fmt, model, opset, inputs, src_fmt)
     ckpt, _ = read_checkpoint(src, src_fmt, ReadOptions(trust_pickle=trust_pickle))
+    if not ckpt.tensors and not spec_for(dst_fmt).stores_graph:
+        raise FormatError(f"{src}: no weights found (no initializers, no weight-carrying Constant nodes); "
+                          f"nothing to write to {dst_fmt}")
+    notes: list[str] = []
+    if src_fmt == "tf-savedmodel" and model is not None and not spec_for(dst_fmt).stores_graph:
+        ckpt, notes = _port_keras(src, ckpt, model, inputs)
+        model = inputs = None
     writer = load_adapter(dst_fmt)
     options = WriteOptions(shard_size=shard_size, model=model, opset=opset,
-                           inputs=str(inputs) if inputs else None)
+                           inputs=str(inputs) if inputs else None, **graph_source(src, src_fmt, dst_fmt, model))
     with atomic_output(dst, overwrite=overwrite) as tmp:
         writer.write(ckpt, tmp, options)
     return ConvertResult(src, src_fmt, dst, dst_fmt, len(ckpt.tensors), ckpt.training is not None,
-                         spec_for(dst_fmt).keeps_training_state)
+                         spec_for(dst_fmt).keeps_training_state, notes)
+
+
+def _port_keras(src: Path, ckpt: Checkpoint, model: str, inputs: str | Path | None) -> tuple[Checkpoint, list[str]]:
+    """Keras variables onto the twin ``model`` names, proven by outputs (``keras_port``).
+
+    Raises:
+        UsageError: the SavedModel is one this package wrote (already under state_dict names).
+    """
+    from portability.adapters.tf_savedmodel.keras_port import is_keras_native, port_to_twin
+
+    if not is_keras_native(ckpt):
+        raise UsageError(f"{src}: --model ports Keras variables onto a torch twin, but this SavedModel's "
+                         "variables already carry state_dict names; convert it without --model")
+    result = port_to_twin(src, ckpt, model, inputs)
+    return result.checkpoint, result.notes
+
+
+def graph_source(src: Path, src_fmt: str, dst_fmt: str, model: str | None) -> dict[str, str]:
+    """Graph-to-graph conversions without a model spec convert the source graph itself:
+    ONNX -> SavedModel translates the ONNX file, SavedModel -> ONNX runs tf2onnx on it."""
+    if model is not None:
+        return {}
+    if src_fmt == "onnx" and dst_fmt == "tf-savedmodel":
+        from portability.adapters.onnx.safety import model_file
+
+        return {"onnx_source": str(model_file(src))}
+    if src_fmt == "tf-savedmodel" and dst_fmt == "onnx":
+        return {"savedmodel_source": str(src)}
+    return {}
 
 
 def check_replaceable_directory(src: Path, dst: Path) -> None:
@@ -163,8 +205,11 @@ def check_replaceable_directory(src: Path, dst: Path) -> None:
 
 
 def check_graph_options(dst_fmt: str, model: str | None, opset: int | None,
-                        inputs: str | Path | None) -> None:
+                        inputs: str | Path | None, src_fmt: str | None = None) -> None:
     """Check the graph-export options before anything is read.
+
+    ``--model`` and ``--inputs`` also apply from a SavedModel to a weights-only
+    format: they name the torch twin that Keras variables are ported onto.
 
     Raises:
         UsageError: an option given for a format that does not store a graph,
@@ -172,6 +217,8 @@ def check_graph_options(dst_fmt: str, model: str | None, opset: int | None,
     """
     given = [flag for flag, value in (("--model", model), ("--opset", opset), ("--inputs", inputs))
              if value is not None]
+    if src_fmt == "tf-savedmodel" and opset is None:
+        given = []
     if given and not spec_for(dst_fmt).stores_graph:
         graph = ", ".join(name for name, spec in FORMATS.items() if spec.stores_graph)
         raise UsageError(f"{', '.join(given)}: only for formats that store a graph ({graph}), not {dst_fmt}")

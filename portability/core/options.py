@@ -33,6 +33,8 @@ class WriteOptions:
         opset: ONNX opset of graph exports.
         inputs: an ``.npz`` of example inputs that graph exports trace the model on.
         onnx_source: an ONNX file to translate instead of exporting from ``model``.
+        savedmodel_source: a TF SavedModel directory to convert (tf2onnx) instead of
+            exporting from ``model``.
         external_data: ONNX only: keep weights in an external data file
             (directory destinations; None lets the adapter decide).
     """
@@ -42,6 +44,7 @@ class WriteOptions:
     opset: int | None = None
     inputs: str | None = None
     onnx_source: str | None = None
+    savedmodel_source: str | None = None
     external_data: bool | None = None
 
 

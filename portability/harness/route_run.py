@@ -7,7 +7,9 @@ recoverability. Everything is judged against the tolerance policy.
 
 Verdicts: ``pass``; ``fail`` when the artifact is broken or a conversion step
 refuses (the reason names the step); ``skipped`` when the route cannot apply
-(a format's framework is missing, a graph format without a model spec);
+(a format's framework is missing, a graph written from bare weights without
+a model spec); a route whose artifact only holds weights and that no model
+spec can run passes or fails on its weights alone, marked ``weights_only``;
 ``error`` when the check itself broke (an internal error, a crashed or
 hung worker; see ``portability.harness.workers``).
 """
@@ -24,10 +26,12 @@ import numpy as np
 from portability.core.checkpoint import Checkpoint
 from portability.harness.drift import Tolerance, compare_outputs
 from portability.errors import PortabilityError
-from portability.core.formats import ReadOptions, WriteOptions, load_adapter, spec_for, unavailable
+from portability.core.formats import ReadOptions, load_adapter, spec_for
 from portability.harness.evaluate import (Loaded, Subject, aligned, evaluation_inputs, fixture_of, load_artifact,
                                       load_inputs)
 from portability.harness.recoverability import judge_recoverability
+from portability.harness.route_steps import (applicability, folded_by_tf2onnx, runs_nowhere,
+                                             write_step)
 from portability.reports.check_report import RouteResult
 from portability.harness.weights import compare_weights
 
@@ -107,38 +111,6 @@ def source_format(subject: Subject) -> str:
     return "tf-savedmodel" if getattr(fixture, "framework", "torch") == "tensorflow" else "torch"
 
 
-def write_options(subject: Subject) -> WriteOptions:
-    """Options for every write of a route: the model spec and, for graph exports,
-    the user's inputs as example inputs."""
-    return WriteOptions(model=subject.model, inputs=subject.inputs)
-
-
-def applicability(route: tuple[str, ...], subject: Subject) -> str | None:
-    """Why a route cannot apply, or None. Imports each format's adapter (in the worker)."""
-    for fmt in dict.fromkeys(route):
-        why = unavailable(fmt)
-        if why:
-            return why
-    graph = [f for f in route[1:] if spec_for(f).needs_model_spec]
-    if graph and not subject.model:
-        return f"writing {graph[0]!r} needs a model spec (--model SPEC)"
-    fixture = fixture_of(subject)
-    if "onnx" in graph and getattr(fixture, "framework", "torch") == "tensorflow":
-        return (f"writing 'onnx' from the TensorFlow fixture {fixture.name!r} needs a TensorFlow->ONNX "
-                "exporter; this project's ONNX writer exports PyTorch models only")
-    return None
-
-
-def _write(fmt: str, ckpt: Checkpoint, dst: Path, subject: Subject) -> None:
-    """Write one step. A TensorFlow fixture's SavedModel is written the way Keras
-    users write one: its weights loaded into the Keras model, then ``export``."""
-    fixture = fixture_of(subject)
-    if fmt == "tf-savedmodel" and getattr(fixture, "framework", "torch") == "tensorflow":
-        fixture.load(ckpt).export(str(dst), verbose=False)
-    else:
-        load_adapter(fmt).write(ckpt, dst, write_options(subject))
-
-
 def run_job(job: RouteJob) -> RouteResult:
     """Run one job and return its verdict; never raises for a bad artifact."""
     start = time.perf_counter()
@@ -179,7 +151,7 @@ def _reference(job: RouteJob, timings: dict[str, float]) -> _Reference:
         fixture = fixture_of(subject)
         ckpt = fixture.pretrained()
         path = Path(tempfile.mkdtemp(prefix="reference-", dir=job.workdir)) / f"reference{_EXT[fmt]}"
-        _write(fmt, ckpt, path, subject)
+        write_step(fmt, ckpt, path, subject)
     timings["convert"] = timings.get("convert", 0.0) + time.perf_counter() - t0
     outputs = metric = None
     inputs: dict[str, np.ndarray] = {}
@@ -242,7 +214,7 @@ def _route(job: RouteJob, result: RouteResult, timings: dict[str, float]) -> Non
         dst = workdir / f"step{step}-{fmt}{_EXT[fmt]}"
         adapter = load_adapter(fmt)
         try:
-            _write(fmt, ckpt, dst, job.subject)
+            write_step(fmt, ckpt, dst, job.subject, (job.route[step - 1], path))
             ckpt = adapter.read(dst, ReadOptions(trust_pickle=True))
         except PortabilityError as exc:
             raise type(exc)(f"{job.route[step - 1]}->{fmt}: {exc}") from None
@@ -271,8 +243,14 @@ def _judge(job: RouteJob, result: RouteResult, ref: _Reference, path: Path, fmt:
         result.weights = compare_weights(ref.ckpt, ckpt, tol.weights_atol)
         if not result.weights:
             reasons.append(result.weights.reason)
-    if ref.outputs is None:
-        result.notes.append("outputs not compared: no model spec (pass --model SPEC)")
+    if ckpt is not None and result.weights is not None and not result.weights and folded_by_tf2onnx(ckpt):
+        reasons.remove(result.weights.reason)
+        result.notes.append(f"weights not judged ({result.weights.reason}): tf2onnx folds and transposes "
+                            "variables into graph constants, so they cannot be read back; outputs judged")
+    if ref.outputs is None or runs_nowhere(fmt, job.subject, model):
+        result.weights_only = True
+        result.notes.append(f"outputs not compared: {fmt!r} stores only weights and no model spec "
+                            "builds a model for them (pass --model SPEC); judged on weights only")
     else:
         try:
             loaded = load_artifact(path, fmt, job.subject, model, ref.input_names)

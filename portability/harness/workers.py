@@ -46,8 +46,13 @@ def serve() -> None:
     """Worker process main loop: read ``(index, job)`` frames from stdin, answer on stdout.
 
     The first frame is the function to run. Anything the frameworks print goes
-    to stderr, so it cannot corrupt the channel.
+    to stderr, so it cannot corrupt the channel; their start-up chatter is
+    silenced unless ``PORTABILITY_DEBUG`` is set (``--debug``).
     """
+    if not os.environ.get("PORTABILITY_DEBUG"):
+        from portability.core.quiet import quiet_frameworks
+
+        quiet_frameworks()
     inbox = Connection(os.dup(0), writable=False)
     outbox = Connection(os.dup(1), readable=False)
     os.dup2(2, 1)

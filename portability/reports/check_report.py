@@ -19,7 +19,7 @@ from portability.harness.drift import OutputDrift, Tolerance
 from portability.harness.recoverability import Recoverability
 from portability.harness.weights import WeightReport
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 STATUSES = ("pass", "fail", "skipped", "error")
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "report.schema.json"
 
@@ -39,6 +39,8 @@ class RouteResult:
         timings: seconds spent per phase (``convert``, ``session``,
             ``inference``, ``metric``, ``total``).
         notes: remarks that do not change the verdict.
+        weights_only: judged on its weights alone, because nothing could run the
+            artifact (a weights-only format and no model spec); outputs not compared.
     """
 
     subject: str
@@ -50,6 +52,7 @@ class RouteResult:
     recoverability: Recoverability | None = None
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    weights_only: bool = False
 
     @property
     def name(self) -> str:
@@ -72,7 +75,7 @@ class RouteResult:
             "weights": None if self.weights is None else self.weights.to_dict(),
             "outputs": [o.to_dict() for o in self.outputs],
             "recoverability": None if self.recoverability is None else self.recoverability.to_dict(),
-            "timings": dict(self.timings), "notes": list(self.notes),
+            "timings": dict(self.timings), "notes": list(self.notes), "weights_only": self.weights_only,
         }
 
     @classmethod
@@ -84,7 +87,8 @@ class RouteResult:
                    outputs=[OutputDrift.from_dict(o) for o in data.get("outputs", [])],
                    recoverability=None if data.get("recoverability") is None
                    else Recoverability.from_dict(data["recoverability"]),
-                   timings=dict(data.get("timings", {})), notes=list(data.get("notes", [])))
+                   timings=dict(data.get("timings", {})), notes=list(data.get("notes", [])),
+                   weights_only=bool(data.get("weights_only", False)))
 
 
 @dataclass
@@ -118,6 +122,18 @@ class Report:
         """Number of routes per status."""
         return {s: sum(r.status == s for r in self.routes) for s in STATUSES}
 
+    def weights_only(self) -> int:
+        """How many passed routes were judged on their weights only."""
+        return sum(r.status == "pass" and r.weights_only for r in self.routes)
+
+    def summary_line(self) -> str:
+        """``3 pass (2 on weights only), 0 fail, 1 skipped, 0 error``."""
+        parts = []
+        for status, count in self.counts().items():
+            judged = self.weights_only() if status == "pass" else 0
+            parts.append(f"{count} {status}" + (f" ({judged} on weights only)" if judged else ""))
+        return ", ".join(parts)
+
     def failures(self) -> list[RouteResult]:
         """Routes that failed or errored."""
         return [r for r in self.routes if r.status in ("fail", "error")]
@@ -129,7 +145,8 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form, following the report schema."""
         return {"schema_version": SCHEMA_VERSION, "created": self.created, "duration_s": self.duration_s,
-                "passed": self.passed, "summary": self.counts(), "environment": dict(self.environment),
+                "passed": self.passed,
+                "summary": {**self.counts(), "weights_only": self.weights_only()}, "environment": dict(self.environment),
                 "tolerance": self.tolerance.to_dict(), "routes": [r.to_dict() for r in self.routes]}
 
     def to_json(self, indent: int | None = 2) -> str:

@@ -50,13 +50,21 @@ def rich_table(report: Report):
         c = summary_cells(res)
         status = f"[{_STYLE[res.status]}]{res.status}[/]"
         table.add_row(res.subject, res.name, status, c["weights"], c["max_abs"], c["min_atol"], c["cosine"],
-                      c["top1"], c["R"], res.reason)
+                      c["top1"], c["R"], res.reason or _pass_remark(res))
     return table
 
 
+def _pass_remark(result: RouteResult) -> str:
+    """What a passing route was not judged on, for the table's reason column."""
+    if result.weights_only:
+        return "weights only: outputs not compared"
+    if any(note.startswith("weights not judged") for note in result.notes):
+        return "weights not judged (folded by tf2onnx); outputs judged"
+    return ""
+
+
 def _headline(report: Report) -> str:
-    counts = report.counts()
-    parts = [f"{n} {s}" for s, n in counts.items() if n]
+    parts = [part for part in report.summary_line().split(", ") if not part.startswith("0 ")]
     return ", ".join(parts) + f" in {report.duration_s:.1f} s"
 
 
