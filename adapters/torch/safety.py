@@ -12,13 +12,14 @@ from __future__ import annotations
 import pickle
 import pickletools
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from portability.adapters.torch.archive import open_archive
+from portability.adapters.torch.legacy_sizes import check_legacy_sizes
 from portability.errors import FormatError, UnsafeCheckpointError
 
 
@@ -55,10 +56,12 @@ def load_pickle(path: Path, trust_pickle: bool) -> Any:
         UnsafeCheckpointError: the pickle needs other globals and ``trust_pickle`` is off.
         FormatError: truncated, corrupt or not a torch file.
     """
-    is_zip = zipfile.is_zipfile(path)
-    if not is_zip and _starts_like_zip(path):
-        raise FormatError(f"{path}: truncated or corrupt torch zip archive (its central directory "
-                          "is missing: the file was cut short or damaged)")
+    archive = open_archive(path)  # a damaged zip is refused here, before torch allocates anything
+    is_zip = archive is not None
+    if archive is not None:
+        archive.close()
+    else:
+        check_legacy_sizes(path)
     try:
         with torch.serialization.safe_globals(numpy_safe_globals()), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about pickle protocols; errors speak for themselves
@@ -71,18 +74,9 @@ def load_pickle(path: Path, trust_pickle: bool) -> Any:
         if "zip archive" in str(exc) or "PytorchStreamReader" in str(exc):
             raise FormatError(f"{path}: truncated or corrupt torch zip archive ({first_line(exc)})") from None
         raise FormatError(f"{path}: cannot be read as a torch checkpoint ({first_line(exc)})") from None
-    except (EOFError, ValueError, KeyError, AttributeError, TypeError, IndexError, OSError,
-            ImportError, zipfile.BadZipFile) as exc:
+    except Exception as exc:  # torch's unpicklers raise any type on damaged input
         raise FormatError(f"{path}: not a readable torch checkpoint "
                           f"({type(exc).__name__}: {first_line(exc)})") from None
-
-
-def _starts_like_zip(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return f.read(4) == b"PK\x03\x04"
-    except OSError:
-        return False
 
 
 def unsafe_globals(path: Path) -> list[str]:

@@ -6,13 +6,17 @@ trusts it. A directory may hold one torch file or Hugging Face shards with a
 ``pytorch_model.bin.index.json``. Files this adapter writes carry a
 ``portability.json`` record inside the zip archive with an xxh3 checksum per
 tensor, the tied-weight aliases and the metadata; torch ignores the record, and
-``read`` verifies it.
+``read`` verifies it. They are also marked as ours in the zip comment and after
+the pickle in ``data.pkl`` (see ``archive``), so a damaged record cannot turn a
+checksummed file into an unchecksummed one. Every file's zip CRC-32s are
+verified too, which torch itself skips.
 """
 
 from __future__ import annotations
 
 import json
-import zipfile
+import pickle
+import types
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +32,10 @@ from portability.core.training_codec import pack_training
 from portability.adapters.torch.numpy_bridge import (numpy_paths, restore_numpy, tensor_to_numpy, to_neutral,
                                                to_torch)
 from portability.adapters.torch.layouts import LAYOUTS, SCALAR_FIELDS, recognise
+from portability.adapters.torch.archive import PICKLE_MARKER, RECORD, TorchArchive, mark_as_ours, open_archive
 from portability.adapters.torch.safety import first_line, load_pickle
 
-RECORD = "portability.json"
+RECORD_VERSION = 2  # version 2 added pickle_digest; version 1 records (no digest) still read
 RENAMED = "__renamed__"  # extra entry: TrainingState field -> the source's key name
 KEY_ORDER = "__keys__"  # extra entry: the source's top-level key order
 NUMPY_ORIGIN = "__numpy__"
@@ -49,18 +54,14 @@ def read(path: str | Path, options: ReadOptions = ReadOptions()) -> Checkpoint:
     path = Path(path)
     if path.is_dir() or path.name.endswith(INDEX_SUFFIX):
         return _read_directory(path, options)
-    record = _read_record(path)
-    if record is not None and options.verify:
-        # Before unpickling: scalars in the pickle (learning rate, step, RNG state)
-        # are not covered by the tensor checksums.
-        _verify_pickle(path, record.get("pickle_digest"))
+    record = _check_archive(path, options.verify)
     obj = load_pickle(path, options.trust_pickle)
     ckpt = checkpoint_from_object(obj, str(path))
     if record is not None:
-        ckpt.metadata.update(record.get("metadata", {}))
-        ckpt.aliases.update({a: t for a, t in record.get("aliases", {}).items() if a in ckpt.tensors})
+        ckpt.metadata.update(record["metadata"])
+        ckpt.aliases.update({a: t for a, t in record["aliases"].items() if a in ckpt.tensors})
         if options.verify:
-            _verify(ckpt, record.get("checksums", {}), path)
+            _verify(ckpt, record["checksums"], path)
         ckpt.checksummed = True
     return ckpt
 
@@ -92,6 +93,7 @@ def _read_directory(path: Path, options: ReadOptions) -> Checkpoint:
     for shard in shards:
         if not (path.parent / shard).is_file():
             raise FormatError(f"{path}: index names shard {shard!r}, which is missing")
+        _check_archive(path.parent / shard, options.verify)
         part = load_pickle(path.parent / shard, options.trust_pickle)
         if not isinstance(part, dict):
             raise FormatError(f"{path.parent / shard}: holds a {type(part).__name__}, not a state_dict")
@@ -108,25 +110,40 @@ def write(ckpt: Checkpoint, path: str | Path, options: WriteOptions = WriteOptio
     obj = object_from_checkpoint(ckpt)
     with open(path, "wb") as f:
         try:
-            torch.save(obj, f)
+            torch.save(obj, f, pickle_module=_MARKED_PICKLE)
         except RuntimeError as exc:
             # torch wraps the OSError of a failed write (disk full) in a RuntimeError.
             if isinstance(exc.__context__, OSError):
                 raise exc.__context__ from None
             raise WriteError(f"{path}: torch.save failed ({first_line(exc)})") from None
+    with TorchArchive(path) as archive:
+        pickle_digest = integrity.digest([archive.pickle_bytes()])
     record = {
-        "version": 1,
+        "version": RECORD_VERSION,
         "algorithm": integrity.ALGORITHM,
-        "pickle_digest": integrity.digest([_pickle_bytes(path)]),
+        "pickle_digest": pickle_digest,
         "checksums": _checksums(ckpt),
         "aliases": ckpt.aliases,
         "metadata": ckpt.metadata,
     }
-    with zipfile.ZipFile(path, "a") as z:
-        prefix = z.namelist()[0].split("/")[0]
-        # A fixed timestamp keeps the file byte-for-byte reproducible.
-        info = zipfile.ZipInfo(f"{prefix}/{RECORD}", date_time=(1980, 1, 1, 0, 0, 0))
-        z.writestr(info, json.dumps(record))
+    mark_as_ours(path, record)
+
+
+class _MarkedPickler(pickle.Pickler):
+    """Writes this project's marker after the pickle's STOP opcode (unpicklers never read it)."""
+
+    def __init__(self, file, *args, **kwargs) -> None:
+        super().__init__(file, *args, **kwargs)
+        self._out = file
+
+    def dump(self, obj) -> None:
+        super().dump(obj)
+        self._out.write(PICKLE_MARKER)
+
+
+# torch.save only uses ``pickle_module.Pickler`` (and the module's name).
+_MARKED_PICKLE = types.ModuleType("portability_marked_pickle")
+_MARKED_PICKLE.Pickler = _MarkedPickler
 
 
 def checkpoint_from_object(obj: Any, where: str = "checkpoint") -> Checkpoint:
@@ -274,38 +291,54 @@ def _verify(ckpt: Checkpoint, sums: dict[str, str], path: Path) -> None:
             raise IntegrityError(f"{path}: checksum mismatch for tensor {name!r}: the data is corrupt")
 
 
-def _pickle_bytes(path: Path) -> bytes:
-    """The ``data.pkl`` record of a torch zip archive (zipfile checks its CRC-32)."""
-    with zipfile.ZipFile(path) as z:
-        name = next(n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl")
-        return z.read(name)
+def _check_archive(path: Path, verify: bool) -> dict | None:
+    """Check a torch file's zip layer; return its ``portability.json`` record (None if not ours).
+
+    Done before unpickling: scalars in the pickle (learning rate, step, RNG
+    state) are not covered by the tensor checksums, and a damaged archive must
+    be refused before torch allocates anything for it.
+
+    Raises:
+        FormatError: a damaged archive (names the damage).
+        IntegrityError: a record failing its CRC-32, a pickle that does not match
+            its digest, or a file marked as ours whose checksum record is missing.
+    """
+    archive = open_archive(path)
+    if archive is None:  # a legacy (non-zip) pickle
+        return None
+    with archive:
+        record = archive.record()
+        if record is not None:
+            _check_record_fields(record, path)
+        if verify:
+            archive.verify_crcs()
+            if record is not None:
+                _verify_pickle(archive, record)
+    return record
 
 
-def _verify_pickle(path: Path, expected: str | None) -> None:
+def _check_record_fields(record: dict, path: Path) -> None:
+    """Raises IntegrityError unless the record has the fields and types ``read`` relies on."""
+    record.setdefault("aliases", {})
+    record.setdefault("metadata", {})
+    fields_ok = (isinstance(record["aliases"], dict) and isinstance(record["metadata"], dict)
+                 and all(isinstance(v, str) for v in record["checksums"].values()))
+    version = record.get("version")
+    if isinstance(version, int) and version >= 2 and not isinstance(record.get("pickle_digest"), str):
+        fields_ok = False
+    if not fields_ok:
+        raise IntegrityError(f"{path}: its checksum record ({RECORD}) is malformed: the archive is damaged")
+
+
+def _verify_pickle(archive: TorchArchive, record: dict) -> None:
     """Raise if the pickled structure changed since it was written.
 
     Raises:
-        IntegrityError: the digest differs, or the record fails its CRC-32.
+        IntegrityError: the digest differs.
     """
-    if expected is None:
+    expected = record.get("pickle_digest")
+    if expected is None:  # a version 1 record
         return
-    try:
-        got = integrity.digest([_pickle_bytes(path)])
-    except (zipfile.BadZipFile, StopIteration, OSError) as exc:
-        raise IntegrityError(f"{path}: the pickled structure is damaged ({exc})") from None
-    if got != expected:
-        raise IntegrityError(f"{path}: the pickled structure (training state, hyperparameters, "
+    if integrity.digest([archive.pickle_bytes()]) != expected:
+        raise IntegrityError(f"{archive.path}: the pickled structure (training state, hyperparameters, "
                              "tensor layout) does not match its checksum: the file is corrupt")
-
-
-def _read_record(path: Path) -> dict | None:
-    if not zipfile.is_zipfile(path):
-        return None
-    try:
-        with zipfile.ZipFile(path) as z:
-            for info in z.infolist():
-                if info.filename.endswith("/" + RECORD):
-                    return json.loads(z.read(info))
-    except (zipfile.BadZipFile, json.JSONDecodeError, OSError) as exc:
-        raise FormatError(f"{path}: unreadable {RECORD} record ({exc})") from None
-    return None

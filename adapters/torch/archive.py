@@ -1,0 +1,229 @@
+"""The zip layer of torch checkpoint files, with every failure on damaged input typed.
+
+Python's ``zipfile`` raises a zoo of exceptions on damaged archives
+(``BadZipFile``, ``NotImplementedError`` for "zip file version", "compression
+method" or "compressed patched data", ``UnicodeDecodeError`` for a flipped bit
+in a UTF-8 name, ``struct.error``, ``zlib.error``...). Every access goes through
+``TorchArchive`` so that each becomes a ``FormatError`` naming the file and the
+damage. The archive is also checked structurally before torch sees it: torch
+writes every record uncompressed, unencrypted and inside the file, so anything
+else is damage, found before any allocation sized by the archive's own fields.
+
+torch does not verify the zip's CRC-32 of its storage records (neither when it
+memory-maps them nor when it copies them), so ``verify_crcs`` streams each
+record through ``zipfile``, which compares the CRC as the bytes go by.
+
+Files this project writes are marked in three places: the zip comment, a
+trailer after the pickle's STOP opcode in ``data.pkl`` (unpicklers stop at STOP
+and never read it) and the ``portability.json`` record itself.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zipfile
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from portability.errors import FormatError, IntegrityError
+
+RECORD = "portability.json"
+ZIP_COMMENT = b"portability checkpoint/1"
+PICKLE_MARKER = b"\x00portability checkpoint/1\x00"
+CRC_CHUNK = 1 << 20
+# What zipfile (and the struct/zlib layers under it) raise on damaged input.
+ZIP_ERRORS: tuple[type[BaseException], ...] = (
+    zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, UnicodeDecodeError, ValueError,
+    EOFError, OSError, struct.error, zlib.error, OverflowError, KeyError, IndexError)
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: first line`` of an exception, for one-line messages."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+@contextmanager
+def typed_zip_errors(path: Path, what: str = "torch zip archive") -> Iterator[None]:
+    """Turn any zip-layer exception raised inside the block into a ``FormatError``.
+
+    Raises:
+        FormatError: naming ``path`` and the damage.
+    """
+    try:
+        yield
+    except ZIP_ERRORS as exc:
+        raise FormatError(f"{path}: damaged {what} ({describe(exc)})") from None
+
+
+def starts_like_zip(path: Path) -> bool:
+    """Whether the file begins with a zip local-file header."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
+
+
+class TorchArchive:
+    """An open, structurally checked torch zip archive.
+
+    Use as a context manager; every method raises ``FormatError`` (never a
+    zipfile exception) on damage.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        with typed_zip_errors(self.path):
+            self.size = self.path.stat().st_size
+            self._zip = zipfile.ZipFile(self.path)
+            self.infos = self._zip.infolist()
+            self.comment = self._zip.comment
+        self._check_structure()
+
+    def __enter__(self) -> TorchArchive:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the archive."""
+        self._zip.close()
+
+    def _check_structure(self) -> None:
+        """Refuse what torch never writes, before anything sized by the archive is read.
+
+        Raises:
+            FormatError: no records, a compressed or encrypted record, or a record
+                whose declared extent runs past the end of the file.
+        """
+        if not self.infos:
+            raise FormatError(f"{self.path}: damaged torch zip archive (no records)")
+        for info in self.infos:
+            where = f"{self.path}: damaged torch zip archive (record {info.filename!r}"
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise FormatError(f"{where} uses compression method {info.compress_type}; "
+                                  "torch stores records uncompressed)")
+            if info.flag_bits & 0x1:
+                raise FormatError(f"{where} is marked encrypted)")
+            if info.file_size != info.compress_size or info.header_offset + info.compress_size > self.size:
+                raise FormatError(f"{where} declares {info.file_size} bytes at offset "
+                                  f"{info.header_offset}, past the file's {self.size} bytes)")
+
+    def find(self, suffix: str) -> zipfile.ZipInfo | None:
+        """The record whose name is ``<prefix>/<suffix>`` (or ``suffix``), or None."""
+        for info in self.infos:
+            if info.filename == suffix or info.filename.endswith("/" + suffix):
+                return info
+        return None
+
+    def read(self, info: zipfile.ZipInfo) -> bytes:
+        """One record's bytes (zipfile checks its CRC-32 on the way).
+
+        Raises:
+            FormatError: the record cannot be read.
+            IntegrityError: its bytes fail the CRC-32.
+        """
+        with self._crc_checked(info):
+            return self._zip.read(info)
+
+    def pickle_bytes(self) -> bytes:
+        """The ``data.pkl`` record.
+
+        Raises:
+            FormatError: there is none, or it cannot be read.
+        """
+        info = self.find("data.pkl")
+        if info is None:
+            raise FormatError(f"{self.path}: damaged torch zip archive (no data.pkl record)")
+        return self.read(info)
+
+    def claims_ours(self) -> bool:
+        """Whether the zip comment or ``data.pkl`` carries this project's marker."""
+        if self.comment.startswith(ZIP_COMMENT):
+            return True
+        info = self.find("data.pkl")
+        if info is None:
+            return False
+        try:
+            return PICKLE_MARKER in self.read(info)
+        except (FormatError, IntegrityError):
+            return False
+
+    def record(self) -> dict | None:
+        """The ``portability.json`` record, or None when the archive has none.
+
+        Raises:
+            IntegrityError: the record exists but cannot be read or parsed, or
+                the archive is marked as ours and the record is missing.
+        """
+        info = self.find(RECORD)
+        if info is None:
+            if self.claims_ours():
+                raise IntegrityError(f"{self.path}: written by portability but its checksum record "
+                                     f"({RECORD}) is missing: the archive is damaged")
+            return None
+        try:
+            doc = json.loads(self.read(info))
+        except (FormatError, IntegrityError, ValueError) as exc:
+            raise IntegrityError(f"{self.path}: its checksum record ({RECORD}) is unreadable "
+                                 f"({exc}): the archive is damaged") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("checksums"), dict):
+            raise IntegrityError(f"{self.path}: its checksum record ({RECORD}) is malformed: "
+                                 "the archive is damaged")
+        return doc
+
+    def verify_crcs(self) -> None:
+        """Stream every record through zipfile, which checks each CRC-32.
+
+        Raises:
+            IntegrityError: a record's bytes fail its CRC-32 (names the record).
+            FormatError: a record cannot be read at all.
+        """
+        for info in self.infos:
+            with self._crc_checked(info), self._zip.open(info) as stream:
+                while stream.read(CRC_CHUNK):
+                    pass
+
+    @contextmanager
+    def _crc_checked(self, info: zipfile.ZipInfo) -> Iterator[None]:
+        try:
+            yield
+        except zipfile.BadZipFile as exc:
+            if "CRC" in str(exc):
+                raise IntegrityError(f"{self.path}: record {info.filename!r} fails its zip CRC-32: "
+                                     "the data is corrupt") from None
+            raise FormatError(f"{self.path}: damaged torch zip archive ({describe(exc)})") from None
+        except ZIP_ERRORS as exc:
+            raise FormatError(f"{self.path}: damaged torch zip archive (record {info.filename!r}: "
+                              f"{describe(exc)})") from None
+
+
+def open_archive(path: Path) -> TorchArchive | None:
+    """A checked ``TorchArchive`` for a zip file, or None for a legacy (non-zip) pickle.
+
+    Raises:
+        FormatError: the file starts like a zip but its archive is damaged.
+    """
+    with typed_zip_errors(path):
+        is_zip = zipfile.is_zipfile(path)
+    if not is_zip:
+        if starts_like_zip(path):
+            raise FormatError(f"{path}: truncated or corrupt torch zip archive (its central directory "
+                              "is missing: the file was cut short or damaged)")
+        return None
+    return TorchArchive(path)
+
+
+def mark_as_ours(path: Path, record: dict) -> None:
+    """Append the ``portability.json`` record and set the zip comment of a torch.save'd file."""
+    with zipfile.ZipFile(path, "a") as z:
+        prefix = z.namelist()[0].split("/")[0]
+        # A fixed timestamp keeps the file byte-for-byte reproducible.
+        info = zipfile.ZipInfo(f"{prefix}/{RECORD}", date_time=(1980, 1, 1, 0, 0, 0))
+        z.writestr(info, json.dumps(record))
+        z.comment = ZIP_COMMENT
