@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from google.protobuf.message import DecodeError
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 from portability.core import integrity
@@ -87,12 +88,22 @@ def read_variables(path: Path) -> dict[str, np.ndarray]:
     """
     prefix = variables_prefix(path)
     try:
-        reader = tf.train.load_checkpoint(prefix)
-        graph = trackable_object_graph_pb2.TrackableObjectGraph()
-        graph.ParseFromString(reader.get_tensor(_OBJECT_GRAPH_KEY))
-    except (tf.errors.OpError, ValueError) as exc:
+        return _read_values(path, prefix)
+    except _READ_ERRORS as exc:
         raise FormatError(f"{path}: cannot read the variables checkpoint: "
                           f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+
+
+# What TF's bundle reader and protobuf raise on a damaged variables checkpoint
+# (a bad CRC is a DataLossError, an OpError; a short data file an IndexError).
+_READ_ERRORS = (tf.errors.OpError, ValueError, IndexError, TypeError, KeyError, DecodeError)
+
+
+def _read_values(path: Path, checkpoint_prefix: str) -> dict[str, np.ndarray]:
+    reader = tf.train.load_checkpoint(checkpoint_prefix)
+    _check_declared_sizes(reader, checkpoint_prefix, path)
+    graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    graph.ParseFromString(reader.get_tensor(_OBJECT_GRAPH_KEY))
     found: dict[str, str] = {}  # checkpoint key -> variable name, in object-graph order
     for node in graph.nodes:
         for attribute in node.attributes:
@@ -123,6 +134,27 @@ def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
     return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
+def _check_declared_sizes(reader, prefix: str, path: Path) -> None:
+    """Refuse variables whose index declares more bytes than the data files hold,
+    before TF allocates a buffer of the declared size.
+
+    Raises:
+        FormatError: naming the variable.
+    """
+    data_bytes = sum(p.stat().st_size for p in Path(prefix).parent.glob(Path(prefix).name + ".data-*"))
+    dtypes = reader.get_variable_to_dtype_map()
+    for key, shape in reader.get_variable_to_shape_map().items():
+        dtype = dtypes.get(key)
+        if dtype is None or dtype == tf.string:
+            continue
+        if any(d < 0 for d in shape):
+            raise FormatError(f"{path}: variable {key!r} has a negative dimension {shape}: damaged index")
+        declared = int(np.prod(shape, dtype=np.float64)) * dtype.size
+        if declared > data_bytes:
+            raise FormatError(f"{path}: variable {key!r} declares {declared} bytes but the variables "
+                              f"data holds {data_bytes}: damaged or truncated checkpoint")
+
+
 def read_savedmodel(path: Path, verify: bool = True) -> Checkpoint:
     """A SavedModel's variables as a Checkpoint (ours come back under state_dict names).
 
@@ -142,7 +174,9 @@ def read_savedmodel(path: Path, verify: bool = True) -> Checkpoint:
     try:
         sidecar = json.loads(sidecar_path.read_text())
         names = sidecar["variables"]
-    except (ValueError, KeyError) as exc:
+        if not isinstance(names, dict):
+            raise TypeError("'variables' is not an object")
+    except (ValueError, KeyError, TypeError) as exc:
         raise FormatError(f"{sidecar_path}: damaged portability record ({exc})") from None
     by_name = {names.get(tf_name, tf_name): value for tf_name, value in values.items()}
     training = None
