@@ -39,10 +39,13 @@ def _torch_objects():
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.ReLU(), torch.nn.Linear(4, 3))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    model(torch.randn(2, 6)).sum().backward()
-    opt.step()
-    state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": 2,
+    # An Adam state_dict built by hand: importing torch.optim starts dynamo (seconds).
+    params = list(model.parameters())
+    optimizer = {"state": {i: {"step": torch.tensor(1.0), "exp_avg": torch.randn_like(p),
+                               "exp_avg_sq": torch.rand_like(p)} for i, p in enumerate(params)},
+                 "param_groups": [{"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0,
+                                   "amsgrad": False, "params": list(range(len(params)))}]}
+    state = {"model": model.state_dict(), "optimizer": optimizer, "epoch": 2,
              "step_ids": torch.arange(5, dtype=torch.int64), "half": torch.randn(3).half()}
     return model.state_dict(), state
 

@@ -200,8 +200,10 @@ def _read_file(path: Path, options: ReadOptions) -> tuple[dict[str, LazyTensor],
         try:
             sums = json.loads(header.metadata[KEY_CHECKSUMS])
         except json.JSONDecodeError as exc:
-            raise FormatError(f"{path}: metadata {KEY_CHECKSUMS} is not valid JSON ({exc})") from None
+            raise IntegrityError(f"{path}: its checksum record ({KEY_CHECKSUMS}) is not valid JSON ({exc}): "
+                                 "the header is damaged") from None
     if options.verify:
+        _require_checksums_if_ours(header.metadata, sums, bool(header.entries), path)
         _verify_metadata(header.metadata, path)
         _verify_names(sums, [e.name for e in header.entries], path)
     tensors = {}
@@ -209,6 +211,26 @@ def _read_file(path: Path, options: ReadOptions) -> tuple[dict[str, LazyTensor],
         expected = sums.get(entry.name) if options.verify else None
         tensors[entry.name] = _lazy(path, header.data_start, entry, expected)
     return tensors, header.metadata, bool(sums)
+
+
+def _require_checksums_if_ours(metadata: dict[str, str], sums: object, has_tensors: bool,
+                               path: Path) -> None:
+    """A file whose metadata says we wrote it must carry its checksums and metadata digest.
+
+    Without this, damage to the one key holding the checksums would turn a
+    checksummed file into an unchecked one.
+
+    Raises:
+        IntegrityError: a file marked as ours whose checksum record is missing or malformed.
+    """
+    marked = [k for k in OUR_KEYS if k in metadata and k not in (KEY_CHECKSUMS, KEY_META_DIGEST)]
+    if not marked and KEY_CHECKSUMS not in metadata and KEY_META_DIGEST not in metadata:
+        return
+    if not isinstance(sums, dict) or (has_tensors and not sums) or KEY_META_DIGEST not in metadata \
+            or not all(isinstance(v, str) for v in sums.values()):
+        raise IntegrityError(f"{path}: written by portability (metadata {', '.join(marked) or KEY_CHECKSUMS}) "
+                             f"but its checksum record ({KEY_CHECKSUMS}) is missing or malformed: "
+                             "the header is damaged")
 
 
 def _metadata_digest(metadata: dict[str, str]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -66,14 +67,30 @@ def test_renamed_tensor_in_header_is_detected(tmp_path):
         safetensors_format.read(path)
 
 
+def _central_entry(raw: bytes, name: str) -> int:
+    """Offset of the central-directory header of the zip record ``name``."""
+    at = raw.find(b"PK\x01\x02")
+    while at >= 0:
+        name_len = int.from_bytes(raw[at + 28:at + 30], "little")
+        if raw[at + 46:at + 46 + name_len] == name.encode():
+            return at
+        at = raw.find(b"PK\x01\x02", at + 1)
+    raise AssertionError(f"no central-directory entry for {name}")
+
+
 def test_flipped_bit_in_torch_pickle_is_detected_before_unpickling(tmp_path, monkeypatch):
     path = tmp_path / "ckpt.pt"
     torch_state_dict.write(_training_checkpoint(), path)
     with zipfile.ZipFile(path) as z:
         info = next(i for i in z.infolist() if i.filename.endswith("/data.pkl"))
     raw = bytearray(path.read_bytes())
-    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    name_len, extra_len = struct.unpack("<HH", raw[info.header_offset + 26:info.header_offset + 30])
+    start = info.header_offset + 30 + name_len + extra_len  # torch pads the local extra field
     raw[start + info.file_size // 2] ^= 0x01
+    # Keep the zip's CRC-32 consistent, so the pickle digest is what must notice.
+    central = _central_entry(bytes(raw), info.filename)
+    crc = zlib.crc32(bytes(raw[start:start + info.file_size]))
+    raw[central + 16:central + 20] = crc.to_bytes(4, "little")
     path.write_bytes(bytes(raw))
     calls = []
     monkeypatch.setattr(torch_state_dict, "load_pickle", lambda *a, **k: calls.append(a))
