@@ -170,8 +170,9 @@ class TorchArchive:
         try:
             doc = json.loads(self.read(info))
         except (FormatError, IntegrityError, ValueError) as exc:
+            damage = str(exc).removeprefix(f"{self.path}: ")
             raise IntegrityError(f"{self.path}: its checksum record ({RECORD}) is unreadable "
-                                 f"({exc}): the archive is damaged") from None
+                                 f"({damage}): the archive is damaged") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("checksums"), dict):
             raise IntegrityError(f"{self.path}: its checksum record ({RECORD}) is malformed: "
                                  "the archive is damaged")
