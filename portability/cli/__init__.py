@@ -1,8 +1,12 @@
 """The ``portability`` command line.
 
 Each subcommand lives in its own module and registers itself on ``app``. Errors
-we raise on purpose print one line (``error: ...``) and exit non-zero; pass
-``--debug`` to see the traceback instead.
+print one line (``error: ...``) and exit non-zero; pass ``--debug`` to see the
+traceback instead.
+
+Exit codes are part of the contract for CI users (README and ``--help`` say the
+same): 0 success, 1 a check failed (``EXIT_FAILED``), 2 no verdict: bad usage,
+bad or damaged input, or an internal error (``EXIT_ERROR``), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,9 +17,17 @@ import sys
 
 import typer
 
+EXIT_OK = 0
+EXIT_FAILED = 1  # a check ran and failed (a route, a checksum, an undetected fault)
+EXIT_ERROR = 2  # no verdict: bad usage, bad or damaged input, or an internal error
+EXIT_INTERRUPTED = 130
+EXIT_CODES_HELP = ("Exit codes: 0 success; 1 a check failed; 2 no verdict (bad usage, bad or damaged "
+                   "input, or an internal error; the one-line message says which); 130 interrupted.")
+
 app = typer.Typer(
     name="portability",
-    help="Move checkpoints between PyTorch, safetensors, ONNX and TensorFlow, and check that the model survived.",
+    help="Move checkpoints between PyTorch, safetensors, ONNX and TensorFlow, and check that the model "
+         f"survived.\n\n{EXIT_CODES_HELP}",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -118,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
               file=sys.stderr)
-        code = 3
+        code = EXIT_ERROR
     if argv is None:
         sys.exit(code)
     return code
