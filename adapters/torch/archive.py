@@ -82,7 +82,11 @@ class TorchArchive:
             self._zip = zipfile.ZipFile(self.path)
             self.infos = self._zip.infolist()
             self.comment = self._zip.comment
-        self._check_structure()
+        try:
+            self._check_structure()
+        except FormatError:
+            self._zip.close()
+            raise
 
     def __enter__(self) -> TorchArchive:
         return self

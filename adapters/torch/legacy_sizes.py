@@ -12,10 +12,10 @@ compared with the file's size.
 
 from __future__ import annotations
 
-import io
+import os
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from portability.errors import FormatError
 
@@ -54,7 +54,7 @@ class _SizeScanner(pickle._Unpickler):
     the largest memo index, which a damaged file can set to billions.
     """
 
-    def __init__(self, file: io.BytesIO) -> None:
+    def __init__(self, file: BinaryIO) -> None:
         super().__init__(file)
         self.declared: list[int] = []
 
@@ -80,17 +80,17 @@ def check_legacy_sizes(path: Path) -> None:
         FormatError: the declared storage sizes exceed the file's size, or one is negative.
     """
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            scanner = _SizeScanner(f)
+            for _ in range(LEGACY_PICKLES):
+                try:
+                    scanner.load()
+                except Exception:  # a damaged or foreign pickle: torch reports it in its own words
+                    break
     except OSError as exc:
         raise FormatError(f"{path}: cannot be read ({exc})") from None
-    stream = io.BytesIO(data)
-    scanner = _SizeScanner(stream)
-    for _ in range(LEGACY_PICKLES):
-        try:
-            scanner.load()
-        except Exception:  # a damaged or foreign pickle: torch reports it in its own words
-            break
     total = sum(scanner.declared)
-    if any(n < 0 for n in scanner.declared) or total > len(data):
+    if any(n < 0 for n in scanner.declared) or total > size:
         raise FormatError(f"{path}: corrupt legacy torch file: its storages declare {total} bytes "
-                          f"but the file holds {len(data)}")
+                          f"but the file holds {size}")

@@ -90,13 +90,15 @@ def synthesize_text_inputs(config: Any, params: list[str], batch: int = SYNTH_BA
 
 
 def _inputs_from_npz(path: Path, params: list[str]) -> dict[str, np.ndarray]:
-    if path.is_file() and not zipfile.is_zipfile(path):
-        raise UsageError(f"{path}: not an .npz archive (write one with numpy.savez)")
+    from portability.adapters.torch.archive import ZIP_ERRORS, describe
+
     try:
+        if path.is_file() and not zipfile.is_zipfile(path):
+            raise UsageError(f"{path}: not an .npz archive (write one with numpy.savez)")
         with np.load(path, allow_pickle=False) as data:
             feed = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: cannot read inputs ({exc})") from None
+    except ZIP_ERRORS as exc:  # a damaged archive fails in zipfile's many ways
+        raise UsageError(f"{path}: cannot read inputs ({describe(exc)})") from None
     if not feed:
         raise UsageError(f"{path}: holds no arrays (expected {', '.join(params)})")
     return feed
