@@ -11,7 +11,8 @@ so only the other records' CRC-32s are checked), and times each, best of
 - ``read, verify off``: the same without the CRC pass (``ReadOptions(verify=False)``);
 - ``crc pass (all)``: ``TorchArchive.verify_crcs`` over every record, alone.
 
-The figure to watch is ``read / read, verify off``: what verification adds to a read that\nmemory-maps the storages without touching them (the cheapest read there is).
+The figure to watch is ``read / read, verify off``: what verification adds to a read that
+memory-maps the storages without touching them (the cheapest read there is).
 
 Usage: python benchmarks/torch_crc.py [--megabytes 100] [--repeats 5]
 """
