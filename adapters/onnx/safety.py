@@ -57,13 +57,32 @@ def load_proto(path: str | Path, *, load_external: bool = True) -> onnx.ModelPro
     except Exception as exc:  # protobuf raises DecodeError, onnx raises its own kinds
         raise FormatError(f"{file}: not a readable ONNX model ({type(exc).__name__}: "
                           f"{str(exc).splitlines()[0] if str(exc) else 'parse failed'})") from None
+    check_names_decode(proto, file)
     check_external_locations(proto, file)
     if load_external and any(True for _ in external_tensors(proto)):
         try:
             onnx.load_external_data_for_model(proto, str(file.parent))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, TypeError) as exc:
             raise FormatError(f"{file}: cannot read external data ({exc})") from None
     return proto
+
+
+def check_names_decode(proto: onnx.ModelProto, file: Path) -> None:
+    """Refuse string fields that are not valid UTF-8 where the reader uses them.
+
+    protobuf hands such a field back as ``bytes`` instead of ``str`` (with a
+    warning), which onnx and pathlib then reject with a ``TypeError``.
+
+    Raises:
+        FormatError: an initializer name or external-data entry that is not valid UTF-8.
+    """
+    tensors = list(proto.graph.initializer) + list(external_tensors(proto))
+    for tensor in tensors:
+        fields = [tensor.name] + [v for e in tensor.external_data for v in (e.key, e.value)]
+        bad = next((f for f in fields if not isinstance(f, str)), None)
+        if bad is not None:
+            raise FormatError(f"{file}: damaged ONNX model: tensor name or external-data entry {bad!r} "
+                              "is not valid UTF-8")
 
 
 def check_external_locations(proto: onnx.ModelProto, file: Path) -> None:

@@ -10,17 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+import portability
+from portability.adapters.torch.archive import PICKLE_MARKER, ZIP_COMMENT
+from portability.cli import main
+from portability.core.checkpoint import Checkpoint
+from portability.errors import FormatError, IntegrityError
 
-import portability  # noqa: E402
-from portability.adapters.torch import state_dict  # noqa: E402
-from portability.adapters.torch.archive import PICKLE_MARKER, ZIP_COMMENT  # noqa: E402
-from portability.cli import main  # noqa: E402
-from portability.core.checkpoint import Checkpoint  # noqa: E402
-from portability.errors import FormatError, IntegrityError  # noqa: E402
+torch = pytest.importorskip("torch")
 
 
 def _ours(path: Path) -> Path:
+    from portability.adapters.torch import state_dict
+
     tensors = {"fc.weight": np.arange(64, dtype=np.float32).reshape(8, 8), "fc.bias": np.ones(8, np.float32)}
     state_dict.write(Checkpoint(tensors=tensors), path)
     return path
@@ -70,7 +71,7 @@ def test_written_files_are_marked_as_ours_in_three_places(tmp_path):
         assert z.read(next(n for n in names if n.endswith("/data.pkl"))).endswith(PICKLE_MARKER)
     # torch itself still loads the file, marker and all.
     assert torch.equal(torch.load(path, weights_only=True)["fc.bias"], torch.ones(8))
-    assert state_dict.read(path).checksummed
+    assert portability.load(path).checksummed
 
 
 def test_invalid_utf8_in_a_record_name_is_a_format_error(tmp_path):

@@ -1,0 +1,31 @@
+"""Damaged ONNX files found by fuzzing get a typed error naming the file."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+import portability
+from fuzz_seeds import onnx_external
+from portability.errors import FormatError
+
+pytest.importorskip("onnx")
+
+# Where the invalid byte goes: the external-data location string, and the
+# initializer's name (TensorProto field 8, length 1, "w").
+PLACES = {"external-location": (b"weights.bin", 0), "tensor-name": (b"\x42\x01w", 2)}
+
+
+@pytest.mark.parametrize("place", sorted(PLACES))
+def test_string_field_that_is_not_utf8_is_a_format_error(tmp_path, place):
+    seed = onnx_external(tmp_path)[0]
+    model = seed.root / "model.onnx"
+    raw = model.read_bytes()
+    needle, shift = PLACES[place]
+    at = raw.index(needle) + shift
+    model.write_bytes(raw[:at] + b"\xf7" + raw[at + 1:])  # an invalid UTF-8 start byte
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # protobuf warns about the undecodable string
+        with pytest.raises(FormatError, match=r"model\.onnx: damaged ONNX model: .* is not valid UTF-8"):
+            portability.load(seed.path)
