@@ -326,6 +326,11 @@ def _read_sharded(index_path: Path, options: ReadOptions) -> Checkpoint:
             raise FormatError(f"{index_path}: index puts tensor {name!r} in {shard!r}, which lacks it")
     metadata = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
     if options.verify:
+        if checksummed and tensors and "portability.format" not in metadata:
+            # Our shards always come with our index metadata (order, layout, training
+            # state); without it they would load quietly stripped of all three.
+            raise IntegrityError(f"{index_path}: the shards were written by portability but the index "
+                                 "has lost its portability metadata: the index is damaged")
         _verify_metadata(metadata, index_path)
     return _assemble(tensors, metadata, checksummed)
 

@@ -75,3 +75,21 @@ def test_unmarked_files_still_read_without_checksums(tmp_path):
 
     save_file({"w": np.ones(3, np.float32)}, str(tmp_path / "plain.safetensors"), metadata={"format": "pt"})
     assert portability.load(tmp_path / "plain.safetensors").checksummed is False
+
+
+def test_index_that_lost_its_metadata_key_is_an_integrity_error(tmp_path):
+    # Found by fuzzing: one flipped bit renamed "metadata" and the shards loaded
+    # without their training state.
+    pytest.importorskip("torch")
+    from portability.adapters.torch import state_dict
+    from fuzz_seeds import torch_zip
+    from portability.core.options import WriteOptions
+
+    source = torch_zip(tmp_path / "torch")[0].path
+    safetensors_format.write(state_dict.read(source), tmp_path / "sharded", WriteOptions(shard_size=200))
+    index = tmp_path / "sharded" / "model.safetensors.index.json"
+    assert portability.load(tmp_path / "sharded").training is not None
+    index.write_text(index.read_text().replace('"metadata"', '"met!data"', 1))
+    with pytest.raises(IntegrityError, match=r"index\.json: the shards were written by portability but the "
+                                             r"index has lost its portability metadata"):
+        portability.load(tmp_path / "sharded")
