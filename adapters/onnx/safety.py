@@ -99,6 +99,8 @@ def check_external_locations(proto: onnx.ModelProto, file: Path) -> None:
         where = f"{file}: tensor {tensor.name!r} keeps its data at {location!r}"
         if not location:
             raise FormatError(f"{file}: tensor {tensor.name!r} is external but names no location")
+        if "\x00" in location:  # no file name holds one; path functions raise ValueError on it
+            raise FormatError(f"{where}: a location with a NUL byte: the model is damaged")
         if _is_absolute(location) or ".." in _parts(location):
             raise UnsafeCheckpointError(f"{where}, outside the model's directory; refusing to read it")
         candidate = file.parent / location

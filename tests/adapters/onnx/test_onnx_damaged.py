@@ -29,3 +29,13 @@ def test_string_field_that_is_not_utf8_is_a_format_error(tmp_path, place):
         warnings.simplefilter("ignore")  # protobuf warns about the undecodable string
         with pytest.raises(FormatError, match=r"model\.onnx: damaged ONNX model: .* is not valid UTF-8"):
             portability.load(seed.path)
+
+
+def test_external_location_with_a_nul_byte_is_a_format_error(tmp_path):
+    seed = onnx_external(tmp_path)[0]
+    model = seed.root / "model.onnx"
+    raw = model.read_bytes()
+    at = raw.index(b"weights.bin") + 1
+    model.write_bytes(raw[:at] + b"\x00" + raw[at + 1:])
+    with pytest.raises(FormatError, match=r"model\.onnx: tensor 'w' keeps its data at .* a location with a NUL byte"):
+        portability.load(seed.path)
