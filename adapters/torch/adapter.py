@@ -32,8 +32,12 @@ class TorchAdapter(WeightsOnlyAdapter):
         # weights); legacy pickles, shards and exotic objects go through torch.load.
         from portability.adapters.torch import streaming
 
+        from portability.adapters.torch.archive import check_archive
+
         path = Path(path)
         if path.is_file() and not path.name.endswith(".index.json"):
+            # The zip layer first: typed errors for damage, CRC-32s, ours-markers.
+            check_archive(path, options.verify)
             ckpt = streaming.read_lazy(path, options)
             if ckpt is not None:
                 return ckpt

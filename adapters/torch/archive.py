@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from portability.core.integrity import digest
 from portability.errors import FormatError, IntegrityError
 
 RECORD = "portability.json"
@@ -273,3 +274,57 @@ def mark_as_ours(path: Path, record: dict) -> None:
         info = zipfile.ZipInfo(f"{prefix}/{RECORD}", date_time=(1980, 1, 1, 0, 0, 0))
         z.writestr(info, json.dumps(record))
         z.comment = ZIP_COMMENT
+
+
+def check_archive(path: Path, verify: bool) -> dict | None:
+    """Check a torch file's zip layer; return its ``portability.json`` record (None if not ours).
+
+    Done before unpickling: scalars in the pickle (learning rate, step, RNG
+    state) are not covered by the tensor checksums, and a damaged archive must
+    be refused before torch allocates anything for it.
+
+    Raises:
+        FormatError: a damaged archive (names the damage).
+        IntegrityError: a record failing its CRC-32, a pickle that does not match
+            its digest, or a file marked as ours whose checksum record is missing.
+    """
+    archive = open_archive(path)
+    if archive is None:  # a legacy (non-zip) pickle
+        return None
+    with archive:
+        record = archive.record()
+        if record is not None:
+            _check_record_fields(record, path)
+        if verify:
+            # Our record's xxh3 checksums cover every storage; the CRC-32s cover the rest.
+            archive.verify_crcs(skip_storages=record is not None)
+            if record is not None:
+                _verify_pickle(archive, record)
+    return record
+
+
+def _check_record_fields(record: dict, path: Path) -> None:
+    """Raises IntegrityError unless the record has the fields and types ``read`` relies on."""
+    record.setdefault("aliases", {})
+    record.setdefault("metadata", {})
+    fields_ok = (isinstance(record["aliases"], dict) and isinstance(record["metadata"], dict)
+                 and all(isinstance(v, str) for v in record["checksums"].values()))
+    version = record.get("version")
+    if isinstance(version, int) and version >= 2 and not isinstance(record.get("pickle_digest"), str):
+        fields_ok = False
+    if not fields_ok:
+        raise IntegrityError(f"{path}: its checksum record ({RECORD}) is malformed: the archive is damaged")
+
+
+def _verify_pickle(archive: TorchArchive, record: dict) -> None:
+    """Raise if the pickled structure changed since it was written.
+
+    Raises:
+        IntegrityError: the digest differs.
+    """
+    expected = record.get("pickle_digest")
+    if expected is None:  # a version 1 record
+        return
+    if digest([archive.pickle_bytes()]) != expected:
+        raise IntegrityError(f"{archive.path}: the pickled structure (training state, hyperparameters, "
+                             "tensor layout) does not match its checksum: the file is corrupt")

@@ -32,7 +32,7 @@ from portability.core.training_codec import pack_training
 from portability.adapters.torch.numpy_bridge import (numpy_paths, restore_numpy, tensor_to_numpy, to_neutral,
                                                to_torch)
 from portability.adapters.torch.layouts import LAYOUTS, SCALAR_FIELDS, recognise
-from portability.adapters.torch.archive import PICKLE_MARKER, RECORD, TorchArchive, mark_as_ours, open_archive
+from portability.adapters.torch.archive import PICKLE_MARKER, TorchArchive, check_archive, mark_as_ours
 from portability.adapters.torch.safety import first_line, load_pickle
 
 RECORD_VERSION = 2  # version 2 added pickle_digest; version 1 records (no digest) still read
@@ -54,7 +54,7 @@ def read(path: str | Path, options: ReadOptions = ReadOptions()) -> Checkpoint:
     path = Path(path)
     if path.is_dir() or path.name.endswith(INDEX_SUFFIX):
         return _read_directory(path, options)
-    record = _check_archive(path, options.verify)
+    record = check_archive(path, options.verify)
     obj = load_pickle(path, options.trust_pickle)
     ckpt = checkpoint_from_object(obj, str(path))
     if record is not None:
@@ -93,7 +93,7 @@ def _read_directory(path: Path, options: ReadOptions) -> Checkpoint:
     for shard in shards:
         if not (path.parent / shard).is_file():
             raise FormatError(f"{path}: index names shard {shard!r}, which is missing")
-        _check_archive(path.parent / shard, options.verify)
+        check_archive(path.parent / shard, options.verify)
         part = load_pickle(path.parent / shard, options.trust_pickle)
         if not isinstance(part, dict):
             raise FormatError(f"{path.parent / shard}: holds a {type(part).__name__}, not a state_dict")
@@ -289,57 +289,3 @@ def _verify(ckpt: Checkpoint, sums: dict[str, str], path: Path) -> None:
         got = integrity.tensor_digest(arrays[name])
         if got != expected:
             raise IntegrityError(f"{path}: checksum mismatch for tensor {name!r}: the data is corrupt")
-
-
-def _check_archive(path: Path, verify: bool) -> dict | None:
-    """Check a torch file's zip layer; return its ``portability.json`` record (None if not ours).
-
-    Done before unpickling: scalars in the pickle (learning rate, step, RNG
-    state) are not covered by the tensor checksums, and a damaged archive must
-    be refused before torch allocates anything for it.
-
-    Raises:
-        FormatError: a damaged archive (names the damage).
-        IntegrityError: a record failing its CRC-32, a pickle that does not match
-            its digest, or a file marked as ours whose checksum record is missing.
-    """
-    archive = open_archive(path)
-    if archive is None:  # a legacy (non-zip) pickle
-        return None
-    with archive:
-        record = archive.record()
-        if record is not None:
-            _check_record_fields(record, path)
-        if verify:
-            # Our record's xxh3 checksums cover every storage; the CRC-32s cover the rest.
-            archive.verify_crcs(skip_storages=record is not None)
-            if record is not None:
-                _verify_pickle(archive, record)
-    return record
-
-
-def _check_record_fields(record: dict, path: Path) -> None:
-    """Raises IntegrityError unless the record has the fields and types ``read`` relies on."""
-    record.setdefault("aliases", {})
-    record.setdefault("metadata", {})
-    fields_ok = (isinstance(record["aliases"], dict) and isinstance(record["metadata"], dict)
-                 and all(isinstance(v, str) for v in record["checksums"].values()))
-    version = record.get("version")
-    if isinstance(version, int) and version >= 2 and not isinstance(record.get("pickle_digest"), str):
-        fields_ok = False
-    if not fields_ok:
-        raise IntegrityError(f"{path}: its checksum record ({RECORD}) is malformed: the archive is damaged")
-
-
-def _verify_pickle(archive: TorchArchive, record: dict) -> None:
-    """Raise if the pickled structure changed since it was written.
-
-    Raises:
-        IntegrityError: the digest differs.
-    """
-    expected = record.get("pickle_digest")
-    if expected is None:  # a version 1 record
-        return
-    if integrity.digest([archive.pickle_bytes()]) != expected:
-        raise IntegrityError(f"{archive.path}: the pickled structure (training state, hyperparameters, "
-                             "tensor layout) does not match its checksum: the file is corrupt")

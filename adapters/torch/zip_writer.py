@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from portability.adapters.torch.archive import PICKLE_MARKER, ZIP_COMMENT
 from portability.adapters.torch.layouts import LAYOUTS
 from portability.adapters.torch.zip_structure import STORAGE_DTYPES
 from portability.core import integrity
@@ -33,6 +34,7 @@ from portability.core.tensors import Tensor, iter_bytes
 from portability.core.training_codec import pack_training
 
 RECORD = "portability.json"
+RECORD_VERSION = 2  # as state_dict.RECORD_VERSION: the record has a pickle_digest
 PREFIX = "archive"
 ALIGNMENT = 64
 _PADDING_ID = 0x4246  # the extra-field id torch pads records with ("FB")
@@ -138,7 +140,7 @@ def write(ckpt: Checkpoint, path: Path) -> None:
                          metadata=ckpt.metadata, training=ckpt.training, layout=ckpt.layout)
     buffer = io.BytesIO()
     _Pickler(buffer, storages).dump(_tree(standin))
-    data_pkl = buffer.getvalue()
+    data_pkl = buffer.getvalue() + PICKLE_MARKER  # unpicklers stop at STOP and never read it
     digests: dict[str, str] = {}
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
         _small(z, "data.pkl", data_pkl)
@@ -152,9 +154,10 @@ def write(ckpt: Checkpoint, path: Path) -> None:
         if ckpt.training is not None:
             _, arrays = pack_training(ckpt.training)
             by_name.update({name: integrity.tensor_digest(a) for name, a in arrays.items()})
-        record = {"version": 1, "algorithm": integrity.ALGORITHM, "pickle_digest": integrity.digest([data_pkl]),
+        record = {"version": RECORD_VERSION, "algorithm": integrity.ALGORITHM, "pickle_digest": integrity.digest([data_pkl]),
                   "checksums": by_name, "aliases": ckpt.aliases, "metadata": ckpt.metadata}
         _small(z, RECORD, json.dumps(record).encode("utf-8"))
+        z.comment = ZIP_COMMENT
 
 
 def _tree(standin: Checkpoint) -> Any:
