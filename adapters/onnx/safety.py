@@ -74,15 +74,18 @@ def check_names_decode(proto: onnx.ModelProto, file: Path) -> None:
     warning), which onnx and pathlib then reject with a ``TypeError``.
 
     Raises:
-        FormatError: an initializer name or external-data entry that is not valid UTF-8.
+        FormatError: a tensor, node, input or output name, external-data entry or
+            metadata string that is not valid UTF-8.
     """
     tensors = list(proto.graph.initializer) + list(external_tensors(proto))
-    for tensor in tensors:
-        fields = [tensor.name] + [v for e in tensor.external_data for v in (e.key, e.value)]
-        bad = next((f for f in fields if not isinstance(f, str)), None)
-        if bad is not None:
-            raise FormatError(f"{file}: damaged ONNX model: tensor name or external-data entry {bad!r} "
-                              "is not valid UTF-8")
+    fields = [f for t in tensors for f in [t.name] + [v for e in t.external_data for v in (e.key, e.value)]]
+    fields += [f for node in proto.graph.node
+               for f in [node.name, node.op_type, node.domain, *node.input, *node.output]]
+    fields += [v.name for v in list(proto.graph.input) + list(proto.graph.output)]
+    fields += [f for prop in proto.metadata_props for f in (prop.key, prop.value)]
+    bad = next((f for f in fields if not isinstance(f, str)), None)
+    if bad is not None:
+        raise FormatError(f"{file}: damaged ONNX model: the name or string {bad!r} is not valid UTF-8")
 
 
 def check_external_locations(proto: onnx.ModelProto, file: Path) -> None:
