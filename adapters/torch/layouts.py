@@ -22,7 +22,7 @@ def tensor_info(value: Any) -> tuple[bool, int] | None:
     return value.is_floating_point() or value.is_complex(), int(value.numel())
 
 
-def locate_torch(obj: dict, weights_key: str | None = None) -> Found:
+def locate_torch(obj: dict, weights_key: str | tuple | None = None) -> Found:
     """Where the weights, optimizer, scheduler and counters sit in ``obj``.
 
     Raises:

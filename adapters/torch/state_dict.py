@@ -57,7 +57,9 @@ def read(path: str | Path, options: ReadOptions = ReadOptions()) -> Checkpoint:
         # are not covered by the tensor checksums.
         _verify_pickle(path, record.get("pickle_digest"))
     obj = load_pickle(path, options.trust_pickle)
-    ckpt = checkpoint_from_object(obj, str(path), options.weights_key)
+    # A file this adapter wrote records where its weights are (``--weights-key`` may have chosen).
+    recorded = parse_layout(record["layout"]).weights if record is not None and "layout" in record else None
+    ckpt = checkpoint_from_object(obj, str(path), options.weights_key or recorded)
     if record is not None:
         ckpt.metadata.update(record.get("metadata", {}))
         ckpt.aliases.update({a: t for a, t in record.get("aliases", {}).items() if a in ckpt.tensors})
@@ -123,6 +125,7 @@ def write(ckpt: Checkpoint, path: str | Path, options: WriteOptions = WriteOptio
         "checksums": _checksums(ckpt),
         "aliases": ckpt.aliases,
         "metadata": ckpt.metadata,
+        "layout": ckpt.layout,
     }
     with zipfile.ZipFile(path, "a") as z:
         prefix = z.namelist()[0].split("/")[0]
@@ -131,7 +134,7 @@ def write(ckpt: Checkpoint, path: str | Path, options: WriteOptions = WriteOptio
         z.writestr(info, json.dumps(record))
 
 
-def checkpoint_from_object(obj: Any, where: str = "checkpoint", weights_key: str | None = None) -> Checkpoint:
+def checkpoint_from_object(obj: Any, where: str = "checkpoint", weights_key: str | tuple | None = None) -> Checkpoint:
     """Turn what ``torch.load`` returned (or an in-memory dict) into a ``Checkpoint``.
 
     The weights are searched for (``portability.core.layout``): a dict of tensors

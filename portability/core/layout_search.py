@@ -150,19 +150,22 @@ class Found:
 
 
 def locate(obj: dict, tensor_info: TensorInfo,
-           weights_key: str | None = None) -> Found:
+           weights_key: str | KeyPath | None = None) -> Found:
     """Find the weights, optimizer, scheduler and counters in a checkpoint dict.
 
     Args:
         obj: the loaded checkpoint (a dict).
         tensor_info: see ``weight_dicts``.
-        weights_key: ``KEY[.SUB]`` naming the weights, overriding the default choice.
+        weights_key: ``KEY[.SUB]`` naming the weights, overriding the default choice,
+            or the path itself (a file we wrote records where its weights are).
 
     Raises:
         UsageError: ``weights_key`` names nothing in ``obj``.
     """
     candidates = weight_dicts(obj, tensor_info)
-    if weights_key:
+    if isinstance(weights_key, tuple):
+        weights = weights_key
+    elif weights_key:
         weights = resolve_key(obj, weights_key)
     else:
         weights = default_weights(candidates)
