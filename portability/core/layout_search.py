@@ -18,6 +18,7 @@ overrides it; the harness picks the one the model spec fits.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,7 @@ SCHEDULER_NAMES = frozenset({"scheduler", "lr_scheduler", "scheduler_state_dict"
                              "scheduler_state", "schedulers"})
 # Keys whose dicts of tensors are random-number-generator states, never weights.
 RNG_NAMES = frozenset({"rng", "rng_state", "rng_states", "rng_tracker_states"})
-_EMA_WORDS = ("ema", "average", "swa", "shadow")
+_EMA_NAME = re.compile(r"(^|[_.\-])(ema|swa|average[sd]?|avg|shadow)($|[_.\-])", re.IGNORECASE)
 MAX_DEPTH = 8
 
 
@@ -102,7 +103,7 @@ def default_weights(candidates: list[tuple[KeyPath, int]]) -> KeyPath | None:
 
 
 def _says_ema(path: KeyPath) -> bool:
-    return any(word in str(k).lower() for k in path for word in _EMA_WORDS)
+    return any(_EMA_NAME.search(str(k)) for k in path)
 
 
 def optimizer_path(obj: Any) -> KeyPath | None:
