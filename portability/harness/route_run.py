@@ -247,6 +247,7 @@ def _route(job: RouteJob, result: RouteResult, timings: dict[str, float]) -> Non
 
 def _compare(job: RouteJob, result: RouteResult, timings: dict[str, float]) -> None:
     ref = _reference(job, timings)
+    result.notes.extend(f"reference: {note}" for note in ref.notes)
     cand_path, cand_fmt = Path(job.candidate[0]), job.candidate[1]
     try:
         ckpt = load_adapter(cand_fmt).read(cand_path, ReadOptions(trust_pickle=job.subject.trust_pickle))
