@@ -22,7 +22,10 @@ def convert(
     model: Optional[str] = typer.Option(None, "--model", help="Model spec for graph formats: fixture:NAME, hf:DIR, pkg.module:factory."),
     opset: Optional[int] = typer.Option(None, "--opset", help="ONNX opset for graph exports."),
     inputs: Optional[Path] = typer.Option(None, "--inputs", help="Example inputs (.npz, arrays named after the model's inputs) for graph exports."),
-    weights_key: Optional[str] = typer.Option(None, "--weights-key", help="Where the weights sit in a nested torch checkpoint, KEY[.SUB] (default: found by search; `portability inspect` lists the candidates)."),
+    weights_key: Optional[str] = typer.Option(
+        None, "--weights-key",
+        help="Where the weights sit in a nested torch checkpoint, KEY[.SUB] (default: found by search; "
+             "`portability inspect` lists the candidates)."),
 ) -> int:
     """Convert a checkpoint. The output appears atomically, or not at all."""
     from portability.core.conversion import convert as run_convert

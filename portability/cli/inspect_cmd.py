@@ -19,7 +19,9 @@ def inspect(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow pickles that need other globals."),
     all_rows: bool = typer.Option(False, "--all", help=f"List every tensor (default: first {MAX_ROWS})."),
-    weights_key: Optional[str] = typer.Option(None, "--weights-key", help="Where the weights sit in a nested torch checkpoint, KEY[.SUB] (default: found by search)."),
+    weights_key: Optional[str] = typer.Option(
+        None, "--weights-key",
+        help="Where the weights sit in a nested torch checkpoint, KEY[.SUB] (default: found by search)."),
 ) -> int:
     """Show format, tensors, parameter count, training state and integrity. Exit 1 if integrity fails."""
     from portability.core.inspection import inspect_checkpoint

@@ -26,8 +26,16 @@ from typing import Any
 import numpy as np
 
 from portability.core.checkpoint import Checkpoint
-from portability.core.layout import (KeyPath, Layout, children, get_path, layout_for, parse_layout, path_text,
-                                     resolve_key)
+from portability.core.layout import (
+    KeyPath,
+    Layout,
+    children,
+    get_path,
+    layout_for,
+    parse_layout,
+    path_text,
+    resolve_key,
+)
 from portability.core.tensors import LazyTensor
 
 TensorInfo = Callable[[Any], "tuple[bool, int] | None"]

@@ -7,11 +7,10 @@ dropped the option would fail asking for a config (``vocab_size``).
 
 from __future__ import annotations
 
+import fitting_models
 import numpy as np
 import pytest
 import torch
-
-import fitting_models
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from portability.core.layout import (NAMED, SLOT, Layout, parse_layout, path_text, put_path, resolve_key,
-                                     without)
+from portability.core.layout import NAMED, SLOT, Layout, parse_layout, path_text, put_path, resolve_key, without
 from portability.core.layout_search import array_info, default_weights, locate, weight_dicts
 from portability.errors import UsageError
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fitting_models
 import numpy as np
 import pytest
 import torch
@@ -11,8 +12,6 @@ from portability.adapters.torch import models as torch_models
 from portability.adapters.torch import state_dict as torch_state_dict
 from portability.core.checkpoint import Checkpoint
 from portability.errors import FormatError
-
-import fitting_models
 
 
 def ckpt_of(state: dict) -> Checkpoint:
