@@ -19,7 +19,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from . import corpus  # noqa: E402
+from . import corpus, graph_inputs  # noqa: E402
 
 pytestmark = pytest.mark.realworld
 
@@ -190,3 +190,24 @@ def test_minilm_matches_transformers():
     mask = batch["attention_mask"].bool()
     torch.testing.assert_close(hidden[mask], expected.last_hidden_state[mask], rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(pooled, expected.pooler_output, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", graph_inputs.NAMES)
+def test_onnx_graphs_run_on_their_batch(name):
+    ort = pytest.importorskip("onnxruntime")
+    session = ort.InferenceSession(str(_fetch(corpus.BY_NAME[name])), providers=["CPUExecutionProvider"])
+    batch = graph_inputs.inputs(name)
+    assert sorted(batch) == sorted(i.name for i in session.get_inputs())
+    for out in session.run(None, batch):
+        assert np.isfinite(out).all()
+
+
+def test_silero_onnx_exports_agree():
+    """The spox graph and the torch 2.3.1 export (opset 15) are the same model."""
+    ort = pytest.importorskip("onnxruntime")
+    results = []
+    for name in ("silero-vad-onnx", "silero-vad-onnx-op15"):
+        session = ort.InferenceSession(str(_fetch(corpus.BY_NAME[name])), providers=["CPUExecutionProvider"])
+        results.append(session.run(None, graph_inputs.inputs(name)))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
