@@ -86,7 +86,7 @@ ENTRIES: tuple[Entry, ...] = (
     Entry(
         "resemblyzer-lstm", "resemblyzer==0.1.4", "resemblyzer/pretrained.pt", "torch-legacy",
         "GE2E speaker encoder: 3-layer LSTM(40->256) + Linear(256) + ReLU + L2 norm",
-        ("rnn", "audio", "training-checkpoint", "optimizer-state", "pickled-on-gpu",
+        ("rnn", "audio", "training-checkpoint", "optimizer-state", "pickled-on-gpu", "shared-storage-views",
          "legacy-pickle", "ids-as-optimizer-keys", "extra-keys-outside-forward"),
         factory=f"{MODELS}.resemblyzer:build", state_key="model_state", tensors=16, size=17090379,
     ),

@@ -109,6 +109,10 @@ def test_file_facts():
     assert len(opt["state"]) == 16 and set(next(iter(opt["state"].values()))) == {"exp_avg", "exp_avg_sq", "step"}
     # parameters are keyed by Python object ids, as torch < 0.4 saved them
     assert all(k > 1_000_000 for k in opt["state"])
+    # cuDNN's flattened LSTM weights: the 12 LSTM tensors are views of one storage
+    lstm = [v for k, v in ckpt["model_state"].items() if k.startswith("lstm.")]
+    assert len(lstm) == 12 and len({v.untyped_storage().data_ptr() for v in lstm}) == 1
+    assert len({v.storage_offset() for v in lstm}) == 12
 
 
 def test_unsafe_pickle_is_refused_under_weights_only():
