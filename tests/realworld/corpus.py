@@ -173,12 +173,14 @@ ENTRIES: tuple[Entry, ...] = (
         ("audio", "onnx-torch-exporter", "float16"), size=1280395,
     ),
     Entry(
-        "paddleocr-det", "rapidocr-onnxruntime==1.4.4", "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
+        "paddleocr-det", "rapidocr-onnxruntime==1.4.4",
+        "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
         "onnx", "PP-OCRv4 text detector (DB head on a PP-LCNet backbone)",
         ("cnn", "detector", "onnx-paddle2onnx", "no-initializers", "weights-as-constants"), size=4745517,
     ),
     Entry(
-        "paddleocr-rec", "rapidocr-onnxruntime==1.4.4", "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx",
+        "paddleocr-rec", "rapidocr-onnxruntime==1.4.4",
+        "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx",
         "onnx", "PP-OCRv4 text recogniser (SVTR neck, CTC head)",
         ("transformer", "onnx-paddle2onnx", "no-initializers", "weights-as-constants"), size=10857958,
     ),

@@ -106,7 +106,8 @@ def test_file_facts():
     assert set(ckpt) == {"step", "model_state", "optimizer_state"}
     assert locations["cuda:0"] > 0
     opt = ckpt["optimizer_state"]
-    assert len(opt["state"]) == 16 and set(next(iter(opt["state"].values()))) == {"exp_avg", "exp_avg_sq", "step"}
+    assert len(opt["state"]) == 16
+    assert set(next(iter(opt["state"].values()))) == {"exp_avg", "exp_avg_sq", "step"}
     # parameters are keyed by Python object ids, as torch < 0.4 saved them
     assert all(k > 1_000_000 for k in opt["state"])
     # cuDNN's flattened LSTM weights: the 12 LSTM tensors are views of one storage

@@ -39,7 +39,8 @@ class Crepe(nn.Module):
         for i in range(6):
             kernel, stride = ((512, 1), (4, 1)) if i == 0 else ((64, 1), (1, 1))
             setattr(self, f"conv{i + 1}", nn.Conv2d(widths[i], widths[i + 1], kernel, stride))
-            setattr(self, f"conv{i + 1}_BN", nn.BatchNorm2d(widths[i + 1], eps=0.0010000000474974513, momentum=0.0))
+            setattr(self, f"conv{i + 1}_BN",
+                    nn.BatchNorm2d(widths[i + 1], eps=0.0010000000474974513, momentum=0.0))
         self.features = widths[-1] * 4
         self.classifier = nn.Linear(self.features, PITCH_BINS)
 

@@ -34,7 +34,8 @@ class Encoder(nn.Module):
         super().__init__()
         self.layernorm = nn.LayerNorm([1, BINS])
         self.conv1 = nn.Sequential(nn.Conv1d(1, CHANNELS[0], KERNEL, padding=KERNEL // 2))
-        self.prefilt_layers = nn.ModuleList([nn.Conv1d(CHANNELS[0], CHANNELS[0], KERNEL, padding=KERNEL // 2)])
+        self.prefilt_layers = nn.ModuleList(
+            [nn.Conv1d(CHANNELS[0], CHANNELS[0], KERNEL, padding=KERNEL // 2)])
         layers: list[nn.Module] = []
         for cin, cout in zip(CHANNELS[:-1], CHANNELS[1:]):
             # indices 0, 3, 6, 9 as in the checkpoint: conv, activation, dropout
