@@ -57,10 +57,22 @@ def _subjects(checkpoint, model, fixture, inputs, metric, metric_name, higher_is
                 for n in fixture_names(fixture)]
     path = Path(checkpoint)
     fmt = detect(path)
+    if model is None and is_hf_directory(path):
+        model = f"hf:{path}"
     if inputs is None and model is None and FORMATS[fmt].stores_graph:
         raise UsageError(f"{path}: checking a {fmt} graph runs it on your inputs; pass --inputs FILE.npz "
                          "(arrays named after the graph's inputs)")
     return [Subject(label=str(path), model=model, checkpoint=str(path), **common)]
+
+
+def is_hf_directory(path: Path) -> bool:
+    """A Hugging Face model directory: ``config.json`` next to its weights (safetensors or
+    ``pytorch_model.bin``, single or sharded), so ``check DIR`` implies ``--model hf:DIR``."""
+    if not path.is_dir() or not (path / "config.json").is_file():
+        return False
+    names = [p.name for p in path.iterdir()]
+    return any(n.endswith((".safetensors", ".safetensors.index.json", ".bin", ".bin.index.json"))
+               for n in names)
 
 
 # Rough relative cost of converting into (and running) each format; the others count 1.
@@ -193,7 +205,8 @@ def check(checkpoint: str | Path | None = None, *, model: str | None = None,
 
     Args:
         checkpoint: the checkpoint file or directory (or use ``fixture``).
-        model: model spec that runs it (``fixture:NAME``, ``hf:DIR``, ``pkg.mod:factory``).
+        model: model spec that runs it (``fixture:NAME``, ``hf:DIR``, ``pkg.mod:factory``);
+            a Hugging Face directory (``config.json`` + weights) implies ``hf:DIR``.
         fixture: a fixture name, ``"all"``, or several names.
         formats: formats in play (default: all four).
         routes: explicit routes (``"torch->onnx->torch"``), overriding ``formats``.

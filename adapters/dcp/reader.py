@@ -21,7 +21,7 @@ from torch.distributed.checkpoint.metadata import BytesStorageMetadata, TensorSt
 
 from portability.adapters.dcp import safe_io
 from portability.adapters.torch import state_dict as torch_state_dict
-from portability.adapters.torch.layouts import LAYOUTS, Layout
+from portability.core.layout_search import SCALAR_FIELDS, Found
 from portability.adapters.torch.numpy_bridge import tensor_to_numpy
 from portability.core.checkpoint import Checkpoint
 from portability.core.options import ReadOptions
@@ -145,10 +145,14 @@ def _training(path: Path, metadata: Any, tree: dict) -> Any:
     names: dict[int, str] = {}
     if opt_key is not None:
         rest[opt_key], names = _optimizer_by_id(rest[opt_key])
-    base = LAYOUTS["model-key"]
-    layout = Layout(base.name, base.weights, opt_key or base.optimizer, base.scheduler)
-    training = torch_state_dict._training_from(rest, layout, str(path))
-    if names and training.optimizer is not None:
+    fields: dict[str, tuple] = {}
+    for key, field in SCALAR_FIELDS.items():
+        if key in rest and field not in fields:
+            fields[field] = (key,)
+    found = Found(("model",), (opt_key,) if opt_key else None,
+                  ("scheduler",) if isinstance(rest.get("scheduler"), dict) else None, [], fields)
+    training = torch_state_dict._training_from(rest, found, str(path))
+    if names and training is not None and training.optimizer is not None:
         training.optimizer.param_names = names
     return training
 

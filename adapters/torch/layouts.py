@@ -1,58 +1,31 @@
-"""Recognise and rebuild the dict layouts people save torch checkpoints in.
+"""Find the weights and training state in a loaded torch checkpoint object.
 
-- ``state_dict``: a bare ``{name: tensor}`` (``pytorch_model.bin``).
-- ``classic``: the PyTorch tutorial layout ``{'epoch', 'model_state_dict',
-  'optimizer_state_dict', 'loss'}`` (+ ``scheduler_state_dict``).
-- ``lightning``: ``{'state_dict', 'optimizer_states': [...], 'lr_schedulers': [...],
-  'global_step', 'epoch', ...}``.
-- ``model-key``: ``{'model', 'optimizer', 'scheduler' | 'lr_scheduler', ...}``.
+The search itself is framework-neutral (``portability.core.layout``); this
+module tells it what a torch tensor is. See that module for the rules, the
+default among several weight candidates and the named layouts (``state_dict``,
+``classic``, ``lightning``, ``model-key``, else ``nested``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from portability.core.layout_search import Found, locate
 
 
-@dataclass(frozen=True)
-class Layout:
-    """Which top-level keys hold what, for one layout."""
-
-    name: str
-    weights: str | None
-    optimizer: str | None = None
-    scheduler: str | None = None
-    optimizer_is_list: bool = False
+def tensor_info(value: Any) -> tuple[bool, int] | None:
+    """``(is_floating, elements)`` for a torch tensor, None for anything else."""
+    if not isinstance(value, torch.Tensor):
+        return None
+    return value.is_floating_point() or value.is_complex(), int(value.numel())
 
 
-LAYOUTS = {
-    layout.name: layout
-    for layout in (
-        Layout("state_dict", None),
-        Layout("classic", "model_state_dict", "optimizer_state_dict", "scheduler_state_dict"),
-        Layout("lightning", "state_dict", "optimizer_states", "lr_schedulers", optimizer_is_list=True),
-        Layout("model-key", "model", "optimizer", "scheduler"),
-    )
-}
+def locate_torch(obj: dict, weights_key: str | tuple | None = None) -> Found:
+    """Where the weights, optimizer, scheduler and counters sit in ``obj``.
 
-# Top-level keys that map onto TrainingState fields (besides the layout's own).
-SCALAR_FIELDS = {"epoch": "epoch", "global_step": "global_step", "step": "global_step",
-                 "loss": "loss", "rng": "rng", "rng_states": "rng",
-                 "data_position": "data_position"}
-
-
-def recognise(obj: object, is_tensor) -> Layout:
-    """Return the layout of a loaded checkpoint object.
-
-    Args:
-        obj: what ``torch.load`` returned.
-        is_tensor: predicate telling tensors apart.
+    Raises:
+        UsageError: ``weights_key`` names nothing in ``obj``.
     """
-    if not isinstance(obj, dict):
-        return LAYOUTS["state_dict"]
-    if isinstance(obj.get("model_state_dict"), dict):
-        return LAYOUTS["classic"]
-    if isinstance(obj.get("state_dict"), dict) and not is_tensor(obj.get("state_dict")):
-        return LAYOUTS["lightning"]
-    if isinstance(obj.get("model"), dict) and any(is_tensor(v) for v in obj["model"].values()):
-        return LAYOUTS["model-key"]
-    return LAYOUTS["state_dict"]
+    return locate(obj, tensor_info, weights_key)

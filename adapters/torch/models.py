@@ -20,9 +20,9 @@ import torch
 from portability.core.checkpoint import Checkpoint
 from portability.errors import FormatError, UsageError
 from portability.core.model_spec import ModelSpec, parse_model_spec
-from portability.core.tensors import as_array
+from portability.adapters.torch.fitting import Fit, apply_fit, fit_tensors
 from portability.adapters.torch.numpy_bridge import numpy_to_tensor, tensor_to_numpy
-
+from portability.core.layout_search import candidates_in
 
 
 def build_model(spec: str | ModelSpec, ckpt: Checkpoint | None = None) -> torch.nn.Module:
@@ -41,46 +41,56 @@ def build_model(spec: str | ModelSpec, ckpt: Checkpoint | None = None) -> torch.
         UsageError: the spec cannot be built (unknown fixture, factory or architecture).
         FormatError: the checkpoint's names or shapes do not fit the model.
     """
-    spec = parse_model_spec(spec) if isinstance(spec, str) else spec
-    if spec.kind == "fixture":
-        model = _fixture_model(spec, ckpt)
-    elif spec.kind == "hf":
-        model = _hf_model(spec, ckpt)
-    else:
-        model = _factory_model(spec)
-        if ckpt is not None:
-            load_weights(model, ckpt, str(spec))
-    return model.eval()
+    return build_fitted_model(spec, ckpt)[0]
 
 
-def load_weights(model: torch.nn.Module, ckpt: Checkpoint, where: str) -> None:
-    """Load a checkpoint's tensors into a model, strictly.
-
-    Names the model ties to a loaded tensor (``lm_head.weight`` to
-    ``transformer.wte.weight``) may be absent from the checkpoint.
+def build_fitted_model(spec: str | ModelSpec, ckpt: Checkpoint | None = None) -> tuple[torch.nn.Module, Fit | None]:
+    """``build_model``, and how the checkpoint fitted (None when the spec's own weights were used).
 
     Raises:
-        FormatError: unexpected or missing names, or a shape mismatch (all listed).
+        UsageError, FormatError: as ``build_model``.
+    """
+    spec = parse_model_spec(spec) if isinstance(spec, str) else spec
+    if spec.kind == "fixture":
+        model, fit = _fixture_model(spec, ckpt)
+    elif spec.kind == "hf":
+        model, fit = _hf_model(spec, ckpt)
+    else:
+        model = _factory_model(spec)
+        fit = load_weights(model, ckpt, str(spec)) if ckpt is not None else None
+    return model.eval(), fit
+
+
+def load_weights(model: torch.nn.Module, ckpt: Checkpoint, where: str) -> Fit:
+    """Load a checkpoint's tensors into a model, the way transformers does (see ``fitting``).
+
+    When the checkpoint's weights do not fit but another candidate it keeps does
+    (``model_ema`` or ``generator`` next to the default), that one is loaded.
+
+    Returns:
+        The ``Fit``: notes on stripped prefixes, ignored and re-tied names.
+
+    Raises:
+        FormatError: no candidate fits; the message is about the checkpoint's own weights.
     """
     dtype = _checkpoint_float_dtype(ckpt)
     if dtype is not None:
         model.to(dtype)
-    state = {name: numpy_to_tensor(as_array(value)) for name, value in ckpt.tensors.items()}
-    expected = model.state_dict()
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [f"{n} {tuple(state[n].shape)} vs model {tuple(expected[n].shape)}"
-             for n in state if n in expected and state[n].shape != expected[n].shape]
-    if unexpected or wrong:
-        parts = ([f"unexpected names: {', '.join(unexpected[:10])}"] if unexpected else []) + \
-                ([f"shape mismatch: {'; '.join(wrong[:10])}"] if wrong else [])
-        raise FormatError(f"checkpoint does not fit model {where}: {'; '.join(parts)}")
-    result = model.load_state_dict(state, strict=False)
-    if hasattr(model, "tie_weights"):
-        model.tie_weights()
-    missing = [n for n in result.missing_keys if not _tied_to_loaded(model, n, state)]
-    if missing:
-        raise FormatError(f"checkpoint does not fit model {where}: missing {len(missing)} "
-                          f"tensors ({', '.join(missing[:10])})")
+    candidates = candidates_in(ckpt)
+    first_error: FormatError | None = None
+    for i, (key, arrays) in enumerate(candidates):
+        try:
+            fit = fit_tensors(model, arrays, where)
+        except FormatError as exc:
+            first_error = first_error or exc
+            continue
+        if i:
+            fit.weights_key = key
+            fit.notes.insert(0, f"weights taken from {key!r}, the candidate that fits the model "
+                                f"(the checkpoint's default {candidates[0][0]!r} does not)")
+        apply_fit(model, fit)
+        return fit
+    raise first_error
 
 
 def model_state(model: torch.nn.Module) -> dict[str, np.ndarray]:
@@ -162,17 +172,17 @@ def named_outputs(out: Any, names: tuple[str, ...] | list[str] | None = None) ->
     return dict(flat)
 
 
-def _fixture_model(spec: ModelSpec, ckpt: Checkpoint | None) -> torch.nn.Module:
+def _fixture_model(spec: ModelSpec, ckpt: Checkpoint | None) -> tuple[torch.nn.Module, Fit]:
     from portability.fixtures import get_fixture
 
     fixture = get_fixture(spec.target)
     if fixture.framework != "torch":
         raise UsageError(f"model {spec} is a {fixture.framework} fixture; this step needs a torch model")
     model = fixture.build()
-    load_weights(model, ckpt if ckpt is not None else fixture.pretrained(), str(spec))
+    fit = load_weights(model, ckpt if ckpt is not None else fixture.pretrained(), str(spec))
     if callable(getattr(fixture, "forward", None)):
-        return FixtureModule(model, fixture)
-    return model
+        return FixtureModule(model, fixture), fit
+    return model, fit
 
 
 class FixtureModule(torch.nn.Module):
@@ -210,7 +220,7 @@ class FixtureModule(torch.nn.Module):
         return self
 
 
-def _hf_model(spec: ModelSpec, ckpt: Checkpoint | None) -> torch.nn.Module:
+def _hf_model(spec: ModelSpec, ckpt: Checkpoint | None) -> tuple[torch.nn.Module, Fit | None]:
     import transformers
 
     config_path = spec.directory / "config.json"
@@ -227,10 +237,9 @@ def _hf_model(spec: ModelSpec, ckpt: Checkpoint | None) -> torch.nn.Module:
     config = transformers.AutoConfig.from_pretrained(spec.directory)
     config.use_cache = False
     if ckpt is None:
-        return cls.from_pretrained(spec.directory, config=config)
+        return cls.from_pretrained(spec.directory, config=config), None
     model = cls(config)
-    load_weights(model, ckpt, str(spec))
-    return model
+    return model, load_weights(model, ckpt, str(spec))
 
 
 def _factory_model(spec: ModelSpec) -> torch.nn.Module:
@@ -259,11 +268,3 @@ def _checkpoint_float_dtype(ckpt: Checkpoint) -> torch.dtype | None:
         if t.is_floating_point():
             counts[t.dtype] = counts.get(t.dtype, 0) + int(ckpt.tensors[name].size)
     return max(counts, key=counts.get) if counts else None
-
-
-def _tied_to_loaded(model: torch.nn.Module, name: str, state: dict[str, torch.Tensor]) -> bool:
-    full = model.state_dict(keep_vars=True)
-    target = full.get(name)
-    if target is None:
-        return False
-    return any(full[n].data_ptr() == target.data_ptr() for n in state if n in full and n != name)

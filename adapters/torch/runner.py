@@ -35,6 +35,8 @@ class TorchRunner(BaseRunner):
         self.checkpoint = checkpoint
         self.model = model
         self.output_names = output_names
+        self.fit_notes: list[str] = []
+        self.weights_key: str | None = None
 
     def activate_impl(self) -> None:
         """Build the model and load the weights.
@@ -43,7 +45,9 @@ class TorchRunner(BaseRunner):
             UsageError, FormatError: see ``torch_models.build_model``.
         """
         if self.model is None:
-            self.model = torch_models.build_model(self.spec, self.checkpoint)
+            self.model, fit = torch_models.build_fitted_model(self.spec, self.checkpoint)
+            if fit is not None:
+                self.fit_notes, self.weights_key = list(fit.notes), fit.weights_key
         self.model.eval()
         if self.output_names is None and self.spec is not None and self.spec.kind == "fixture":
             from portability.fixtures import get_fixture

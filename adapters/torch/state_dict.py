@@ -31,8 +31,10 @@ from portability.core.tensors import as_array
 from portability.core.training_codec import pack_training
 from portability.adapters.torch.numpy_bridge import (numpy_paths, restore_numpy, tensor_to_numpy, to_neutral,
                                                to_torch)
-from portability.adapters.torch.layouts import LAYOUTS, SCALAR_FIELDS, recognise
 from portability.adapters.torch.archive import PICKLE_MARKER, TorchArchive, check_archive, mark_as_ours
+from portability.adapters.torch.layouts import locate_torch
+from portability.core.layout import get_path, parse_layout, path_text, put_path, without
+from portability.core.layout_search import Found, claimed_paths
 from portability.adapters.torch.safety import first_line, load_pickle
 
 RECORD_VERSION = 2  # version 2 added pickle_digest; version 1 records (no digest) still read
@@ -56,7 +58,9 @@ def read(path: str | Path, options: ReadOptions = ReadOptions()) -> Checkpoint:
         return _read_directory(path, options)
     record = check_archive(path, options.verify)
     obj = load_pickle(path, options.trust_pickle)
-    ckpt = checkpoint_from_object(obj, str(path))
+    # A file this adapter wrote records where its weights are (``--weights-key`` may have chosen).
+    recorded = parse_layout(record["layout"]).weights if record is not None and "layout" in record else None
+    ckpt = checkpoint_from_object(obj, str(path), options.weights_key or recorded)
     if record is not None:
         ckpt.metadata.update(record["metadata"])
         ckpt.aliases.update({a: t for a, t in record["aliases"].items() if a in ckpt.tensors})
@@ -101,7 +105,7 @@ def _read_directory(path: Path, options: ReadOptions) -> Checkpoint:
     missing = [name for name in weight_map if name not in merged]
     if missing:
         raise FormatError(f"{path}: index lists tensor {missing[0]!r}, which no shard holds")
-    return checkpoint_from_object(merged, str(path))
+    return checkpoint_from_object(merged, str(path), options.weights_key)
 
 
 def write(ckpt: Checkpoint, path: str | Path, options: WriteOptions = WriteOptions()) -> None:
@@ -125,6 +129,7 @@ def write(ckpt: Checkpoint, path: str | Path, options: WriteOptions = WriteOptio
         "checksums": _checksums(ckpt),
         "aliases": ckpt.aliases,
         "metadata": ckpt.metadata,
+        "layout": ckpt.layout,
     }
     mark_as_ours(path, record)
 
@@ -146,55 +151,70 @@ _MARKED_PICKLE = types.ModuleType("portability_marked_pickle")
 _MARKED_PICKLE.Pickler = _MarkedPickler
 
 
-def checkpoint_from_object(obj: Any, where: str = "checkpoint") -> Checkpoint:
+def checkpoint_from_object(obj: Any, where: str = "checkpoint", weights_key: str | tuple | None = None) -> Checkpoint:
     """Turn what ``torch.load`` returned (or an in-memory dict) into a ``Checkpoint``.
 
+    The weights are searched for (``portability.core.layout``): a dict of tensors
+    under any key at any depth, ``weights_key`` (``KEY[.SUB]``) if given.
+    Everything else (optimizer, scheduler, counters, other candidates, any
+    non-tensor value) becomes training state that a writer puts back in place.
+
     Raises:
-        FormatError: the object holds values with no portable form.
+        FormatError: the object holds values with no portable form, or
+            ``weights_key`` names something that is not a dict of tensors.
+        UsageError: ``weights_key`` names nothing in the object.
     """
     if isinstance(obj, torch.nn.Module):  # a whole pickled model (only loads with trust_pickle)
         obj = obj.state_dict()
-    layout = recognise(obj, lambda v: isinstance(v, torch.Tensor))
     if not isinstance(obj, dict):
         raise FormatError(f"{where}: holds a {type(obj).__name__}, not a state_dict or checkpoint dict")
-    weights_obj = ({k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-                   if layout.weights is None else obj[layout.weights])
-    tensors, aliases = _tensors_with_ties(weights_obj, where)
-    rest = {k: v for k, v in obj.items() if k != layout.weights} if layout.weights else {
-        k: v for k, v in obj.items() if not isinstance(v, torch.Tensor)}
-    training = _training_from(rest, layout, where)
-    if training is not None:
-        training.extra[KEY_ORDER] = list(obj)
-    return Checkpoint(tensors=tensors, aliases=aliases, training=training, layout=layout.name)
+    found = locate_torch(obj, weights_key)
+    path = found.weights
+    if path:
+        weights_obj = get_path(obj, path)
+        if not isinstance(weights_obj, dict):
+            raise FormatError(f"{where}: the weights key {path_text(path)} holds a "
+                              f"{type(weights_obj).__name__}, not a dict of tensors")
+        where_weights = f"{where} (weights under {path_text(path)})"
+    else:
+        weights_obj = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+        where_weights = where
+    tensors, aliases = _tensors_with_ties(weights_obj, where_weights)
+    training = _training_from(obj, found, where)
+    return Checkpoint(tensors=tensors, aliases=aliases, training=training, layout=found.layout.to_text())
 
 
 def object_from_checkpoint(ckpt: Checkpoint) -> dict[str, Any]:
-    """Inverse of ``checkpoint_from_object``: the dict ``torch.save`` should write."""
+    """Inverse of ``checkpoint_from_object``: the dict ``torch.save`` should write,
+    with the source's nesting, key order and non-tensor values."""
     weights: dict[str, torch.Tensor] = {}
     for name, value in ckpt.tensors.items():
         target = ckpt.aliases.get(name)
         weights[name] = weights[target] if target in weights else to_torch(as_array(value))
-    layout = LAYOUTS.get(ckpt.layout, LAYOUTS["state_dict"])
-    if ckpt.training is None:
-        return weights if layout.weights is None else {layout.weights: weights}
-    ts = ckpt.training
-    out: dict[str, Any] = {} if layout.weights is None else {layout.weights: weights}
-    if layout.weights is None:
+    layout = parse_layout(ckpt.layout)
+    out: dict[str, Any] = {}
+    if not layout.weights:
         out.update(weights)
-    if ts.optimizer is not None and layout.optimizer:
+    ts = ckpt.training
+    if ts is not None:
+        for key, value in ts.extra.items():
+            if key not in (RENAMED, NUMPY_ORIGIN, KEY_ORDER):
+                out[key] = to_torch(value)
+    if layout.weights:
+        put_path(out, layout.weights, weights)
+    if ts is None:
+        return out
+    if ts.optimizer is not None:
         opt = {"state": to_torch(ts.optimizer.state), "param_groups": to_torch(ts.optimizer.param_groups)}
-        out[layout.optimizer] = [opt] if layout.optimizer_is_list else opt
-    if ts.scheduler is not None and layout.scheduler:
-        sched = to_torch(ts.scheduler)
-        out[layout.scheduler] = [sched] if layout.optimizer_is_list else sched
+        put_path(out, layout.optimizer or ("optimizer",), opt)
+    if ts.scheduler is not None:
+        put_path(out, layout.scheduler or ("scheduler",), to_torch(ts.scheduler))
     renamed = ts.extra.get(RENAMED, {})
     for key in ("epoch", "global_step", "loss", "data_position", "rng"):
         value = getattr(ts, key)
         if value is not None and not (key == "rng" and not value):
-            out[renamed.get(key, key)] = to_torch(value)
-    for key, value in ts.extra.items():
-        if key not in (RENAMED, NUMPY_ORIGIN, KEY_ORDER):
-            out[key] = to_torch(value)
+            place = renamed.get(key, key)
+            put_path(out, tuple(place) if isinstance(place, list) else (place,), to_torch(value))
     order = [k for k in ts.extra.get(KEY_ORDER, []) if k in out]
     out = {**{k: out[k] for k in order}, **out}
     return restore_numpy(out, ts.extra.get(NUMPY_ORIGIN, []))
@@ -218,38 +238,34 @@ def _tensors_with_ties(weights_obj: dict, where: str) -> tuple[dict[str, np.ndar
     return tensors, aliases
 
 
-def _training_from(rest: dict[str, Any], layout, where: str) -> TrainingState | None:
-    if not rest:
+def _training_from(obj: dict[str, Any], found: Found, where: str) -> TrainingState | None:
+    """Everything but the weights; None when the object holds nothing else."""
+    base = obj if found.weights else {k: v for k, v in obj.items() if not isinstance(v, torch.Tensor)}
+    rest = without(base, [p for p in claimed_paths(found) if p])
+    if not rest and found.optimizer is None and found.scheduler is None and not found.fields:
         return None
-    ts = TrainingState()
-    origin = numpy_paths(rest, [])
-    if origin:
-        ts.extra[NUMPY_ORIGIN] = origin
-    for key, value in rest.items():
+
+    def neutral(value: Any, name: str) -> Any:
         try:
-            neutral = to_neutral(value, key)
+            return to_neutral(value, name)
         except FormatError as exc:
             raise FormatError(f"{where}: {exc}") from None
-        if key == layout.optimizer:
-            if layout.optimizer_is_list:
-                if len(neutral) != 1:
-                    ts.extra[key] = neutral
-                    continue
-                neutral = neutral[0]
-            ts.optimizer = _optimizer_from(neutral, where)
-        elif key == layout.scheduler or (layout.name == "model-key" and key == "lr_scheduler"):
-            if layout.optimizer_is_list:
-                if len(neutral) != 1:
-                    ts.extra[key] = neutral
-                    continue
-                neutral = neutral[0]
-            ts.scheduler = neutral
-        elif key in SCALAR_FIELDS and getattr(ts, SCALAR_FIELDS[key]) in (None, {}):
-            setattr(ts, SCALAR_FIELDS[key], neutral)
-            if key != SCALAR_FIELDS[key]:
-                ts.extra.setdefault(RENAMED, {})[SCALAR_FIELDS[key]] = key
-        else:
-            ts.extra[key] = neutral
+
+    ts = TrainingState()
+    origin = numpy_paths(obj, [])
+    if origin:
+        ts.extra[NUMPY_ORIGIN] = origin
+    if found.optimizer is not None:
+        ts.optimizer = _optimizer_from(neutral(get_path(obj, found.optimizer), path_text(found.optimizer)), where)
+    if found.scheduler is not None:
+        ts.scheduler = neutral(get_path(obj, found.scheduler), path_text(found.scheduler))
+    for field, path in found.fields.items():
+        setattr(ts, field, neutral(get_path(obj, path), path_text(path)))
+        if path != (field,):
+            ts.extra.setdefault(RENAMED, {})[field] = path[0] if len(path) == 1 else list(path)
+    for key, value in rest.items():
+        ts.extra[key] = neutral(value, str(key))
+    ts.extra[KEY_ORDER] = list(obj)
     return ts
 
 

@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from portability.adapters.torch.layouts import recognise
+from portability.core.layout import get_path, parse_layout
+from portability.core.layout_search import locate
 from portability.adapters.torch.zip_structure import NotStreamable, TensorRef, read_structure
 from portability.core import file_copy, integrity
 from portability.core.checkpoint import Checkpoint
@@ -52,12 +53,14 @@ def read_lazy(path: Path, options: ReadOptions) -> Checkpoint | None:
     obj = structure.obj
     if not isinstance(obj, dict):
         return None
-    layout = recognise(obj, lambda v: isinstance(v, TensorRef))
-    weights = ({k: v for k, v in obj.items() if isinstance(v, TensorRef)}
-               if layout.weights is None else obj[layout.weights])
-    if not all(isinstance(v, TensorRef) for v in weights.values()):
-        return None  # the in-memory reader names the offending entry
     record = _read_record(path, structure.prefix)
+    # A file this adapter wrote records where its weights are (``--weights-key`` may have chosen).
+    recorded = parse_layout(record["layout"]).weights if record is not None and "layout" in record else None
+    found = locate(obj, _ref_info, options.weights_key or recorded)
+    weights = ({k: v for k, v in obj.items() if isinstance(v, TensorRef)}
+               if not found.weights else get_path(obj, found.weights))
+    if not isinstance(weights, dict) or not all(isinstance(v, TensorRef) for v in weights.values()):
+        return None  # the in-memory reader names the offending entry
     sums = record.get("checksums", {}) if record is not None and options.verify else {}
     if record is not None and options.verify and record.get("pickle_digest") is not None:
         # Before anything else is trusted: scalars in the pickle carry no tensor checksum.
@@ -65,11 +68,13 @@ def read_lazy(path: Path, options: ReadOptions) -> Checkpoint | None:
             raise IntegrityError(f"{path}: the pickled structure (training state, hyperparameters, "
                                  "tensor layout) does not match its checksum: the file is corrupt")
     tensors, aliases = _lazy_weights(weights, path, sums)
-    rest = ({k: v for k, v in obj.items() if k != layout.weights} if layout.weights
-            else {k: v for k, v in obj.items() if not isinstance(v, TensorRef)})
-    ckpt = Checkpoint(tensors=tensors, aliases=aliases, layout=layout.name)
-    if rest:
-        ckpt.training = _training(rest, layout, path, sums)
+    ckpt = Checkpoint(tensors=tensors, aliases=aliases, layout=found.layout.to_text())
+    # The weights stay lazy: the training state is built from the object without them.
+    skeleton = ({k: v for k, v in obj.items() if not isinstance(v, TensorRef)} if not found.weights
+                else _without_weights(obj, found.weights))
+    if skeleton or found.optimizer or found.scheduler or found.fields:  # else no torch import at all
+        ckpt.training = _training(skeleton, found, path, sums)
+    if ckpt.training is not None:
         ckpt.training.extra[KEY_ORDER] = list(obj)
     if record is not None:
         ckpt.metadata.update(record.get("metadata", {}))
@@ -174,12 +179,34 @@ def _read_range_into(path: str, start: int, buffer: memoryview, hashed: bool) ->
     return finished.hexdigest() if finished is not None else None
 
 
-def _training(rest: dict[str, Any], layout, path: Path, sums: dict[str, str]):
-    """Training state through the in-memory reader's own conversion (imports torch)."""
+def _ref_info(value: Any) -> tuple[bool, int] | None:
+    """``tensor_info`` for the tensor references of a zip archive's pickle."""
+    if not isinstance(value, TensorRef):
+        return None
+    return np.dtype(value.dtype).kind in "fcV", int(value.size)
+
+
+def _without_weights(obj: dict[str, Any], path: tuple) -> dict[str, Any]:
+    """``obj`` with an empty dict where the weights were (they are read lazily)."""
+    from portability.core.layout import put_path
+
+    copy = dict(obj)
+    node = copy
+    for key in path[:-1]:
+        node[key] = dict(node[key]) if isinstance(node[key], dict) else list(node[key])
+        node = node[key]
+    put_path(copy, path, {})
+    return copy
+
+
+def _training(skeleton: dict[str, Any], found, path: Path, sums: dict[str, str]):
+    """Training state through the in-memory reader's own conversion (imports torch), or None."""
     from portability.adapters.torch import state_dict
     from portability.core.training_codec import pack_training
 
-    training = state_dict._training_from(_to_torch(rest), layout, str(path))
+    training = state_dict._training_from(_to_torch(skeleton), found, str(path))
+    if training is None:
+        return None
     if sums:
         _, arrays = pack_training(training)
         for name, expected in sums.items():

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from portability.adapters.torch.archive import PICKLE_MARKER, ZIP_COMMENT
-from portability.adapters.torch.layouts import LAYOUTS
+from portability.core.layout import parse_layout, put_path
 from portability.adapters.torch.zip_structure import STORAGE_DTYPES
 from portability.core import integrity
 from portability.core.checkpoint import Checkpoint
@@ -155,7 +155,8 @@ def write(ckpt: Checkpoint, path: Path) -> None:
             _, arrays = pack_training(ckpt.training)
             by_name.update({name: integrity.tensor_digest(a) for name, a in arrays.items()})
         record = {"version": RECORD_VERSION, "algorithm": integrity.ALGORITHM, "pickle_digest": integrity.digest([data_pkl]),
-                  "checksums": by_name, "aliases": ckpt.aliases, "metadata": ckpt.metadata}
+                  "checksums": by_name, "aliases": ckpt.aliases, "metadata": ckpt.metadata,
+                  "layout": ckpt.layout}
         _small(z, RECORD, json.dumps(record).encode("utf-8"))
         z.comment = ZIP_COMMENT
 
@@ -163,9 +164,13 @@ def write(ckpt: Checkpoint, path: Path) -> None:
 def _tree(standin: Checkpoint) -> Any:
     """The object ``torch.save`` would get; weights-only checkpoints need no torch import."""
     if standin.training is None:
-        layout = LAYOUTS.get(standin.layout, LAYOUTS["state_dict"])
+        path = parse_layout(standin.layout).weights
         weights = dict(standin.tensors)
-        return weights if layout.weights is None else {layout.weights: weights}
+        if not path:
+            return weights
+        tree: dict = {}
+        put_path(tree, path, weights)
+        return tree
     from portability.adapters.torch import state_dict
 
     return state_dict.object_from_checkpoint(standin)

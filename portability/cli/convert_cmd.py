@@ -22,12 +22,16 @@ def convert(
     model: Optional[str] = typer.Option(None, "--model", help="Model spec for graph formats: fixture:NAME, hf:DIR, pkg.module:factory."),
     opset: Optional[int] = typer.Option(None, "--opset", help="ONNX opset for graph exports."),
     inputs: Optional[Path] = typer.Option(None, "--inputs", help="Example inputs (.npz, arrays named after the model's inputs) for graph exports."),
+    weights_key: Optional[str] = typer.Option(
+        None, "--weights-key",
+        help="Where the weights sit in a nested torch checkpoint, KEY[.SUB] (default: found by search; "
+             "`portability inspect` lists the candidates)."),
 ) -> int:
     """Convert a checkpoint. The output appears atomically, or not at all."""
     from portability.core.conversion import convert as run_convert
 
     result = run_convert(src, dst, to=to, source_format=source_format, shard_size=shard_size,
                          overwrite=overwrite, trust_pickle=trust_pickle, model=model, opset=opset,
-                         inputs=inputs)
+                         inputs=inputs, weights_key=weights_key)
     typer.echo(result.describe())
     return 0

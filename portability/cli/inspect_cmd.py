@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -18,11 +19,14 @@ def inspect(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow pickles that need other globals."),
     all_rows: bool = typer.Option(False, "--all", help=f"List every tensor (default: first {MAX_ROWS})."),
+    weights_key: Optional[str] = typer.Option(
+        None, "--weights-key",
+        help="Where the weights sit in a nested torch checkpoint, KEY[.SUB] (default: found by search)."),
 ) -> int:
     """Show format, tensors, parameter count, training state and integrity. Exit 1 if integrity fails."""
     from portability.core.inspection import inspect_checkpoint
 
-    info = inspect_checkpoint(path, trust_pickle=trust_pickle)
+    info = inspect_checkpoint(path, trust_pickle=trust_pickle, weights_key=weights_key)
     failed = info["integrity"]["status"] == "failed"
     if as_json:
         typer.echo(json.dumps(info, indent=2))
@@ -41,7 +45,12 @@ def _render(info: dict, all_rows: bool) -> None:
         console.print(f"[bold]{info['path']}[/] ({info['format']})")
         console.print(f"integrity: [red]FAILED[/] {integrity['message']}")
         return
-    console.print(f"[bold]{info['path']}[/]  format: {info['format']}  layout: {info['layout']}")
+    console.print(f"[bold]{info['path']}[/]  format: {info['format']}  layout: {info['layout']}  "
+                  f"weights: {info['weights_key']}")
+    if len(info["weight_candidates"]) > 1:
+        listed = ", ".join(f"{c['key']} ({c['tensors']} tensors, {c['parameters']:,} parameters)"
+                           for c in info["weight_candidates"])
+        console.print(f"weight candidates: {listed}; pick another with --weights-key KEY")
     table = Table("name", "dtype", "shape", "bytes", "tied to")
     rows = info["tensors"] if all_rows else info["tensors"][:MAX_ROWS]
     for t in rows:

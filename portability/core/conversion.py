@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from portability.core.accounting import check_written
 from portability.core.atomic import atomic_output, check_destination
 from portability.core.checkpoint import Checkpoint
 from portability.errors import FormatError, UsageError
@@ -117,15 +118,19 @@ def destination_format(dst: Path, to: str | None, shard_size: int | str | None =
 def convert(src: str | Path, dst: str | Path, *, to: str | None = None, source_format: str | None = None,
             shard_size: int | str | None = None, overwrite: bool = False, trust_pickle: bool = False,
             model: str | None = None, opset: int | None = None,
-            inputs: str | Path | None = None) -> ConvertResult:
+            inputs: str | Path | None = None, weights_key: str | None = None) -> ConvertResult:
     """Convert ``src`` to ``dst``. Nothing appears under ``dst`` unless it completes.
 
     ``inputs`` (an ``.npz``) gives graph exports their example inputs.
+    ``weights_key`` (``KEY[.SUB]``) says where the weights sit in a nested torch
+    checkpoint. After the write, the output is read back and must account for
+    every tensor of the source (``portability.core.accounting``).
 
     Raises:
         UsageError: bad options, or ``dst`` exists without ``overwrite``.
         FormatError, IntegrityError, UnsafeCheckpointError: bad input.
-        WriteError: writing failed part-way (e.g. disk full); nothing is left.
+        WriteError: writing failed part-way (e.g. disk full), or the output lost
+            tensors of the source; nothing is left.
     """
     src, dst = Path(src), Path(dst)
     if src.resolve() == dst.resolve():
@@ -140,7 +145,9 @@ def convert(src: str | Path, dst: str | Path, *, to: str | None = None, source_f
     if shard_size is not None and dst_fmt != "safetensors":
         raise UsageError(f"--shard-size applies to safetensors output, not {dst_fmt}")
     check_graph_options(dst_fmt, model, opset, inputs, src_fmt)
-    ckpt, _ = read_checkpoint(src, src_fmt, ReadOptions(trust_pickle=trust_pickle))
+    if weights_key is not None and src_fmt != "torch":
+        raise UsageError(f"--weights-key applies to torch checkpoints, not {src_fmt}")
+    ckpt, _ = read_checkpoint(src, src_fmt, ReadOptions(trust_pickle=trust_pickle, weights_key=weights_key))
     if not ckpt.tensors and not spec_for(dst_fmt).stores_graph:
         raise FormatError(f"{src}: no weights found (no initializers, no weight-carrying Constant nodes); "
                           f"nothing to write to {dst_fmt}")
@@ -149,10 +156,13 @@ def convert(src: str | Path, dst: str | Path, *, to: str | None = None, source_f
         ckpt, notes = _port_keras(src, ckpt, model, inputs)
         model = inputs = None
     writer = load_adapter(dst_fmt)
+    from_graph = graph_source(src, src_fmt, dst_fmt, model)
     options = WriteOptions(shard_size=shard_size, model=model, opset=opset,
-                           inputs=str(inputs) if inputs else None, **graph_source(src, src_fmt, dst_fmt, model))
+                           inputs=str(inputs) if inputs else None, **from_graph)
     with atomic_output(dst, overwrite=overwrite) as tmp:
         writer.write(ckpt, tmp, options)
+        if not from_graph:  # a graph translated as a whole keeps its own tensor names
+            check_written(ckpt, tmp, dst_fmt, where=dst)
     return ConvertResult(src, src_fmt, dst, dst_fmt, len(ckpt.tensors), ckpt.training is not None,
                          spec_for(dst_fmt).keeps_training_state, notes)
 

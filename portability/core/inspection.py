@@ -10,14 +10,26 @@ from portability.core.conversion import read_checkpoint
 from portability.core.dtypes import dtype_name
 from portability.errors import IntegrityError
 from portability.core.formats import ReadOptions
+from portability.core.layout import parse_layout, path_text
+from portability.core.layout_search import candidates_in
 from portability.core.tensors import iter_bytes
 
 
-def inspect_checkpoint(path: str | Path, *, trust_pickle: bool = False, fmt: str | None = None) -> dict[str, Any]:
+def inspect_checkpoint(path: str | Path, *, trust_pickle: bool = False, fmt: str | None = None,
+                       weights_key: str | None = None) -> dict[str, Any]:
     """Describe a checkpoint and verify its integrity.
 
+    Args:
+        path: the checkpoint file or directory.
+        trust_pickle: allow torch pickles that need other globals.
+        fmt: the format, when detection should be skipped.
+        weights_key: where the weights sit in a nested torch checkpoint (``KEY[.SUB]``).
+
     Returns:
-        A JSON-able dict: ``path``, ``format``, ``layout``, ``tensors`` (name,
+        A JSON-able dict: ``path``, ``format``, ``layout`` (its name),
+        ``weights_key`` (where the weights were found: ``(top level)`` or a
+        dotted key), ``weight_candidates`` (every dict of tensors that could be
+        the weights: key, tensors, parameters; the chosen one first), ``tensors`` (name,
         dtype, shape, bytes, alias_of), ``parameters``, ``total_bytes``,
         ``training_state`` and ``integrity`` (``status`` is ``ok``,
         ``no-checksums`` or ``failed``, with a ``message``).
@@ -26,7 +38,7 @@ def inspect_checkpoint(path: str | Path, *, trust_pickle: bool = False, fmt: str
         FormatError, UnsafeCheckpointError: the file cannot be read at all.
     """
     try:
-        ckpt, fmt = read_checkpoint(path, fmt, ReadOptions(trust_pickle=trust_pickle))
+        ckpt, fmt = read_checkpoint(path, fmt, ReadOptions(trust_pickle=trust_pickle, weights_key=weights_key))
         integrity = _verify_all(ckpt)
     except IntegrityError as exc:
         return {"path": str(path), "format": fmt, "integrity": {"status": "failed", "message": str(exc)}}
@@ -38,7 +50,11 @@ def inspect_checkpoint(path: str | Path, *, trust_pickle: bool = False, fmt: str
     return {
         "path": str(path),
         "format": fmt,
-        "layout": ckpt.layout,
+        "layout": parse_layout(ckpt.layout).name,
+        "weights_key": path_text(parse_layout(ckpt.layout).weights),
+        "weight_candidates": [
+            {"key": key, "tensors": len(arrays), "parameters": sum(int(a.size) for a in arrays.values())}
+            for key, arrays in candidates_in(ckpt)],
         "tensors": tensors,
         "parameters": ckpt.parameter_count(),
         "total_bytes": sum(int(ckpt.tensors[n].nbytes) for n in ckpt.canonical_names()),

@@ -16,10 +16,13 @@ class ReadOptions:
     Attributes:
         trust_pickle: allow pickles that need globals outside the safe allowlist.
         verify: check the checksums our writers record.
+        weights_key: ``KEY[.SUB]``: where the weights sit in a nested torch
+            checkpoint, overriding the search's default (torch sources only).
     """
 
     trust_pickle: bool = False
     verify: bool = True
+    weights_key: str | None = None
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -117,12 +117,19 @@ def keras_predict(model: Any, input_names: list[str]) -> Predict:
 
 @dataclass
 class Loaded:
-    """A prediction function and how long loading took."""
+    """A prediction function and how long loading took.
+
+    ``notes`` say how the weights were fitted to the model (prefixes stripped,
+    names ignored or re-tied); ``weights_key`` is the checkpoint's candidate
+    that was loaded when it is not its default weights.
+    """
 
     predict: Predict
     session_s: float
     close: Callable[[], None] = lambda: None
     checkpoint: Checkpoint | None = None
+    notes: list[str] = field(default_factory=list)
+    weights_key: str | None = None
 
 
 def load_artifact(path: Path, fmt: str, subject: Subject, model: str | None,
@@ -147,7 +154,8 @@ def load_artifact(path: Path, fmt: str, subject: Subject, model: str | None,
     runner = adapter.runner(path, RunOptions(model=model, trust_pickle=subject.trust_pickle, output_names=names))
     runner.activate()
     ckpt = getattr(runner, "checkpoint", None)
-    return Loaded(runner.infer, time.perf_counter() - start, runner.deactivate, checkpoint=ckpt)
+    return Loaded(runner.infer, time.perf_counter() - start, runner.deactivate, checkpoint=ckpt,
+                  notes=list(getattr(runner, "fit_notes", [])), weights_key=getattr(runner, "weights_key", None))
 
 
 def evaluation_inputs(subject: Subject, inputs: dict[str, np.ndarray]) -> list[str]:

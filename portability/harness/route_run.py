@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from portability.core.accounting import check_nothing_lost
 from portability.core.checkpoint import Checkpoint
 from portability.harness.drift import Tolerance, compare_outputs
 from portability.errors import PortabilityError
@@ -30,7 +31,7 @@ from portability.core.formats import ReadOptions, load_adapter, spec_for
 from portability.harness.evaluate import (Loaded, Subject, aligned, evaluation_inputs, fixture_of, load_artifact,
                                       load_inputs)
 from portability.harness.recoverability import judge_recoverability
-from portability.harness.route_steps import (applicability, folded_by_tf2onnx, runs_nowhere,
+from portability.harness.route_steps import (GRAPH_TO_GRAPH, applicability, folded_by_tf2onnx, runs_nowhere,
                                              write_step)
 from portability.reports.check_report import RouteResult
 from portability.harness.weights import compare_weights
@@ -75,6 +76,7 @@ class _Reference:
     input_names: list[str]
     outputs: dict[str, np.ndarray] | None
     metric: float | None
+    notes: list[str] = field(default_factory=list)
 
 
 _REFERENCES: dict[tuple, _Reference] = {}
@@ -109,6 +111,14 @@ def source_format(subject: Subject) -> str:
         return detect(subject.checkpoint)
     fixture = fixture_of(subject)
     return "tf-savedmodel" if getattr(fixture, "framework", "torch") == "tensorflow" else "torch"
+
+
+def writes_our_names(prev: str, fmt: str, subject: Subject) -> bool:
+    """Whether a step writes the checkpoint's own tensor names, so the no-loss check
+    applies: not a graph translated as a whole (ONNX <-> SavedModel), nor a Keras export."""
+    if (prev, fmt) in GRAPH_TO_GRAPH:
+        return False
+    return not (fmt == "tf-savedmodel" and getattr(fixture_of(subject), "framework", "torch") == "tensorflow")
 
 
 def run_job(job: RouteJob) -> RouteResult:
@@ -156,6 +166,7 @@ def _reference(job: RouteJob, timings: dict[str, float]) -> _Reference:
     outputs = metric = None
     inputs: dict[str, np.ndarray] = {}
     names: list[str] = []
+    notes: list[str] = []
     if subject.model or spec_for(fmt).stores_graph:
         inputs = load_inputs(subject)
         names = evaluation_inputs(subject, inputs)
@@ -165,8 +176,14 @@ def _reference(job: RouteJob, timings: dict[str, float]) -> _Reference:
             loaded = Loaded(fixture.predictor(fixture.load(ckpt)), time.perf_counter() - t0)
         else:
             loaded = load_artifact(path, fmt, subject, subject.model, names)
+            if loaded.weights_key is not None and subject.checkpoint:
+                # The model fits another candidate (``generator`` next to ``discriminator``):
+                # convert that one, so every route compares the weights that run.
+                ckpt = load_adapter(fmt).read(path, ReadOptions(trust_pickle=subject.trust_pickle,
+                                                                weights_key=loaded.weights_key))
+            notes = loaded.notes
         outputs, metric = _evaluate(loaded, subject, inputs, timings)
-    ref = _Reference(ckpt, path, inputs, names, outputs, metric)
+    ref = _Reference(ckpt, path, inputs, names, outputs, metric, notes)
     _REFERENCES[key] = ref
     return ref
 
@@ -202,6 +219,7 @@ def _metric_meta(subject: Subject) -> tuple[str, bool]:
 
 def _route(job: RouteJob, result: RouteResult, timings: dict[str, float]) -> None:
     ref = _reference(job, timings)
+    result.notes.extend(f"reference: {note}" for note in ref.notes)
     workdir = Path(tempfile.mkdtemp(prefix=job.name.replace("->", "-") + "-", dir=job.workdir))
     path, ckpt = ref.path, ref.ckpt
     t0 = time.perf_counter()
@@ -215,7 +233,10 @@ def _route(job: RouteJob, result: RouteResult, timings: dict[str, float]) -> Non
         adapter = load_adapter(fmt)
         try:
             write_step(fmt, ckpt, dst, job.subject, (job.route[step - 1], path))
-            ckpt = adapter.read(dst, ReadOptions(trust_pickle=True))
+            written = adapter.read(dst, ReadOptions(trust_pickle=True))
+            if writes_our_names(job.route[step - 1], fmt, job.subject):
+                check_nothing_lost(ckpt, written, adapter.keeps_training_state, dst.name)
+            ckpt = written
         except PortabilityError as exc:
             raise type(exc)(f"{job.route[step - 1]}->{fmt}: {exc}") from None
         path = dst
@@ -226,6 +247,7 @@ def _route(job: RouteJob, result: RouteResult, timings: dict[str, float]) -> Non
 
 def _compare(job: RouteJob, result: RouteResult, timings: dict[str, float]) -> None:
     ref = _reference(job, timings)
+    result.notes.extend(f"reference: {note}" for note in ref.notes)
     cand_path, cand_fmt = Path(job.candidate[0]), job.candidate[1]
     try:
         ckpt = load_adapter(cand_fmt).read(cand_path, ReadOptions(trust_pickle=job.subject.trust_pickle))
@@ -254,6 +276,7 @@ def _judge(job: RouteJob, result: RouteResult, ref: _Reference, path: Path, fmt:
     else:
         try:
             loaded = load_artifact(path, fmt, job.subject, model, ref.input_names)
+            result.notes.extend(n for n in loaded.notes if f"reference: {n}" not in result.notes)
             loaded.predict = aligned(loaded.predict, list(ref.outputs), result.notes)
             outputs, metric = _evaluate(loaded, job.subject, ref.inputs, timings)
         except PortabilityError as exc:
