@@ -8,12 +8,13 @@ inside their methods. Framework types never leave an adapter; numpy arrays do.
 """
 
 from portability.adapters.base import FormatAdapter, register_format, registered_formats
+from portability.adapters.dcp import DcpAdapter
+from portability.adapters.onnx import OnnxAdapter
+from portability.adapters.safetensors import SafetensorsAdapter
+from portability.adapters.tf_savedmodel import TFSavedModelAdapter
+
 # Registration order is the order routes list formats in.
 from portability.adapters.torch import TorchAdapter
-from portability.adapters.safetensors import SafetensorsAdapter
-from portability.adapters.onnx import OnnxAdapter
-from portability.adapters.tf_savedmodel import TFSavedModelAdapter
-from portability.adapters.dcp import DcpAdapter
 
 __all__ = ["FormatAdapter", "register_format", "registered_formats", "TorchAdapter", "SafetensorsAdapter",
            "OnnxAdapter", "TFSavedModelAdapter", "DcpAdapter"]

@@ -43,7 +43,7 @@ def run_check(fixture: str, workers: int | None, formats: str | None, json_path:
     if formats:
         cmd += ["--formats", formats]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if proc.returncode not in (0, 1):
         sys.exit(f"check failed to run (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")

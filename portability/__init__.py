@@ -7,8 +7,16 @@ Importing this package imports no framework; adapters load theirs on first use.
 from __future__ import annotations
 
 from portability.core.checkpoint import Checkpoint, OptimizerState, TrainingState
-from portability.errors import (FormatError, IntegrityError, PortabilityError, ToleranceError,
-                                UnsafeCheckpointError, UnsupportedOpError, UsageError, WriteError)
+from portability.errors import (
+    FormatError,
+    IntegrityError,
+    PortabilityError,
+    ToleranceError,
+    UnsafeCheckpointError,
+    UnsupportedOpError,
+    UsageError,
+    WriteError,
+)
 
 __version__ = "0.1.0"
 

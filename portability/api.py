@@ -1,4 +1,4 @@
-"""The library entry points: ``portability.check`` and ``portability.harness.drift``.
+"""The library entry points: ``portability.check`` and ``portability.compare``.
 
     report = portability.check("model.pt", model="mypkg.models:build")
     if not report:
@@ -7,21 +7,23 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from portability.harness.drift import Tolerance
-from portability.errors import UsageError
 from portability.core.formats import FORMATS, detect, unavailable
-from portability.harness.route_run import RouteJob, run_bundle, source_format
+from portability.errors import UsageError
+from portability.harness.drift import Tolerance
 from portability.harness.evaluate import Predict, Subject
-from portability.reports.check_report import Report, RouteResult, environment
+from portability.harness.route_run import RouteJob, run_bundle, source_format
 from portability.harness.routes import Route, parse_formats, parse_routes, select_routes
 from portability.harness.workers import DEFAULT_TIMEOUT_S, WorkerFailure, run_parallel
+from portability.reports.check_report import Report, RouteResult, environment
 
+logger = logging.getLogger(__name__)
 Progress = Callable[[str, RouteJob, RouteResult | None], None]
 
 
@@ -149,10 +151,11 @@ def plan(checkpoint: str | Path | None = None, *, model: str | None = None,
         UsageError, FormatError: bad arguments or an unreadable checkpoint.
     """
     tolerance = tolerance or Tolerance()
-    chosen_formats = parse_formats(list(formats) if isinstance(formats, (list, tuple)) else formats)
-    chosen_routes = parse_routes(list(routes) if isinstance(routes, (list, tuple)) else routes)
+    chosen_formats = parse_formats(formats if formats is None or isinstance(formats, str) else list(formats))
+    chosen_routes = parse_routes(routes if routes is None or isinstance(routes, str) else list(routes))
     subjects = _subjects(checkpoint, model, fixture, inputs, metric, metric_name, higher_is_better, trust_pickle)
-    jobs, skipped = [], {}
+    jobs: list[RouteJob] = []
+    skipped: dict[int, str] = {}
     for subject in subjects:
         for route in select_routes(source_format(subject), chosen_formats, chosen_routes):
             why = next((w for w in map(unavailable, dict.fromkeys(route.formats)) if w), None)
@@ -182,6 +185,7 @@ def run_plan(the_plan: Plan, *, workers: int | None = None, timeout_s: float | N
         base.mkdir(parents=True, exist_ok=True)
         for job in the_plan.jobs:
             job.workdir = str(base)
+        logger.info("running %d routes (%d skipped)", len(the_plan.jobs), len(the_plan.skipped))
         results = _run(the_plan.jobs, the_plan.skipped, workers, timeout_s, progress)
     if strict:
         apply_strict(results)

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     """``--portability CHECKPOINT`` plus every ``portability check`` option as
     ``--portability-NAME``, generated from the one option table."""
@@ -38,7 +39,7 @@ class RouteCheck:
 
     key: tuple
     index: int
-    runner: "_MatrixRunner"
+    runner: _MatrixRunner
 
     @property
     def result(self):

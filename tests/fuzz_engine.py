@@ -32,11 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from fuzz_seeds import BUILDERS, Seed
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
-
-from fuzz_seeds import BUILDERS, Seed
 
 HANG_SECONDS = 10
 MEMORY_FACTOR = 8

@@ -13,8 +13,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 import onnx_toys
+
 from portability.adapters.onnx import ExportResult, export_model
 from portability.adapters.torch.models import model_state
 
@@ -22,7 +22,7 @@ ROOT = Path(tempfile.mkdtemp(prefix="portability-onnx-tests-"))
 atexit.register(shutil.rmtree, ROOT, ignore_errors=True)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def exported(kind: str) -> tuple[ExportResult, dict[str, np.ndarray]]:
     """Export a toy model once; return the result and the model's state_dict as numpy.
 
@@ -47,7 +47,7 @@ def cast(array: np.ndarray, precision: str) -> np.ndarray:
     return array.astype({"fp16": np.float16, "bf16": ml_dtypes.bfloat16, "fp32": np.float32}[precision])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def hf_dir(kind: str) -> Path:
     """A saved tiny transformers model directory: ``bert`` or ``gpt2``."""
     directory = ROOT / f"hf-{kind}"
@@ -58,7 +58,7 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
     return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def hf_converted(kind: str) -> Path:
     """``portability convert DIR/model.safetensors OUT.onnx --model hf:DIR``, once per kind."""
     from portability.cli import main

@@ -53,6 +53,7 @@ def test_import_and_help_do_not_import_frameworks():
     assert "Usage" in proc.stdout and "convert" in proc.stdout and "inspect" in proc.stdout
 
 
+@pytest.mark.slow
 def test_safetensors_works_with_frameworks_unimportable(tmp_path):
     code = BLOCK_FRAMEWORKS + textwrap.dedent("""
         import numpy as np
@@ -74,6 +75,7 @@ def test_safetensors_works_with_frameworks_unimportable(tmp_path):
     assert not (tmp_path / "a.pt").exists()
 
 
+@pytest.mark.slow
 def test_help_runs_with_frameworks_unimportable():
     code = BLOCK_FRAMEWORKS + "from portability.cli import main\nsys.exit(main(['--help']))\n"
     import importlib.util

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 import toy_models
 
 pytest_plugins = ["pytester"]
@@ -27,6 +26,7 @@ def toy_files(pytester):
     return pytester.path / "toy.pt", pytester.path / "inputs.npz"
 
 
+@pytest.mark.slow
 def test_portability_option_adds_one_passing_test_per_route(pytester, toy_files):
     ckpt, inputs = toy_files
     result = pytester.runpytest(*_plugin_args(), "--portability", str(ckpt),
@@ -39,6 +39,7 @@ def test_portability_option_adds_one_passing_test_per_route(pytester, toy_files)
     assert (pytester.path / "report.json").exists()
 
 
+@pytest.mark.slow
 def test_a_failing_route_prints_the_drift_table(pytester, toy_files):
     ckpt, inputs = toy_files
     result = pytester.runpytest(*_plugin_args(), "--portability", str(ckpt),
@@ -50,6 +51,7 @@ def test_a_failing_route_prints_the_drift_table(pytester, toy_files):
                                  "*output*FAIL (atol 1e-05, rtol 1e-05)*"])
 
 
+@pytest.mark.slow
 def test_portability_matrix_fixture_parametrizes_a_user_test(pytester, toy_files):
     ckpt, inputs = toy_files
     pytester.makepyfile(test_matrix=f"""

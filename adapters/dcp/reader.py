@@ -21,9 +21,9 @@ from torch.distributed.checkpoint.metadata import BytesStorageMetadata, TensorSt
 
 from portability.adapters.dcp import safe_io
 from portability.adapters.torch import state_dict as torch_state_dict
-from portability.core.layout_search import SCALAR_FIELDS, Found
 from portability.adapters.torch.numpy_bridge import tensor_to_numpy
 from portability.core.checkpoint import Checkpoint
+from portability.core.layout_search import SCALAR_FIELDS, Found
 from portability.core.options import ReadOptions
 from portability.core.tensors import LazyTensor
 from portability.errors import FormatError

@@ -31,14 +31,14 @@ import numpy as np
 import onnx_ir as ir
 import torch
 
-from portability.core.checkpoint import Checkpoint
-from portability.errors import UnsupportedOpError, UsageError
-from portability.core.model_spec import ModelSpec, parse_model_spec
-from portability.core.tensors import as_array
+from portability.adapters.onnx import name_map
 from portability.adapters.torch import model_inputs as torch_model_inputs
 from portability.adapters.torch import models as torch_models
 from portability.adapters.torch.numpy_bridge import numpy_to_tensor
-from portability.adapters.onnx import name_map
+from portability.core.checkpoint import Checkpoint
+from portability.core.model_spec import ModelSpec, parse_model_spec
+from portability.core.tensors import as_array
+from portability.errors import UnsupportedOpError, UsageError
 
 DIRECTORY_MODEL_NAME = "model.onnx"
 EXTERNAL_DATA_NAME = "model.onnx.data"
@@ -244,7 +244,7 @@ class _ExporterLog(logging.Handler):
         try:
             yield self
         finally:
-            for lg, (handlers, propagate) in zip(loggers, saved):
+            for lg, (handlers, propagate) in zip(loggers, saved, strict=False):
                 lg.handlers, lg.propagate = handlers, propagate
 
 

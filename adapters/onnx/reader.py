@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from portability.core.checkpoint import Checkpoint
-from portability.core.options import ReadOptions
 from portability.adapters.onnx import constant_weights, name_map, recover
 from portability.adapters.onnx.safety import load_proto, model_file
 from portability.adapters.onnx.tensors import tensor_to_numpy
+from portability.core.checkpoint import Checkpoint
+from portability.core.options import ReadOptions
 
 KEY_SOURCE = "portability.onnx.names"
 KEY_UNMAPPED = "portability.onnx.unmapped"

@@ -20,9 +20,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from portability.errors import FormatError, UnsupportedOpError, UsageError
-from portability.core.runner import BaseRunner
 from portability.adapters.onnx.safety import load_proto, model_file
+from portability.core.runner import BaseRunner
+from portability.errors import FormatError, UnsupportedOpError, UsageError
 
 PROVIDERS = ("CPUExecutionProvider",)
 _UNSUPPORTED_MARKERS = ("No Op registered", "not a registered function/op", "Could not find an implementation",
@@ -107,7 +107,7 @@ class OnnxRuntimeRunner(BaseRunner):
             values = self.session.run(None, {n: np.ascontiguousarray(feed[n]) for n in self.input_names})
         except Exception as exc:
             raise _classify(f"{self.path}: onnxruntime failed to run", exc) from None
-        return dict(zip(self.output_names, values))
+        return dict(zip(self.output_names, values, strict=False))
 
     def deactivate_impl(self) -> None:
         self.session = None

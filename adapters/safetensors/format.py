@@ -15,14 +15,14 @@ from typing import BinaryIO
 
 import numpy as np
 
+from portability.adapters.safetensors.header import Entry, build_header, parse_header
 from portability.core import file_copy, integrity
 from portability.core.checkpoint import Checkpoint
-from portability.errors import FormatError, IntegrityError, UsageError
 from portability.core.formats import SAFETENSORS_INDEX_SUFFIX
 from portability.core.options import ReadOptions, WriteOptions
 from portability.core.tensors import CHUNK_BYTES, LazyTensor, Tensor, iter_bytes
 from portability.core.training_codec import TRAINING_PREFIX, pack_training, unpack_training
-from portability.adapters.safetensors.header import Entry, build_header, parse_header
+from portability.errors import FormatError, IntegrityError, UsageError
 
 SINGLE_NAME = "model.safetensors"
 INDEX_NAME = "model" + SAFETENSORS_INDEX_SUFFIX
@@ -151,7 +151,7 @@ def _write_file(path: Path, items: list[tuple[str, Tensor]], metadata: dict[str,
             position += int(tensor.nbytes)
         f.flush()
         copied = file_copy.sync_while(f.fileno(), hasher.digests) if copies else []
-        for (name, tensor, _), digest in zip(copies, copied):
+        for (name, tensor, _), digest in zip(copies, copied, strict=False):
             if tensor.digest is not None:
                 integrity.check_hex(digest, tensor.digest, tensor.label)
             digests[name] = digest

@@ -110,7 +110,7 @@ def _entry(path: Path, name: str, info: object, data_size: int) -> Entry:
 
 def _check_overlaps(path: Path, entries: list[Entry]) -> None:
     ordered = sorted((e for e in entries if e.end > e.begin), key=lambda e: e.begin)
-    for before, after in zip(ordered, ordered[1:]):
+    for before, after in zip(ordered, ordered[1:], strict=False):
         if after.begin < before.end:
             raise FormatError(f"{path}: tensors {before.name!r} and {after.name!r} overlap "
                               f"([{before.begin}, {before.end}] and [{after.begin}, {after.end}])")

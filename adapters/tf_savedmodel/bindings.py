@@ -86,7 +86,8 @@ def plan_bindings(initializers: Mapping[str, np.ndarray], tensors: Mapping[str, 
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:
-    return a.dtype == b.dtype and a.shape == b.shape and np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(b).tobytes()
+    same_bytes = np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(b).tobytes()
+    return a.dtype == b.dtype and a.shape == b.shape and same_bytes
 
 
 def _by_dotted_suffix(init_name: str, value: np.ndarray, tensors) -> Binding | None:

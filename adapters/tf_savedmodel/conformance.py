@@ -116,7 +116,7 @@ def run_case(case: Case) -> Outcome:
         got = [result[key].numpy() for key in module.output_names]
         if len(got) != len(case.outputs):
             raise AssertionError(f"{len(got)} outputs, expected {len(case.outputs)}")
-        for index, (value, want) in enumerate(zip(got, case.outputs)):
+        for index, (value, want) in enumerate(zip(got, case.outputs, strict=False)):
             try:
                 compare(value, _as_array(want))
             except AssertionError as exc:

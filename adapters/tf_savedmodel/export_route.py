@@ -8,8 +8,9 @@ from pathlib import Path
 import onnx
 
 from portability.core.checkpoint import Checkpoint
-from portability.errors import FormatError, UsageError
 from portability.core.options import WriteOptions
+from portability.errors import FormatError, UsageError
+
 
 def onnx_graph_for(ckpt: Checkpoint, options: WriteOptions) -> onnx.ModelProto:
     """The ONNX graph that computes the model ``ckpt`` belongs to.

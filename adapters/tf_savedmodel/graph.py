@@ -17,12 +17,12 @@ import onnx
 import tensorflow as tf
 from onnx import numpy_helper
 
-from portability.core.checkpoint import Checkpoint
-from portability.errors import FormatError, UnsupportedOpError
-from portability.core.tensors import as_array
 from portability.adapters.tf_savedmodel.bindings import BindingPlan, is_floating, plan_bindings
 from portability.adapters.tf_savedmodel.ops import OpContext, translator_for
 from portability.adapters.tf_savedmodel.ops.dtypes import tf_dtype
+from portability.core.checkpoint import Checkpoint
+from portability.core.tensors import as_array
+from portability.errors import FormatError, UnsupportedOpError
 
 _VALID_TF_NAME = re.compile(r"^[A-Za-z0-9.][A-Za-z0-9_.\-/]*$")
 # Buffers that hold statistics, not parameters: never trained by gradient.
@@ -88,13 +88,13 @@ class TranslatedModule(tf.Module):
         for init_name, binding in self.plan.bound.items():
             value = tf.convert_to_tensor(self.weights[binding.name])
             env[init_name] = tf.transpose(value) if binding.transpose else value
-        for name, arg in zip(self._onnx_inputs, args):
+        for name, arg in zip(self._onnx_inputs, args, strict=False):
             env[name] = arg
         ctx = OpContext(env, static, self._opset)
         for node in self._graph.node:
             result = _translate_node(node, ctx)
             results = result if isinstance(result, tuple) else (result,)
-            for out_name, value in zip(node.output, results):
+            for out_name, value in zip(node.output, results, strict=False):
                 if out_name:
                     env[out_name] = value
         return {key: tf.identity(env[onnx_name], name=key) for key, onnx_name in self._outputs}
@@ -141,7 +141,7 @@ def _fold(node: onnx.NodeProto, ctx: OpContext) -> Any:
         if not all(isinstance(r, tf.Tensor) for r in results):
             return translator_for(node)(node, ctx.bind(node))
         arrays = [r.numpy() for r in results]
-    for name, array in zip(node.output, arrays):
+    for name, array in zip(node.output, arrays, strict=False):
         if name:
             ctx.static[name] = array
     folded = tuple(tf.constant(a) for a in arrays)

@@ -122,7 +122,7 @@ def _torch_leaves(kind: str, keras_leaves: Mapping[str, str]) -> list[tuple[str,
     """(keras leaf, torch leaf) pairs for a Keras layer of ``kind``."""
     if kind in _KERAS_KINDS:
         k_names, t_names = _KERAS_KINDS[kind]
-        return [(k, t) for k, t in zip(k_names, t_names) if k in keras_leaves]
+        return [(k, t) for k, t in zip(k_names, t_names, strict=False) if k in keras_leaves]
     return [(k, t) for k, t in (("kernel", "weight"), ("bias", "bias")) if k in keras_leaves]
 
 

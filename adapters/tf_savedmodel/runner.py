@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from portability.errors import FormatError, UsageError
-from portability.core.runner import BaseRunner
 from portability.adapters.tf_savedmodel.graph import safe_name
+from portability.core.runner import BaseRunner
+from portability.errors import FormatError, UsageError
 
 SIGNATURE = "serving_default"
 

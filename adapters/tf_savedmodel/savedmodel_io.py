@@ -17,12 +17,12 @@ import tensorflow as tf
 from google.protobuf.message import DecodeError
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
+from portability.adapters.tf_savedmodel.graph import TranslatedModule, variable_name
 from portability.core import integrity
 from portability.core.checkpoint import Checkpoint
-from portability.errors import FormatError, IntegrityError
 from portability.core.tensors import as_array
 from portability.core.training_codec import TRAINING_PREFIX, pack_training, unpack_training
-from portability.adapters.tf_savedmodel.graph import TranslatedModule, variable_name
+from portability.errors import FormatError, IntegrityError
 
 SIDECAR = Path("assets.extra") / "portability.json"
 SIDECAR_FORMAT = "portability.tf-savedmodel/1"

@@ -125,7 +125,7 @@ def _example_feed(session, inputs: str | Path | None) -> dict[str, np.ndarray]:
             given = {k: data[k] for k in data.files}
         if all(n in given for n in names):
             return {n: given[n] for n in names}
-        return dict(zip(names, given.values()))
+        return dict(zip(names, given.values(), strict=False))
     rng = np.random.default_rng(0)
     feed = {}
     for spec in session.get_inputs():
@@ -143,14 +143,14 @@ def _check_agreement(session, savedmodel: Path, inputs, atol: float, rtol: float
     from portability.adapters.tf_savedmodel.runner import TFSavedModelRunner
 
     feed = _example_feed(session, inputs)
-    got = dict(zip([o.name for o in session.get_outputs()], session.run(None, feed)))
+    got = dict(zip([o.name for o in session.get_outputs()], session.run(None, feed), strict=False))
     runner = TFSavedModelRunner(savedmodel)
     try:
         runner.activate()
         keys = runner.input_keys
         tf_feed = {k: feed.get(k, feed.get(f"{k}:0")) for k in keys}
         if any(v is None for v in tf_feed.values()):
-            tf_feed = dict(zip(keys, feed.values()))
+            tf_feed = dict(zip(keys, feed.values(), strict=False))
         expected = runner.infer(tf_feed)
     finally:
         runner.deactivate()
@@ -174,4 +174,5 @@ def _pair_outputs(expected: dict[str, np.ndarray], got: dict[str, np.ndarray]) -
     if len(expected) != len(got):
         raise UnsupportedOpError(f"the tf2onnx model has {len(got)} outputs, TensorFlow's signature "
                                  f"{len(expected)}")
-    return {k: (np.asarray(v), np.asarray(g)) for (k, v), g in zip(sorted(expected.items()), got.values())}
+    pairs = zip(sorted(expected.items()), got.values(), strict=False)
+    return {k: (np.asarray(v), np.asarray(g)) for (k, v), g in pairs}

@@ -31,7 +31,6 @@ class TorchAdapter(WeightsOnlyAdapter):
         # A plain zip checkpoint streams (lazy tensors, no torch import for the
         # weights); legacy pickles, shards and exotic objects go through torch.load.
         from portability.adapters.torch import streaming
-
         from portability.adapters.torch.archive import check_archive
 
         path = Path(path)

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from portability.errors import UsageError
-from portability.core.model_spec import ModelSpec, parse_model_spec
 from portability.adapters.torch.models import forward_parameters
+from portability.core.model_spec import ModelSpec, parse_model_spec
+from portability.errors import UsageError
 
 SENTENCES = (
     "Checkpoints should survive the trip between frameworks.",

@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from portability.core.checkpoint import Checkpoint
-from portability.errors import FormatError, UsageError
-from portability.core.model_spec import ModelSpec, parse_model_spec
 from portability.adapters.torch.fitting import Fit, apply_fit, fit_tensors
 from portability.adapters.torch.numpy_bridge import numpy_to_tensor, tensor_to_numpy
+from portability.core.checkpoint import Checkpoint
 from portability.core.layout_search import candidates_in
+from portability.core.model_spec import ModelSpec, parse_model_spec
+from portability.errors import FormatError, UsageError
 
 
 def build_model(spec: str | ModelSpec, ckpt: Checkpoint | None = None) -> torch.nn.Module:
@@ -126,7 +126,7 @@ def bind_inputs(model: torch.nn.Module, feed: Mapping[str, np.ndarray]) -> dict[
         unknown = [n for n in feed if n not in params]
         raise UsageError(f"inputs {', '.join(unknown)} are not parameters of the model's forward "
                          f"({', '.join(params)})")
-    return dict(zip(params, feed))
+    return dict(zip(params, feed, strict=False))
 
 
 def torch_feed(model: torch.nn.Module, feed: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -168,7 +168,7 @@ def named_outputs(out: Any, names: tuple[str, ...] | list[str] | None = None) ->
     if names:
         if len(names) != len(flat):
             raise FormatError(f"model returns {len(flat)} outputs but {len(names)} names were given")
-        return {n: v for n, (_, v) in zip(names, flat)}
+        return {n: v for n, (_, v) in zip(names, flat, strict=False)}
     return dict(flat)
 
 
@@ -214,7 +214,7 @@ class FixtureModule(torch.nn.Module):
         outputs = self.fixture.forward(self.wrapped, dict(bound))
         return tuple(outputs[name] for name in self.output_names)
 
-    def train(self, mode: bool = True) -> "FixtureModule":
+    def train(self, mode: bool = True) -> FixtureModule:
         super().train(mode)
         self.wrapped.train(mode)
         return self

@@ -12,8 +12,8 @@ import ml_dtypes
 import numpy as np
 import torch
 
-from portability.errors import FormatError
 from portability.core.tensors import LazyTensor, as_array
+from portability.errors import FormatError
 
 # torch dtype -> (integer view dtype or None, numpy dtype)
 _BIT_VIEWS: dict[torch.dtype, tuple[torch.dtype, np.dtype]] = {

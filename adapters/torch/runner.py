@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from portability.adapters.torch import models as torch_models
 from portability.core.checkpoint import Checkpoint
 from portability.core.model_spec import ModelSpec, parse_model_spec
 from portability.core.runner import BaseRunner
-from portability.adapters.torch import models as torch_models
 
 
 class TorchRunner(BaseRunner):

@@ -23,19 +23,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from portability.adapters.torch.archive import PICKLE_MARKER, TorchArchive, check_archive, mark_as_ours
+from portability.adapters.torch.layouts import locate_torch
+from portability.adapters.torch.numpy_bridge import numpy_paths, restore_numpy, tensor_to_numpy, to_neutral, to_torch
+from portability.adapters.torch.safety import first_line, load_pickle
 from portability.core import integrity
 from portability.core.checkpoint import Checkpoint, OptimizerState, TrainingState
-from portability.errors import FormatError, IntegrityError, WriteError
+from portability.core.layout import get_path, parse_layout, path_text, put_path, without
+from portability.core.layout_search import Found, claimed_paths
 from portability.core.options import ReadOptions, WriteOptions
 from portability.core.tensors import as_array
 from portability.core.training_codec import pack_training
-from portability.adapters.torch.numpy_bridge import (numpy_paths, restore_numpy, tensor_to_numpy, to_neutral,
-                                               to_torch)
-from portability.adapters.torch.archive import PICKLE_MARKER, TorchArchive, check_archive, mark_as_ours
-from portability.adapters.torch.layouts import locate_torch
-from portability.core.layout import get_path, parse_layout, path_text, put_path, without
-from portability.core.layout_search import Found, claimed_paths
-from portability.adapters.torch.safety import first_line, load_pickle
+from portability.errors import FormatError, IntegrityError, WriteError
 
 RECORD_VERSION = 2  # version 2 added pickle_digest; version 1 records (no digest) still read
 RENAMED = "__renamed__"  # extra entry: TrainingState field -> the source's key name
@@ -276,7 +275,7 @@ def _optimizer_from(sd: Any, where: str) -> OptimizerState:
     groups = sd["param_groups"]
     names: dict[int, str] = {}
     for group in groups:
-        for pid, pname in zip(group.get("params", []), group.get("param_names", [])):
+        for pid, pname in zip(group.get("params", []), group.get("param_names", []), strict=False):
             names[pid] = pname
     kind = None
     first = next(iter(state.values()), {})

@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from portability.core.layout import get_path, parse_layout
-from portability.core.layout_search import locate
 from portability.adapters.torch.zip_structure import NotStreamable, TensorRef, read_structure
 from portability.core import file_copy, integrity
 from portability.core.checkpoint import Checkpoint
+from portability.core.layout import get_path, parse_layout
+from portability.core.layout_search import locate
 from portability.core.options import ReadOptions
 from portability.core.tensors import CHUNK_BYTES, LazyTensor
 from portability.errors import FormatError, IntegrityError

@@ -86,7 +86,7 @@ class TensorRef(_Sealed):
     def is_contiguous(self) -> bool:
         """Whether the view is one C-ordered run of its storage."""
         expected = 1
-        for dim, step in zip(reversed(self.shape), reversed(self.stride)):
+        for dim, step in zip(reversed(self.shape), reversed(self.stride), strict=False):
             if dim != 1 and step != expected:
                 return False
             expected *= dim
@@ -96,7 +96,7 @@ class TensorRef(_Sealed):
         """First and one-past-last storage element the view touches."""
         if self.size == 0:
             return self.storage_offset, self.storage_offset
-        last = self.storage_offset + sum((d - 1) * s for d, s in zip(self.shape, self.stride))
+        last = self.storage_offset + sum((d - 1) * s for d, s in zip(self.shape, self.stride, strict=False))
         return self.storage_offset, last + 1
 
 

@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 
 from portability.adapters.torch.archive import PICKLE_MARKER, ZIP_COMMENT
-from portability.core.layout import parse_layout, put_path
 from portability.adapters.torch.zip_structure import STORAGE_DTYPES
 from portability.core import integrity
 from portability.core.checkpoint import Checkpoint
+from portability.core.layout import parse_layout, put_path
 from portability.core.tensors import Tensor, iter_bytes
 from portability.core.training_codec import pack_training
 
@@ -154,7 +154,8 @@ def write(ckpt: Checkpoint, path: Path) -> None:
         if ckpt.training is not None:
             _, arrays = pack_training(ckpt.training)
             by_name.update({name: integrity.tensor_digest(a) for name, a in arrays.items()})
-        record = {"version": RECORD_VERSION, "algorithm": integrity.ALGORITHM, "pickle_digest": integrity.digest([data_pkl]),
+        record = {"version": RECORD_VERSION, "algorithm": integrity.ALGORITHM,
+                  "pickle_digest": integrity.digest([data_pkl]),
                   "checksums": by_name, "aliases": ckpt.aliases, "metadata": ckpt.metadata,
                   "layout": ckpt.layout}
         _small(z, RECORD, json.dumps(record).encode("utf-8"))

@@ -97,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in args
     if debug:
         os.environ["PORTABILITY_DEBUG"] = "1"  # worker processes keep the frameworks' output too
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
     else:
         # TensorFlow's, absl's and onnxruntime's start-up notices would break the
         # one-line output; --debug keeps them.

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from portability.harness.drift import Tolerance
 from portability.errors import UsageError
-from portability.reports.check_report import Report
+from portability.harness.drift import Tolerance
 from portability.harness.routes import parse_route
+from portability.reports.check_report import Report
+
 
 def _number(text: str, option: str) -> float:
     try:
@@ -97,7 +98,7 @@ class LiveProgress:
         self.progress = None
         self.task = None
 
-    def __enter__(self) -> "LiveProgress":
+    def __enter__(self) -> LiveProgress:
         from rich.console import Console
 
         console = Console(stderr=True)

@@ -28,10 +28,10 @@ def faults(
     Exit status: 0 when every fault was detected and recovered with R >= 0.99 and
     every exact resume route was bitwise; 1 otherwise; 2 on usage errors.
     """
-    from portability.training.torch_recipes import recipe_names, training_recipe
     from portability.errors import UsageError
     from portability.faults.campaign import KINDS
     from portability.reports.faults_report import print_table, run_faults, write_reports
+    from portability.training.torch_recipes import recipe_names, training_recipe
 
     names = recipe_names() if fixture == "all" else [n.strip() for n in fixture.split(",") if n.strip()]
     if fixture == "all" and len(names) > 1:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
@@ -17,7 +17,7 @@ EXPORT_INPUTS = "eval_batch.npz"
 
 @app.command()
 def fixtures(
-    names: Optional[List[str]] = typer.Argument(None, help="Fixtures to show (default: all)."),
+    names: Optional[list[str]] = typer.Argument(None, help="Fixtures to show (default: all)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
     export: Optional[Path] = typer.Option(None, "--export", help="Write each fixture's pretrained checkpoint "
                                           "and fixture.json under DIR/NAME/."),

@@ -63,7 +63,8 @@ def _render(info: dict, all_rows: bool) -> None:
     ts = info["training_state"]
     if ts["present"]:
         opt = ts["optimizer"]
-        opt_text = "none" if opt is None else f"{opt['kind'] or 'unknown'} ({opt['parameters_with_state']} params with state)"
+        opt_text = ("none" if opt is None
+                    else f"{opt['kind'] or 'unknown'} ({opt['parameters_with_state']} params with state)")
         console.print(f"training state: optimizer {opt_text}, scheduler {'yes' if ts['scheduler'] else 'no'}, "
                       f"epoch {ts['epoch']}, step {ts['global_step']}, loss {ts['loss']}, rng {ts['rng'] or 'none'}")
     else:

@@ -137,7 +137,7 @@ def remove_stale_temps(final: Path) -> list[Path]:
         The paths removed.
     """
     prefix = f".{final.stem}{TMP_MARKER}"
-    removed = []
+    removed: list[Path] = []
     try:
         siblings = list(final.parent.iterdir())
     except OSError:

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from portability.core.accounting import check_written
 from portability.core.atomic import atomic_output, check_destination
 from portability.core.checkpoint import Checkpoint
-from portability.errors import FormatError, UsageError
-from portability.core.formats import (FORMATS, ReadOptions, WriteOptions, detect, format_from_name,
-                                 load_adapter, spec_for)
+from portability.core.formats import (
+    FORMATS,
+    ReadOptions,
+    WriteOptions,
+    detect,
+    format_from_name,
+    load_adapter,
+    spec_for,
+)
 from portability.core.model_spec import parse_model_spec
+from portability.errors import FormatError, UsageError
 
+logger = logging.getLogger(__name__)
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?I?B?)\s*$", re.IGNORECASE)
 # Extensions many tools use for any binary checkpoint; --to may override them.
 GENERIC_SUFFIXES = (".bin", ".ckpt")
@@ -88,6 +98,7 @@ def destination_format(dst: Path, to: str | None, shard_size: int | str | None =
         UsageError: neither tells, the name contradicts ``to``, or the name is an
             index file rather than a directory.
     """
+    fmt: str | None
     if to:
         spec_for(to)
         fmt = to
@@ -159,6 +170,7 @@ def convert(src: str | Path, dst: str | Path, *, to: str | None = None, source_f
     from_graph = graph_source(src, src_fmt, dst_fmt, model)
     options = WriteOptions(shard_size=shard_size, model=model, opset=opset,
                            inputs=str(inputs) if inputs else None, **from_graph)
+    logger.info("converting %s (%s) to %s (%s): %d tensors", src, src_fmt, dst, dst_fmt, len(ckpt.tensors))
     with atomic_output(dst, overwrite=overwrite) as tmp:
         writer.write(ckpt, tmp, options)
         if not from_graph:  # a graph translated as a whole keeps its own tensor names
@@ -182,7 +194,7 @@ def _port_keras(src: Path, ckpt: Checkpoint, model: str, inputs: str | Path | No
     return result.checkpoint, result.notes
 
 
-def graph_source(src: Path, src_fmt: str, dst_fmt: str, model: str | None) -> dict[str, str]:
+def graph_source(src: Path, src_fmt: str, dst_fmt: str, model: str | None) -> dict[str, Any]:
     """Graph-to-graph conversions without a model spec convert the source graph itself:
     ONNX -> SavedModel translates the ONNX file, SavedModel -> ONNX runs tf2onnx on it."""
     if model is not None:

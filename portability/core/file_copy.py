@@ -54,7 +54,7 @@ class BackgroundHasher:
         """Queue a piece for hashing (returns at once)."""
         self._pieces.put(piece)
 
-    def finish(self) -> "integrity.xxhash.xxh3_64":
+    def finish(self) -> integrity.xxhash.xxh3_64:
         """Wait for every queued piece; return the hasher."""
         self._pieces.put(None)
         self._thread.join()

@@ -8,11 +8,11 @@ from typing import Any
 from portability.core.checkpoint import Checkpoint
 from portability.core.conversion import read_checkpoint
 from portability.core.dtypes import dtype_name
-from portability.errors import IntegrityError
 from portability.core.formats import ReadOptions
 from portability.core.layout import parse_layout, path_text
 from portability.core.layout_search import candidates_in
 from portability.core.tensors import iter_bytes
+from portability.errors import IntegrityError
 
 
 def inspect_checkpoint(path: str | Path, *, trust_pickle: bool = False, fmt: str | None = None,

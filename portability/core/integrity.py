@@ -10,19 +10,19 @@ from collections.abc import Iterable, Iterator
 
 import xxhash
 
-from portability.errors import IntegrityError
 from portability.core.tensors import Tensor, iter_bytes
+from portability.errors import IntegrityError
 
 ALGORITHM = "xxh3_64"
 DIGEST_CHARS = 16
 
 
-def new_hasher() -> "xxhash.xxh3_64":
+def new_hasher() -> xxhash.xxh3_64:
     """A fresh streaming hasher."""
     return xxhash.xxh3_64()
 
 
-def digest(pieces: Iterable[bytes]) -> str:
+def digest(pieces: Iterable[bytes | memoryview]) -> str:
     """Hex digest of a sequence of byte pieces."""
     h = new_hasher()
     for piece in pieces:
@@ -48,7 +48,7 @@ def verified(pieces: Iterable[bytes], expected: str, what: str) -> Iterator[byte
     check_digest(h, expected, what)
 
 
-def check_digest(hasher: "xxhash.xxh3_64", expected: str, what: str) -> None:
+def check_digest(hasher: xxhash.xxh3_64, expected: str, what: str) -> None:
     """Raise unless a finished hasher's digest is ``expected``.
 
     Raises:

@@ -62,9 +62,10 @@ def _is_scheduler_state(key: Any, value: Any) -> bool:
 def _walk(obj: Any) -> list[tuple[KeyPath, Any, Any]]:
     """Every (path, key, value) below ``obj``, breadth first, not entering optimizer
     states or RNG states."""
-    found, frontier = [], [((), obj)]
+    found: list[tuple[KeyPath, Any, Any]] = []
+    frontier: list[tuple[KeyPath, Any]] = [((), obj)]
     for _depth in range(MAX_DEPTH):
-        nxt = []
+        nxt: list[tuple[KeyPath, Any]] = []
         for path, value in frontier:
             for key, child in children(value):
                 found.append((path + (key,), key, child))
@@ -89,8 +90,8 @@ def weight_dicts(obj: Any, tensor_info: TensorInfo) -> list[tuple[KeyPath, int]]
         infos = [tensor_info(v) for v in d.values()]
         if not mixed and (not d or any(i is None for i in infos) or not all(isinstance(k, str) for k in d)):
             return None
-        infos = [i for i in infos if i is not None]
-        return sum(n for _, n in infos) if any(f for f, _ in infos) else None
+        known = [i for i in infos if i is not None]
+        return sum(n for _, n in known) if any(f for f, _ in known) else None
 
     found: list[tuple[KeyPath, int]] = []
     if isinstance(obj, dict) and (size := candidate(obj, mixed=True)) is not None:
@@ -172,6 +173,7 @@ def locate(obj: dict, tensor_info: TensorInfo,
         UsageError: ``weights_key`` names nothing in ``obj``.
     """
     candidates = weight_dicts(obj, tensor_info)
+    weights: KeyPath | None
     if isinstance(weights_key, tuple):
         weights = weights_key
     elif weights_key:
@@ -187,10 +189,10 @@ def locate(obj: dict, tensor_info: TensorInfo,
                                                                                 tensor_info(obj[key])):
             fields[field] = (key,)
     for path, key, value in _walk(obj):
-        field = SCALAR_FIELDS.get(key)
-        if (len(path) == 2 and key in _NESTED_FIELDS and field not in fields and _is_scalar(value, tensor_info)
-                and not any(path[:len(c)] == c for c in claimed)):
-            fields[field] = path
+        nested = SCALAR_FIELDS.get(key)
+        if (nested is not None and len(path) == 2 and key in _NESTED_FIELDS and nested not in fields
+                and _is_scalar(value, tensor_info) and not any(path[:len(c)] == c for c in claimed)):
+            fields[nested] = path
     return Found(weights, optimizer, scheduler, candidates, fields)
 
 

@@ -49,7 +49,7 @@ class BaseRunner:
     def deactivate_impl(self) -> None:
         pass
 
-    def __enter__(self) -> "BaseRunner":
+    def __enter__(self) -> BaseRunner:
         self.activate()
         return self
 

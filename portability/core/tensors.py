@@ -57,7 +57,7 @@ class LazyTensor:
         out = np.empty(self.shape, dtype=self.dtype)
         view = out.reshape(-1).view(np.uint8)
         if self.read_into is not None:
-            self.read_into(memoryview(view))
+            self.read_into(memoryview(view.data))
             return out
         pos = 0
         for piece in self.read_chunks(CHUNK_BYTES):
@@ -74,7 +74,7 @@ def as_array(t: Tensor) -> np.ndarray:
     return t.load() if isinstance(t, LazyTensor) else t
 
 
-def iter_bytes(t: Tensor, chunk: int = CHUNK_BYTES) -> Iterator[bytes]:
+def iter_bytes(t: Tensor, chunk: int = CHUNK_BYTES) -> Iterator[bytes | memoryview]:
     """Yield the C-order little-endian bytes of a tensor in pieces."""
     if isinstance(t, LazyTensor):
         yield from t.read_chunks(chunk)

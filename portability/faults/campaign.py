@@ -1,7 +1,8 @@
 """The fault campaign: crash and corrupt a training run, then prove it recovers.
 
 For one recipe (a fixture's or a built-in task's) the campaign trains an
-uninterrupted reference run, then for each fault kind trains in a subprocess, kills it or damages its checkpoints, and then recovers as a
+uninterrupted reference run, then for each fault kind trains in a subprocess, kills it or damages
+its checkpoints, and then recovers as a
 supervisor would: in the campaign's own process (not the one that crashed) it
 scans the run's checkpoints, resumes from the latest valid one and finishes
 the run. The uninterrupted reference runs in that process too, under the
@@ -42,11 +43,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from portability.faults import injection as fi
 from portability.errors import PortabilityError
+from portability.faults import injection as fi
 from portability.limits import MIN_RECOVERABILITY
-from portability.training.driver import (TrainConfig, checkpoint_path, find_latest_valid, stale_temporaries,
-                                         train)
+from portability.training.driver import TrainConfig, checkpoint_path, find_latest_valid, stale_temporaries, train
 
 KINDS = ("kill-mid-step", "kill-during-write", "truncated-file", "bitflip-tensor-data",
          "bitflip-header", "missing-shard", "stale-temporary", "missing-optimizer-state")
@@ -236,8 +236,8 @@ def run_campaign(fixture: str, kinds: tuple[str, ...] = KINDS, steps: int | None
         UsageError: unknown recipe or fault kind, or too few steps.
         PortabilityError: a training worker failed for a reason other than the fault.
     """
-    from portability.training.torch_recipes import training_recipe
     from portability.errors import UsageError
+    from portability.training.torch_recipes import training_recipe
 
     recipe = training_recipe(fixture)
     steps = steps or recipe.steps

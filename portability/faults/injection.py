@@ -141,8 +141,8 @@ def worker(argv: list[str]) -> int:
     p.add_argument("--hold-in-write", type=int, help="pause inside this step's checkpoint write, before publishing")
     args = p.parse_args(argv)
 
-    from portability.training.torch_recipes import training_recipe
     from portability.training.driver import TrainConfig, train
+    from portability.training.torch_recipes import training_recipe
 
     def mid_step(step: int) -> None:
         if step == args.hold_mid_step:

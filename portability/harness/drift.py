@@ -93,9 +93,9 @@ class Tolerance:
     rtol: TolValue | None = None
     min_recoverability: float = MIN_RECOVERABILITY
     weights_atol: float | None = 0.0
-    routes: dict[str, "Tolerance"] = field(default_factory=dict)
+    routes: dict[str, Tolerance] = field(default_factory=dict)
 
-    def for_route(self, route: str) -> "Tolerance":
+    def for_route(self, route: str) -> Tolerance:
         """The policy for one route, with its overrides merged in."""
         over = self.routes.get(route)
         if over is None:
@@ -118,7 +118,7 @@ class Tolerance:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Tolerance":
+    def from_dict(cls, data: dict[str, Any]) -> Tolerance:
         """Inverse of ``to_dict``."""
         routes = {name: cls.from_dict(t) for name, t in (data.get("routes") or {}).items()}
         return cls(atol=data.get("atol"), rtol=data.get("rtol"),
@@ -163,7 +163,7 @@ class OutputDrift:
         return {k: _json_float(v) for k, v in asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "OutputDrift":
+    def from_dict(cls, data: dict[str, Any]) -> OutputDrift:
         """Inverse of ``to_dict``."""
         return cls(**{k: _from_json_float(v) for k, v in data.items()})
 
@@ -205,7 +205,7 @@ def compare_output(name: str, reference: np.ndarray, candidate: np.ndarray, atol
         finite are failures with the reason.
     """
     ref, cand = np.asarray(reference), np.asarray(candidate)
-    base = dict(name=name, shape=list(ref.shape), dtype=str(ref.dtype), atol=atol, rtol=rtol)
+    base: dict[str, Any] = dict(name=name, shape=list(ref.shape), dtype=str(ref.dtype), atol=atol, rtol=rtol)
     if ref.shape != cand.shape:
         return OutputDrift(passed=False, reason=f"output {name!r} has shape {list(cand.shape)}, "
                            f"reference {list(ref.shape)}", **base)

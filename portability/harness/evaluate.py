@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from portability.core.checkpoint import Checkpoint
-from portability.errors import UsageError
 from portability.core.formats import ReadOptions, RunOptions, load_adapter
+from portability.errors import UsageError
 
 Predict = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
@@ -111,7 +111,7 @@ def keras_predict(model: Any, input_names: list[str]) -> Predict:
         names = list(getattr(model, "output_names", None) or [])
         if len(names) != len(items):
             names = ["output"] if len(items) == 1 else [f"output_{i}" for i in range(len(items))]
-        return {n: np.asarray(v) for n, v in zip(names, items)}
+        return {n: np.asarray(v) for n, v in zip(names, items, strict=False)}
     return predict
 
 
@@ -176,7 +176,7 @@ def aligned(predict: Predict, reference_names: list[str], notes: list[str]) -> P
         out = predict(feed)
         if set(out) == set(reference_names) or len(out) != len(reference_names):
             return out
-        pairs = list(zip(out, reference_names))
+        pairs = list(zip(out, reference_names, strict=False))
         note = "outputs matched by position: " + ", ".join(f"{a} -> {b}" for a, b in pairs)
         if note not in notes:
             notes.append(note)

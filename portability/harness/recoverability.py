@@ -47,7 +47,7 @@ class Recoverability:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Recoverability":
+    def from_dict(cls, data: dict[str, Any]) -> Recoverability:
         """Inverse of ``to_dict``."""
         data = dict(data)
         for key in ("reference", "converted", "value"):

@@ -25,16 +25,22 @@ import numpy as np
 
 from portability.core.accounting import check_nothing_lost
 from portability.core.checkpoint import Checkpoint
-from portability.harness.drift import Tolerance, compare_outputs
-from portability.errors import PortabilityError
 from portability.core.formats import ReadOptions, load_adapter, spec_for
-from portability.harness.evaluate import (Loaded, Subject, aligned, evaluation_inputs, fixture_of, load_artifact,
-                                      load_inputs)
+from portability.errors import PortabilityError
+from portability.harness.drift import Tolerance, compare_outputs
+from portability.harness.evaluate import (
+    Loaded,
+    Subject,
+    aligned,
+    evaluation_inputs,
+    fixture_of,
+    load_artifact,
+    load_inputs,
+)
 from portability.harness.recoverability import judge_recoverability
-from portability.harness.route_steps import (GRAPH_TO_GRAPH, applicability, folded_by_tf2onnx, runs_nowhere,
-                                             write_step)
-from portability.reports.check_report import RouteResult
+from portability.harness.route_steps import GRAPH_TO_GRAPH, applicability, folded_by_tf2onnx, runs_nowhere, write_step
 from portability.harness.weights import compare_weights
+from portability.reports.check_report import RouteResult
 
 _EXT = {"torch": ".pt", "safetensors": ".safetensors", "onnx": ".onnx", "tf-savedmodel": "", "dcp": ""}
 
@@ -248,6 +254,7 @@ def _route(job: RouteJob, result: RouteResult, timings: dict[str, float]) -> Non
 def _compare(job: RouteJob, result: RouteResult, timings: dict[str, float]) -> None:
     ref = _reference(job, timings)
     result.notes.extend(f"reference: {note}" for note in ref.notes)
+    assert job.candidate is not None, "a comparison job names its candidate"
     cand_path, cand_fmt = Path(job.candidate[0]), job.candidate[1]
     try:
         ckpt = load_adapter(cand_fmt).read(cand_path, ReadOptions(trust_pickle=job.subject.trust_pickle))

@@ -35,7 +35,7 @@ def applicability(route: tuple[str, ...], subject: Subject) -> str | None:
         why = unavailable(fmt)
         if why:
             return why
-    for prev, fmt in zip(route, route[1:]):
+    for prev, fmt in zip(route, route[1:], strict=False):
         if spec_for(fmt).needs_model_spec and not subject.model and (prev, fmt) not in GRAPH_TO_GRAPH:
             return f"writing {fmt!r} from {prev!r} needs a model spec (--model SPEC)"
         if (prev, fmt) == ("tf-savedmodel", "onnx") and importlib.util.find_spec("tf2onnx") is None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from portability.errors import UsageError
 from portability.core.formats import FORMATS, spec_for
+from portability.errors import UsageError
 
 ALL_FORMATS: tuple[str, ...] = tuple(FORMATS)
 _STEP = re.compile(r"\s*(?:->|>|:)\s*")

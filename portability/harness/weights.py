@@ -71,7 +71,7 @@ class WeightReport:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "WeightReport":
+    def from_dict(cls, data: dict[str, Any]) -> WeightReport:
         """Inverse of ``to_dict``."""
         data = dict(data)
         for key in ("dtype_changes", "shape_changes", "value_changes"):

@@ -9,6 +9,7 @@ the signal or the timeout, the worker is replaced, and the run goes on.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -19,8 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
+
 from portability.limits import ROUTE_TIMEOUT_S
 
+logger = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_S = ROUTE_TIMEOUT_S
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
                 "TF_NUM_INTEROP_THREADS")
@@ -89,10 +92,12 @@ class _Worker:
         self.process = subprocess.Popen(
             [sys.executable, "-c", "from portability.harness.workers import serve; serve()"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, env=env)
-        self.outbox = Connection(os.dup(self.process.stdin.fileno()), readable=False)
-        self.conn = Connection(os.dup(self.process.stdout.fileno()), writable=False)
-        self.process.stdin.close()
-        self.process.stdout.close()
+        stdin, stdout = self.process.stdin, self.process.stdout
+        assert stdin is not None and stdout is not None  # both are pipes
+        self.outbox = Connection(os.dup(stdin.fileno()), readable=False)
+        self.conn = Connection(os.dup(stdout.fileno()), writable=False)
+        stdin.close()
+        stdout.close()
         self.outbox.send(fn)
         self.index: int | None = None
         self.started = 0.0
@@ -105,6 +110,7 @@ class _Worker:
         return self.process.poll() is None
 
     def stop(self, kill: bool = False) -> None:
+        logger.debug("stopping worker pid %s (kill=%s)", self.process.pid, kill)
         if kill and self.alive():
             self.process.kill()
         else:
@@ -206,6 +212,7 @@ def run_parallel(fn: Callable[[Any], Any], jobs: Sequence[Any], *, workers: int 
 def _poll(w: _Worker, timeout_s: float | None) -> tuple[int, Any, bool] | None:
     """(index, result, worker still usable) if the worker's job ended, else None."""
     index = w.index
+    assert index is not None, "polled a worker with no job"
     if w.conn.poll():
         try:
             got_index, value = w.conn.recv()

@@ -79,7 +79,7 @@ class RouteResult:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RouteResult":
+    def from_dict(cls, data: dict[str, Any]) -> RouteResult:
         """Inverse of ``to_dict``."""
         return cls(subject=data["subject"], route=list(data["route"]), status=data["status"],
                    reason=data.get("reason", ""),
@@ -146,7 +146,8 @@ class Report:
         """JSON-able form, following the report schema."""
         return {"schema_version": SCHEMA_VERSION, "created": self.created, "duration_s": self.duration_s,
                 "passed": self.passed,
-                "summary": {**self.counts(), "weights_only": self.weights_only()}, "environment": dict(self.environment),
+                "summary": {**self.counts(), "weights_only": self.weights_only()},
+                "environment": dict(self.environment),
                 "tolerance": self.tolerance.to_dict(), "routes": [r.to_dict() for r in self.routes]}
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -156,7 +157,7 @@ class Report:
         return json_text(self.to_dict(), indent=indent)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Report":
+    def from_dict(cls, data: dict[str, Any]) -> Report:
         """Inverse of ``to_dict``.
 
         Raises:
@@ -172,7 +173,7 @@ class Report:
                    environment=dict(data.get("environment", {})))
 
     @classmethod
-    def from_json(cls, text: str) -> "Report":
+    def from_json(cls, text: str) -> Report:
         """Inverse of ``to_json``."""
         return cls.from_dict(json.loads(text))
 

@@ -89,9 +89,9 @@ def run_faults(fixtures: list[str], kinds: tuple[str, ...] | None = None, steps:
     Raises:
         UsageError: an unknown fixture or fault kind.
     """
-    from portability.training.torch_recipes import training_recipe
     from portability.faults.campaign import KINDS, run_campaign
     from portability.reports.check_report import environment
+    from portability.training.torch_recipes import training_recipe
 
     start = time.perf_counter()
     report = FaultsReport(environment=environment())

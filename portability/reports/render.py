@@ -121,7 +121,8 @@ def markdown(report: Report) -> str:
              "|---|---|---|---|---|---|---|---|---|---|"]
     for res in report.routes:
         c = summary_cells(res)
-        lines.append(f"| {markdown_cell(res.subject)} | `{res.name}` | {icon[res.status]} {res.status} | {c['weights']} | "
+        lines.append(f"| {markdown_cell(res.subject)} | `{res.name}` | {icon[res.status]} {res.status} | "
+                     f"{c['weights']} | "
                      f"{c['max_abs']} | {c['min_atol']} | {c['cosine']} | {c['top1']} | {c['R']} | "
                      f"{markdown_cell(res.reason)} |")
     failures = report.failures()

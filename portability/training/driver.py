@@ -29,11 +29,11 @@ import numpy as np
 
 from portability.core.atomic import TMP_MARKER, atomic_output
 from portability.core.checkpoint import Checkpoint
-from portability.errors import FormatError, IntegrityError, PortabilityError, UsageError
 from portability.core.formats import ReadOptions, WriteOptions, load_adapter
 from portability.core.integrity import new_hasher
 from portability.core.tensors import as_array, iter_bytes
 from portability.core.training_codec import pack_training
+from portability.errors import FormatError, IntegrityError, PortabilityError, UsageError
 
 DIGEST_KEY = "portability.content_digest"
 CHECKPOINT_NAME = re.compile(r"^step-(\d{6})(\.pt|\.safetensors)?$")

@@ -78,7 +78,7 @@ class TorchAdam:
               names: Sequence[str]) -> None:
         """One optimizer step over ``variables`` (a parameter with no gradient is skipped, as in torch)."""
         b1, b2 = self.betas
-        for grad, var, name in zip(grads, variables, names):
+        for grad, var, name in zip(grads, variables, names, strict=False):
             if grad is None:
                 continue
             if name not in self.slots:

@@ -23,8 +23,8 @@ import numpy as np
 import tensorflow as tf
 
 from portability.core.checkpoint import Checkpoint
-from portability.errors import FormatError, UnsupportedOpError
 from portability.core.tensors import as_array
+from portability.errors import FormatError, UnsupportedOpError
 from portability.training.tf_adam import TorchAdam, cosine_lr_after, ulp_distance
 
 
@@ -242,8 +242,8 @@ def tf_resume(name: str = "mlp", resume_at: int = 10, steps: int = 10, forward: 
     """
     import torch
 
-    from portability.training.torch_recipes import training_recipe
     from portability.training.driver import TrainConfig, train
+    from portability.training.torch_recipes import training_recipe
 
     recipe = training_recipe(name)
     first = recipe.make()

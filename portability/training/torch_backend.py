@@ -22,9 +22,9 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from portability.adapters.torch.state_dict import checkpoint_from_object, object_from_checkpoint
 from portability.core.checkpoint import Checkpoint
 from portability.errors import FormatError
-from portability.adapters.torch.state_dict import checkpoint_from_object, object_from_checkpoint
 
 
 class BatchSource(Protocol):

@@ -12,8 +12,8 @@ import inspect
 import numpy as np
 import pytest
 import torch
-
 import toy_models
+
 from portability.adapters.base import FormatAdapter, registered_formats
 from portability.core.checkpoint import Checkpoint
 from portability.core.formats import FORMATS, detect, load_adapter

@@ -13,9 +13,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from portability.adapters.safetensors import format as safetensors_format
-from portability.adapters.torch import state_dict as torch_state_dict  # noqa: E402
-from portability.cli import main  # noqa: E402
-from portability.errors import IntegrityError  # noqa: E402
+from portability.adapters.torch import state_dict as torch_state_dict
+from portability.cli import main
+from portability.errors import IntegrityError
 
 
 def _training_checkpoint():
@@ -100,8 +100,8 @@ def test_flipped_bit_in_torch_pickle_is_detected_before_unpickling(tmp_path, mon
 
 
 def test_files_from_other_tools_still_read(tmp_path):
-    from safetensors.numpy import save_file
     import numpy as np
+    from safetensors.numpy import save_file
 
     save_file({"w": np.ones(3, np.float32)}, str(tmp_path / "plain.safetensors"), metadata={"format": "pt"})
     torch.save({"w": torch.ones(3)}, tmp_path / "plain.pt")
@@ -134,8 +134,8 @@ def test_truncated_data_is_reported_by_the_in_place_read(tmp_path):
     import numpy as np
 
     from portability.core.checkpoint import Checkpoint
-    from portability.errors import FormatError
     from portability.core.tensors import as_array
+    from portability.errors import FormatError
 
     path = tmp_path / "w.safetensors"
     safetensors_format.write(Checkpoint(tensors={"w": np.ones(1000, np.float32)}), path)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the toy_models:NAME specs live there
-import toy_models  # noqa: E402
+import toy_models
 
 from portability.cli import main
 from portability.reports.schema import validate

@@ -6,9 +6,9 @@ import json
 import os
 import struct
 import subprocess
-from types import SimpleNamespace
 import sys
 import textwrap
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -138,6 +138,7 @@ DISK_FULL = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dst_name,extra", [("out.safetensors", []), ("out_dir", ["--shard-size", "700KB"]),
                                             ("out.pt", [])])
 def test_write_failure_part_way(tmp_path, dst_name, extra, assert_clean_failure):
@@ -155,6 +156,7 @@ def test_write_failure_part_way(tmp_path, dst_name, extra, assert_clean_failure)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src.safetensors"]
 
 
+@pytest.mark.slow
 def test_debug_shows_the_traceback(tmp_path, cli_subprocess):
     (tmp_path / "weights.xyz").write_bytes(b"\0")
     result = cli_subprocess("--debug", "convert", tmp_path / "weights.xyz", tmp_path / "o.safetensors")
@@ -164,6 +166,7 @@ def test_debug_shows_the_traceback(tmp_path, cli_subprocess):
     assert plain.code == 2 and "Traceback" not in plain.err and plain.err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_subprocess_corrupt_header_exits_2_with_one_line(tmp_path, cli_subprocess, assert_clean_failure):
     BAD_SAFETENSORS["overlapping_offsets"][0](tmp_path / "bad.safetensors")
     result = cli_subprocess("convert", tmp_path / "bad.safetensors", tmp_path / "o.safetensors")

@@ -56,6 +56,7 @@ def test_onnx_without_model_says_how(tmp_path, cli, assert_clean_failure):
     assert_clean_failure(cli("convert", MLP_PT, dst), names=("--model SPEC", "fixture:NAME"), dst=dst)
 
 
+@pytest.mark.slow
 def test_opset_the_exporter_cannot_reach_fails_instead_of_writing_opset_18(tmp_path, cli, assert_clean_failure):
     # torch exports opset 18 and converts; LayerNormalization has no opset-13 form.
     dst = tmp_path / "out.onnx"
@@ -90,6 +91,7 @@ def test_destination_folder_that_cannot_be_created(tmp_path, cli, assert_clean_f
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
 
 
+@pytest.mark.slow
 def test_onnx_output_says_the_training_state_was_not_carried(tmp_path, cli):
     result = cli("convert", MLP_PT, tmp_path / "mlp.onnx", "--model", "fixture:mlp")
     assert result.code == 0, result.err

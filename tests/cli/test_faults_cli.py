@@ -10,6 +10,7 @@ import pytest
 pytest.importorskip("torch")
 
 
+@pytest.mark.slow
 def test_faults_writes_json_junit_markdown_and_exits_0(cli, tmp_path):
     paths = [tmp_path / n for n in ("r.json", "r.xml", "r.md")]
     res = cli("faults", "--fixture", "toy-mlp", "--kinds", "truncated-file,missing-optimizer-state",

@@ -8,7 +8,6 @@ import sys
 import textwrap
 
 import pytest
-
 from foreign_graphs import keras_subclassed
 
 _UNUSED_INITIALIZER = textwrap.dedent("""
@@ -49,7 +48,8 @@ def test_onnxruntime_warnings_are_silenced_by_the_import_hook():
 def test_tensorflow_commands_print_only_our_line(tmp_path):
     pytest.importorskip("keras")
     keras_subclassed(tmp_path / "sm")
-    command = [sys.executable, "-m", "portability.cli", "convert", str(tmp_path / "sm"), str(tmp_path / "w.safetensors")]
+    command = [sys.executable, "-m", "portability.cli", "convert", str(tmp_path / "sm"),
+               str(tmp_path / "w.safetensors")]
     done = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""

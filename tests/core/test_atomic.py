@@ -14,9 +14,9 @@ import pytest
 from portability.adapters.safetensors import format as safetensors_format
 from portability.core.atomic import TMP_MARKER, atomic_output, remove_stale_temps, temp_sibling
 from portability.core.checkpoint import Checkpoint
-from portability.errors import FormatError, UsageError, WriteError
 from portability.core.inspection import inspect_checkpoint
 from portability.core.tensors import as_array
+from portability.errors import FormatError, UsageError, WriteError
 
 
 def temps(directory: Path) -> list[str]:

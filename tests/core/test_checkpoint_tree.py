@@ -10,8 +10,8 @@ import pytest
 
 from portability.core import tree
 from portability.core.checkpoint import Checkpoint, OptimizerState, TrainingState
-from portability.errors import FormatError
 from portability.core.training_codec import TRAINING_PREFIX, pack_training, unpack_training
+from portability.errors import FormatError
 
 
 def test_parameter_count_skips_aliases():

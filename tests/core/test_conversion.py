@@ -13,8 +13,8 @@ import pytest
 from portability.adapters.safetensors import format as safetensors_format
 from portability.core.checkpoint import Checkpoint
 from portability.core.conversion import ConvertResult, convert, destination_format, parse_size
-from portability.errors import UsageError
 from portability.core.tensors import as_array
+from portability.errors import UsageError
 
 
 @pytest.mark.parametrize("text,size", [("500MB", 500 * 10**6), ("2GiB", 2 * 2**30), ("1048576", 1048576),

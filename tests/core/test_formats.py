@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from portability.errors import FormatError, UsageError
 from portability.core.formats import FORMATS, detect, format_from_name, load_adapter, spec_for
+from portability.errors import FormatError, UsageError
 
 
 @pytest.mark.parametrize("name,fmt", [

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from portability.errors import UsageError
 from portability.core.model_spec import ModelSpec, parse_model_spec
+from portability.errors import UsageError
 
 
 def test_fixture_spec():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 pytest.importorskip("torch")
-from portability.faults.campaign import KINDS, run_campaign  # noqa: E402
+from portability.faults.campaign import KINDS, run_campaign
 
 # K = 5, N = 30: file faults strike at step 17 and damage the step-15 checkpoint.
 EXPECTED = {
@@ -20,6 +20,7 @@ def campaign():
     return run_campaign("mlp", steps=30, every=5)
 
 
+@pytest.mark.slow
 def test_every_fault_kind_is_covered(campaign):
     assert [f.kind for f in campaign.faults] == list(KINDS) == list(EXPECTED)
 

@@ -18,13 +18,13 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from portability.training.keras_recipes import KerasFixtureTrainable  # noqa: E402
-from portability.training.torch_recipes import recipe_names, training_recipe  # noqa: E402
-from portability.errors import FormatError  # noqa: E402
-from portability.faults.campaign import KINDS, MIN_R  # noqa: E402
-from portability.faults.resume_parity import loss_deviation  # noqa: E402
-from portability.core.tensors import as_array  # noqa: E402
-from portability.training.driver import TrainConfig, checkpoint_path, load_checkpoint, save_checkpoint, train  # noqa: E402
+from portability.core.tensors import as_array
+from portability.errors import FormatError
+from portability.faults.campaign import KINDS, MIN_R
+from portability.faults.resume_parity import loss_deviation
+from portability.training.driver import TrainConfig, checkpoint_path, load_checkpoint, save_checkpoint, train
+from portability.training.keras_recipes import KerasFixtureTrainable
+from portability.training.torch_recipes import recipe_names, training_recipe
 
 NAME, TOTAL, RESUME_AT = "keras-cnn", 12, 6
 
@@ -46,6 +46,7 @@ def test_keras_cnn_has_a_training_recipe(recipe):
     assert isinstance(trainable, KerasFixtureTrainable) and trainable.step == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["safetensors", "torch"])
 def test_interrupted_and_resumed_run_is_bitwise_identical(recipe, reference, tmp_path, fmt):
     first = recipe.make()
@@ -65,6 +66,7 @@ def test_interrupted_and_resumed_run_is_bitwise_identical(recipe, reference, tmp
     assert run.final_metric == reference.final_metric
 
 
+@pytest.mark.slow
 def test_checkpoint_holds_keras_adam_state_in_torch_layout(recipe, tmp_path):
     trainable = recipe.make()
     train(trainable, TrainConfig(2))
@@ -86,6 +88,7 @@ def test_checkpoint_holds_keras_adam_state_in_torch_layout(recipe, tmp_path):
         assert np.array_equal(as_array(ckpt.tensors[variable.path]), np.asarray(variable.numpy()))
 
 
+@pytest.mark.slow
 def test_restore_refuses_a_weights_only_checkpoint(recipe):
     trainable = recipe.make()
     ckpt = trainable.capture()
@@ -102,6 +105,7 @@ print(json.dumps({"passed": bool(campaign), "faults": [dataclasses.asdict(f) for
 """
 
 
+@pytest.mark.slow
 def test_every_fault_kind_is_detected_and_recovered_on_keras_cnn(tmp_path):
     # A fresh interpreter, as the CLI runs it: TensorFlow fixes its thread pools when
     # its runtime starts, so the in-process reference run and the training workers

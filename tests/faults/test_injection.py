@@ -8,11 +8,17 @@ import shutil
 import pytest
 
 pytest.importorskip("torch")
-from portability.faults import injection as fi  # noqa: E402
-from portability.training.torch_recipes import training_recipe  # noqa: E402
-from portability.errors import FormatError, IntegrityError, UnsafeCheckpointError  # noqa: E402
-from portability.training.driver import (TrainConfig, checkpoint_path, content_digest, load_checkpoint,  # noqa: E402
-                                  save_checkpoint, train)
+from portability.errors import FormatError, IntegrityError, UnsafeCheckpointError
+from portability.faults import injection as fi
+from portability.training.driver import (
+    TrainConfig,
+    checkpoint_path,
+    content_digest,
+    load_checkpoint,
+    save_checkpoint,
+    train,
+)
+from portability.training.torch_recipes import training_recipe
 
 
 @pytest.fixture(scope="module")

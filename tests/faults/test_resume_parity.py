@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 pytest.importorskip("torch")
-from portability.training.torch_recipes import training_recipe  # noqa: E402
-from portability.faults.resume_parity import loss_deviation, resume_parity  # noqa: E402
-from portability.training.driver import TrainConfig, train  # noqa: E402
+from portability.faults.resume_parity import loss_deviation, resume_parity
+from portability.training.driver import TrainConfig, train
+from portability.training.torch_recipes import training_recipe
 
 
 @pytest.fixture(scope="module")
@@ -15,6 +15,7 @@ def mlp_parity():
     return {r.route: r for r in resume_parity(training_recipe("mlp").make, 20, 10)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("route", ["torch", "torch->safetensors->torch", "safetensors"])
 def test_mlp_fixture_resumes_bitwise(mlp_parity, route):
     result = mlp_parity[route]

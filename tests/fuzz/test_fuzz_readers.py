@@ -6,7 +6,6 @@ checksummed file with other values, or allocates far beyond its size."""
 from __future__ import annotations
 
 import pytest
-
 from fuzz_engine import FAILURE_KINDS, fuzz
 
 pytest.importorskip("hypothesis")

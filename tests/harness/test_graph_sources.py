@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 import torch
-
 import toy_models
 from foreign_graphs import image_batch, keras_functional, paddle_style_classifier
+
 from portability.api import check
 from portability.cli import main
 from portability.reports.schema import validate

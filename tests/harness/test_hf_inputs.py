@@ -8,10 +8,11 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("onnxruntime")
 
-from portability import api  # noqa: E402
-from portability.core.conversion import convert  # noqa: E402
+from portability import api
+from portability.core.conversion import convert
 
 
+@pytest.mark.slow
 def test_compare_hf_model_without_inputs_runs_synthesized_ids(tmp_path):
     torch.manual_seed(0)
     config = transformers.BertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1,

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import toy_models
 
 import portability
-import toy_models
 from portability.api import check, compare, plan
 
 

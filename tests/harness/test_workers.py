@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
-
 import toy_models
 import worker_jobs
+
 from portability.api import check
 from portability.harness.workers import WorkerFailure, describe_exit, run_parallel
 
 
+@pytest.mark.slow
 def test_a_segfault_a_hang_and_an_exception_each_cost_only_their_job():
     jobs = [("ok", 0), ("segfault", 0), ("ok", 0), ("hang", 600), ("raise", 0), ("ok", 0)]
     started, done = [], []
@@ -34,6 +36,7 @@ def test_describe_exit_names_the_signal():
     assert describe_exit(3) == "worker exited with status 3"
 
 
+@pytest.mark.slow
 def test_a_route_whose_runtime_crashes_is_reported_and_the_run_completes(tmp_path):
     ckpt = tmp_path / "toy.pt"
     torch.save(toy_models.mlp().state_dict(), ckpt)

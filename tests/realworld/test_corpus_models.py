@@ -19,7 +19,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from . import corpus, graph_inputs  # noqa: E402
+from . import corpus, graph_inputs
 
 pytestmark = pytest.mark.realworld
 
@@ -135,7 +135,7 @@ def test_crepe_finds_the_pitch_of_a_sine(entry):
     module, _ = _factory(entry)
     _, _, _, (activation,) = _build(entry)
     found = module.bin_to_hz(activation.argmax(dim=1))
-    for hz, expected in zip(found.tolist(), module.TEST_HZ):
+    for hz, expected in zip(found.tolist(), module.TEST_HZ, strict=True):
         assert abs(1200 * np.log2(hz / expected)) < 25  # within about one 20-cent bin
 
 
@@ -214,5 +214,5 @@ def test_silero_onnx_exports_agree():
     for name in ("silero-vad-onnx", "silero-vad-onnx-op15"):
         session = ort.InferenceSession(str(_fetch(corpus.BY_NAME[name])), providers=["CPUExecutionProvider"])
         results.append(session.run(None, graph_inputs.inputs(name)))
-    for a, b in zip(*results):
+    for a, b in zip(*results, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

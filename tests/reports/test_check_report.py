@@ -11,10 +11,10 @@ import pytest
 from portability.core.checkpoint import Checkpoint
 from portability.harness.drift import Tolerance, compare_outputs
 from portability.harness.recoverability import judge_recoverability
+from portability.harness.weights import compare_weights
 from portability.reports.check_report import SCHEMA_VERSION, Report, RouteResult
 from portability.reports.render import drift_text, junit_xml, markdown, write_json, write_junit, write_markdown
 from portability.reports.schema import load_schema, validate
-from portability.harness.weights import compare_weights
 
 
 def _report() -> Report:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from portability.reports.faults_report import FaultsReport, Row, junit_xml, markdown, write_reports
 
 FAULT = {"kind": "truncated-file", "detected": True, "recovered": True, "recovered_from_step": 10,
@@ -50,9 +52,8 @@ def test_write_reports_writes_every_file_atomically(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.md", "r.xml"]
 
 
+@pytest.mark.slow
 def test_tf_continuation_is_a_resume_route_with_its_one_step_proof():
-    import pytest
-
     pytest.importorskip("torch")
     pytest.importorskip("tensorflow")
     from portability.reports.faults_report import _tf_row

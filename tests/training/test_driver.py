@@ -5,13 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from portability.errors import FormatError, IntegrityError
 from portability.core.formats import WriteOptions, load_adapter
-from portability.training.driver import (DIGEST_KEY, TrainConfig, checkpoint_path, find_latest_valid, load_checkpoint,
-                                  save_checkpoint, train)
+from portability.errors import FormatError, IntegrityError
+from portability.training.driver import (
+    DIGEST_KEY,
+    TrainConfig,
+    checkpoint_path,
+    find_latest_valid,
+    load_checkpoint,
+    save_checkpoint,
+    train,
+)
 
 torch = pytest.importorskip("torch")
-from portability.training.torch_recipes import training_recipe  # noqa: E402
+from portability.training.torch_recipes import training_recipe
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 tf = pytest.importorskip("tensorflow")
-from portability.training.tf_adam import TorchAdam, cosine_lr_after, ulp_distance  # noqa: E402
+from portability.training.tf_adam import TorchAdam, cosine_lr_after, ulp_distance
 
 SHAPES = [(64, 16), (64,), (3, 64), (257, 37)]
 
@@ -49,6 +49,7 @@ def _run(steps: int, weight_decay: float, sqrt) -> tuple[list[dict], int, int]:
     return stats, differing, total
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("weight_decay", [0.0, 0.01])
 def test_update_is_bitwise_identical_given_torch_sqrt(weight_decay):
     """Every rounding point but the square root matches torch exactly, over many steps."""
@@ -101,6 +102,7 @@ def test_cosine_schedule_matches_torch_bit_for_bit():
     assert not math.isnan(lr)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("forward", ["direct-tf", "auto"])
 def test_continue_the_mlp_fixture_in_tf(forward):
     from portability.training.tf_resume import tf_resume

@@ -2,8 +2,7 @@
 
 import importlib
 
-from portability.adapters.tf_savedmodel.ops.registry import (OpContext, register, supported_ops,
-                                                             translator_for)
+from portability.adapters.tf_savedmodel.ops.registry import OpContext, register, supported_ops, translator_for
 
 # Each family registers its translators when imported.
 FAMILIES = ("conv", "elementwise", "index_ops", "layout_ops", "nn_ops", "pooling", "random_ops",

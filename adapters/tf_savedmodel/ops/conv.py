@@ -27,7 +27,7 @@ def _convolve(xl, kernel, strides, dilations, group):
         y = one(xl, kernel)
     else:
         xs, ks = tf.split(xl, group, axis=-1), tf.split(kernel, group, axis=-1)
-        y = tf.concat([one(xi, ki) for xi, ki in zip(xs, ks)], axis=-1)
+        y = tf.concat([one(xi, ki) for xi, ki in zip(xs, ks, strict=False)], axis=-1)
     if dilated and any(s != 1 for s in strides):
         y = y[(slice(None),) + tuple(slice(None, None, s) for s in strides)]
     return y
@@ -99,7 +99,7 @@ def conv_transpose(node, ctx):
     xl = geo.channels_last(x)
     for i in range(spatial):
         xl = _upsample(xl, 1 + i, strides[i])
-    full = [[0, 0]] + [[e - 1, e - 1 + p] for e, p in zip(extents, out_pad)] + [[0, 0]]
+    full = [[0, 0]] + [[e - 1, e - 1 + p] for e, p in zip(extents, out_pad, strict=False)] + [[0, 0]]
     xl = tf.pad(xl, full)
     # [in, out/group, k...] -> per group [k..., in/group, out/group], spatially flipped.
     flipped = tf.reverse(w, axis=list(range(2, 2 + spatial)))

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from portability.adapters.tf_savedmodel.ops.registry import (normalize_axis, rank_of, register,
-                                                             unsupported)
+from portability.adapters.tf_savedmodel.ops.registry import normalize_axis, rank_of, register, unsupported
 
 
 @register("MatMul")

@@ -72,7 +72,7 @@ class OpContext:
         self.opset = opset
         self.node: onnx.NodeProto | None = None
 
-    def bind(self, node: onnx.NodeProto) -> "OpContext":
+    def bind(self, node: onnx.NodeProto) -> OpContext:
         self.node = node
         self._attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         return self

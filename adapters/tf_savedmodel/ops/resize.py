@@ -13,8 +13,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from portability.adapters.tf_savedmodel.ops.registry import (normalize_axis, rank_of, register,
-                                                             unsupported)
+from portability.adapters.tf_savedmodel.ops.registry import normalize_axis, rank_of, register, unsupported
 
 _F64 = tf.float64
 

@@ -11,8 +11,7 @@ import tensorflow as tf
 from onnx import numpy_helper
 
 from portability.adapters.tf_savedmodel.ops.dtypes import tf_dtype
-from portability.adapters.tf_savedmodel.ops.registry import (normalize_axis, rank_of, register,
-                                                             unsupported)
+from portability.adapters.tf_savedmodel.ops.registry import normalize_axis, rank_of, register, unsupported
 
 
 def _axes(node, ctx, input_index: int, since: int):

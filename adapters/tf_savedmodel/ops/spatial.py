@@ -24,7 +24,7 @@ def geometry(ctx, spatial: int, kernel: list[int]):
     """(strides, dilations, effective kernel extents) as Python ints."""
     strides = list(ctx.attr("strides", [1] * spatial))
     dilations = list(ctx.attr("dilations", [1] * spatial))
-    extents = [(k - 1) * d + 1 for k, d in zip(kernel, dilations)]
+    extents = [(k - 1) * d + 1 for k, d in zip(kernel, dilations, strict=False)]
     return strides, dilations, extents
 
 

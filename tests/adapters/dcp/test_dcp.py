@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 import torch.distributed.checkpoint as dcp
+import toy_models
 
 import portability
-import toy_models
 from portability.core.conversion import convert, read_checkpoint
 from portability.core.formats import detect
 from portability.core.inspection import inspect_checkpoint

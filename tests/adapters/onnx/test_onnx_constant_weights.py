@@ -8,9 +8,9 @@ import json
 
 import numpy as np
 import pytest
+from foreign_graphs import WEIGHTS_OF_PADDLE_STYLE, image_batch, paddle_style_classifier, realworld_onnx
 
 import portability
-from foreign_graphs import WEIGHTS_OF_PADDLE_STYLE, image_batch, paddle_style_classifier, realworld_onnx
 
 onnx = pytest.importorskip("onnx")
 KEY_CONSTANT_NAMES = "portability.onnx.constant_names"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import warnings
 
 import pytest
+from fuzz_seeds import onnx_external
 
 import portability
-from fuzz_seeds import onnx_external
 from portability.errors import FormatError
 
 pytest.importorskip("onnx")
@@ -27,7 +27,8 @@ def test_string_field_that_is_not_utf8_is_a_format_error(tmp_path, place):
     model.write_bytes(raw[:at] + b"\xf7" + raw[at + 1:])  # an invalid UTF-8 start byte
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # protobuf warns about the undecodable string
-        with pytest.raises(FormatError, match=r"model\.onnx: damaged ONNX model: the name or string .* is not valid UTF-8"):
+        expected = r"model\.onnx: damaged ONNX model: the name or string .* is not valid UTF-8"
+        with pytest.raises(FormatError, match=expected):
             portability.load(seed.path)
 
 

@@ -2,18 +2,18 @@
 
 import numpy as np
 import onnx
-import pytest
-
 import onnx_cases
 import onnx_toys
+import pytest
+
 from portability.adapters import onnx as onnx_adapter
 from portability.adapters.onnx import export as export_module
 from portability.adapters.onnx import name_map
 from portability.adapters.torch.models import run_model
 from portability.adapters.torch.state_dict import checkpoint_from_object
 from portability.cli import main
-from portability.errors import UsageError
 from portability.core.formats import WriteOptions
+from portability.errors import UsageError
 
 
 def _graph(path):
@@ -24,6 +24,7 @@ def _dims(value_info):
     return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
 
 
+@pytest.mark.slow
 def test_mlp_export_has_dynamic_batch_and_names():
     result, _ = onnx_cases.exported("mlp")
     graph = _graph(result.model_path).graph
@@ -33,6 +34,7 @@ def test_mlp_export_has_dynamic_batch_and_names():
     assert result.opset == 20 and result.external_data is None
 
 
+@pytest.mark.slow
 def test_ort_matches_torch_at_other_batch_sizes():
     for kind, make, inputs in (("mlp", onnx_toys.make_mlp, onnx_toys.mlp_inputs(batch=7, seed=5)),
                                ("cnn", onnx_toys.make_cnn, onnx_toys.cnn_inputs(batch=1, seed=5))):
@@ -61,6 +63,7 @@ def test_linear_weights_are_found_transposed_and_folded_conv_stored_apart():
     assert "portability/conv.weight" in names and "portability/bn.running_var" in names
 
 
+@pytest.mark.slow
 def test_unoptimized_export_keeps_parameter_names(tmp_path):
     result = onnx_adapter.export_model(onnx_toys.make_mlp(), onnx_toys.mlp_inputs(), tmp_path / "m.onnx",
                                        optimize=False)
@@ -70,6 +73,7 @@ def test_unoptimized_export_keeps_parameter_names(tmp_path):
     assert result.stored_unused == []
 
 
+@pytest.mark.slow
 def test_directory_destination_writes_external_data(tmp_path):
     import torch
 
@@ -125,6 +129,7 @@ def test_cli_convert_without_model_fails_and_leaves_nothing(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == [src]
 
 
+@pytest.mark.slow
 def test_cli_convert_with_factory_spec_inputs_and_opset(tmp_path, capsys):
     import torch
 

@@ -4,9 +4,9 @@ import gives back every parameter bitwise under its state_dict name."""
 import functools
 
 import numpy as np
+import onnx_cases
 import pytest
 
-import onnx_cases
 from portability.adapters import onnx as onnx_adapter
 from portability.adapters.torch.runner import TorchRunner
 from portability.adapters.torch.state_dict import checkpoint_from_object
@@ -15,7 +15,7 @@ from portability.fixtures import all_fixtures, get_fixture
 TORCH_FIXTURES = [f.name for f in all_fixtures() if f.framework == "torch"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _exported(name):
     """Seeded build() weights, with BatchNorm statistics made non-trivial, exported once."""
     state = get_fixture(name).build().state_dict()
@@ -34,6 +34,7 @@ def test_fixture_zoo_has_torch_fixtures():
     assert {"mlp", "cnn", "bert-tiny", "gpt2-tiny"} <= set(TORCH_FIXTURES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", TORCH_FIXTURES)
 def test_fixture_exports_and_ort_matches_torch(name):
     fixture = get_fixture(name)

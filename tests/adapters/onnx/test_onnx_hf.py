@@ -4,9 +4,9 @@ import json
 
 import numpy as np
 import onnx
+import onnx_cases
 import pytest
 
-import onnx_cases
 from portability.adapters import onnx as onnx_adapter
 from portability.adapters.onnx import name_map
 from portability.adapters.safetensors.format import read as read_safetensors
@@ -16,6 +16,7 @@ from portability.cli import main
 from portability.core.tensors import as_array
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["bert", "gpt2"])
 def test_hf_model_converts_to_onnx_and_back_bitwise(kind, tmp_path):
     directory = onnx_cases.hf_dir(kind)

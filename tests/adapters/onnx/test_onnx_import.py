@@ -6,10 +6,10 @@ import warnings
 import ml_dtypes
 import numpy as np
 import onnx
+import onnx_cases
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-import onnx_cases
 from portability.adapters import onnx as onnx_adapter
 from portability.adapters.onnx import name_map, reader
 from portability.errors import FormatError, IntegrityError

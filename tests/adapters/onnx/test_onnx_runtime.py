@@ -2,11 +2,11 @@
 
 import numpy as np
 import onnx
+import onnx_cases
+import onnx_toys
 import pytest
 from onnx import TensorProto, helper
 
-import onnx_cases
-import onnx_toys
 from portability.adapters import onnx as onnx_adapter
 from portability.adapters.torch.models import run_model
 from portability.errors import FormatError, UnsupportedOpError, UsageError
@@ -55,6 +55,7 @@ def test_valid_graph_runs_and_inputs_are_checked(tmp_path):
             runner.infer({"z": np.zeros(2, np.float32)})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["mlp-fp16", "cnn-fp16"])
 def test_fp16_exports_and_runs_on_ort_cpu(kind):
     result, state = onnx_cases.exported(kind)
@@ -71,6 +72,7 @@ def test_fp16_exports_and_runs_on_ort_cpu(kind):
     assert all(onnx_cases.same_bits(back.tensors[n], v) for n, v in state.items())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind, message", [
     ("mlp-bf16", "onnxruntime .* cannot load the model.*Could not find an implementation for MatMul"),
     ("cnn-bf16", "onnx.checker rejects the model.*Conv.*has unsupported type: tensor\\(bfloat16\\)"),

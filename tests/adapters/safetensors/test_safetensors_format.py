@@ -12,14 +12,14 @@ import pytest
 from portability.adapters.safetensors import format as safetensors_format
 from portability.core.checkpoint import Checkpoint
 from portability.core.conversion import convert
-from portability.errors import IntegrityError
 from portability.core.formats import WriteOptions
 from portability.core.inspection import inspect_checkpoint
 from portability.core.tensors import as_array
+from portability.errors import IntegrityError
 
 safetensors = pytest.importorskip("safetensors")
-from safetensors import safe_open  # noqa: E402
-from safetensors.numpy import load_file, save_file  # noqa: E402
+from safetensors import safe_open
+from safetensors.numpy import load_file, save_file
 
 
 def sample_checkpoint(layers: int = 6) -> Checkpoint:

@@ -81,8 +81,9 @@ def test_index_that_lost_its_metadata_key_is_an_integrity_error(tmp_path):
     # Found by fuzzing: one flipped bit renamed "metadata" and the shards loaded
     # without their training state.
     pytest.importorskip("torch")
-    from portability.adapters.torch import state_dict
     from fuzz_seeds import torch_zip
+
+    from portability.adapters.torch import state_dict
     from portability.core.options import WriteOptions
 
     source = torch_zip(tmp_path / "torch")[0].path

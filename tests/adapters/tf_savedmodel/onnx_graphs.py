@@ -54,7 +54,7 @@ def check(nodes, feeds, constants=None, opset=21, outputs=1, static=False, rtol=
     """Assert the translation matches the reference in shape, dtype and value."""
     expected, got = run_both(nodes, feeds, constants, opset, outputs, static, reference)
     assert len(got) == len(expected)
-    for want, value in zip(expected, got):
+    for want, value in zip(expected, got, strict=True):
         assert value.shape == want.shape
         assert value.dtype == want.dtype
         np.testing.assert_allclose(value, want, rtol=rtol, atol=atol)

@@ -18,13 +18,13 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxscript")
 transformers = pytest.importorskip("transformers")
 
-from portability.core.conversion import convert  # noqa: E402
-from portability.errors import UnsupportedOpError, UsageError  # noqa: E402
-from portability.core.formats import WriteOptions  # noqa: E402
-from portability.fixtures import get_fixture  # noqa: E402
-from portability.adapters import tf_savedmodel  # noqa: E402
-from portability.adapters.safetensors.format import write as write_safetensors  # noqa: E402
-from portability.adapters.torch.state_dict import checkpoint_from_object  # noqa: E402
+from portability.adapters import tf_savedmodel
+from portability.adapters.safetensors.format import write as write_safetensors
+from portability.adapters.torch.state_dict import checkpoint_from_object
+from portability.core.conversion import convert
+from portability.core.formats import WriteOptions
+from portability.errors import UnsupportedOpError, UsageError
+from portability.fixtures import get_fixture
 
 ATOL = 1e-5
 # Fixtures exported through the ONNX adapter (``--model fixture:NAME``).

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from foreign_graphs import functional_twin, keras_dense_gelu, keras_functional, keras_subclassed
 
 import portability
-from foreign_graphs import functional_twin, keras_dense_gelu, keras_functional, keras_subclassed
 from portability.errors import ToleranceError, UnsupportedOpError, UsageError
 
 keras = pytest.importorskip("keras")

@@ -15,11 +15,11 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 torch = pytest.importorskip("torch")
 
-from portability.adapters.safetensors import format as safetensors_format  # noqa: E402
-from portability.core.checkpoint import Checkpoint  # noqa: E402
-from portability.cli import main  # noqa: E402
-from portability.fixtures import get_fixture  # noqa: E402
-from portability.core.tensors import as_array  # noqa: E402
+from portability.adapters.safetensors import format as safetensors_format
+from portability.cli import main
+from portability.core.checkpoint import Checkpoint
+from portability.core.tensors import as_array
+from portability.fixtures import get_fixture
 
 
 @pytest.mark.slow

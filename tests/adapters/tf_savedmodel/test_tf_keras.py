@@ -16,10 +16,9 @@ tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 torch = pytest.importorskip("torch")
 
-from portability.adapters import tf_savedmodel  # noqa: E402
-from portability.adapters.tf_savedmodel.keras_mapping import (BN_EPSILON_NOTE,  # noqa: E402
-                                                              map_keras_to_torch)
-from portability.adapters.torch.numpy_bridge import numpy_to_tensor  # noqa: E402
+from portability.adapters import tf_savedmodel
+from portability.adapters.tf_savedmodel.keras_mapping import BN_EPSILON_NOTE, map_keras_to_torch
+from portability.adapters.torch.numpy_bridge import numpy_to_tensor
 
 
 class TorchTwin(torch.nn.Module):
@@ -57,6 +56,7 @@ def keras_export(tmp_path_factory):
     return model, path
 
 
+@pytest.mark.slow
 def test_keras_variables_read_without_running_under_keras_names(keras_export):
     model, path = keras_export
     ckpt = tf_savedmodel.read(path)
@@ -99,6 +99,7 @@ def test_unmatched_keras_layers_are_reported():
     assert np.array_equal(mapping.checkpoint.tensors["extra.weight"], twin["extra.weight"])
 
 
+@pytest.mark.slow
 def test_zoo_keras_cnn_ports_to_its_twin(tmp_path):
     from portability.fixtures import get_fixture
 

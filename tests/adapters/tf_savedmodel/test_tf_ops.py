@@ -11,11 +11,11 @@ import pytest
 
 onnx = pytest.importorskip("onnx")
 tf = pytest.importorskip("tensorflow")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-from onnx.reference import ReferenceEvaluator  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
 
-from portability.errors import UnsupportedOpError  # noqa: E402
-from portability.adapters.tf_savedmodel.graph import translate  # noqa: E402
+from portability.adapters.tf_savedmodel.graph import translate
+from portability.errors import UnsupportedOpError
 
 _TYPES = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.int64): TensorProto.INT64,
           np.dtype(np.bool_): TensorProto.BOOL}

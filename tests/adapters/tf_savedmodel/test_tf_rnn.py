@@ -53,7 +53,7 @@ def test_recurrence_matches_onnxruntime_with_lengths_and_states(op, direction, l
         result = module.serve(*swapped.values())
         got = [result[k].numpy() for k in module.output_names]
         got = [np.transpose(got[0], (1, 2, 0, 3))] + [np.swapaxes(g, 0, 1) for g in got[1:]]
-    for want, value in zip(expected, got):
+    for want, value in zip(expected, got, strict=True):
         np.testing.assert_allclose(value, want, rtol=1e-5, atol=1e-5)
     assert not got[0][2:, :, 1].any(), "steps past a sequence's length emit zeros"
 

@@ -9,12 +9,12 @@ import pytest
 
 onnx = pytest.importorskip("onnx")
 tf = pytest.importorskip("tensorflow")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper
 
-from portability.core.checkpoint import Checkpoint, OptimizerState, TrainingState  # noqa: E402
-from portability.errors import FormatError, IntegrityError  # noqa: E402
-from portability.core.formats import ReadOptions, WriteOptions  # noqa: E402
-from portability.adapters import tf_savedmodel  # noqa: E402
+from portability.adapters import tf_savedmodel
+from portability.core.checkpoint import Checkpoint, OptimizerState, TrainingState
+from portability.core.formats import ReadOptions, WriteOptions
+from portability.errors import FormatError, IntegrityError
 
 RNG = np.random.default_rng(0)
 WEIGHT = RNG.standard_normal((4, 3)).astype(np.float32)

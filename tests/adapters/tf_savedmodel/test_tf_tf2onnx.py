@@ -9,8 +9,8 @@ pytest.importorskip("tf2onnx")
 keras = pytest.importorskip("keras")
 ort = pytest.importorskip("onnxruntime")
 
-from portability.errors import UnsupportedOpError  # noqa: E402
-from portability.adapters.tf_savedmodel.tf2onnx_route import savedmodel_to_onnx  # noqa: E402
+from portability.adapters.tf_savedmodel.tf2onnx_route import savedmodel_to_onnx
+from portability.errors import UnsupportedOpError
 
 
 def _dense_savedmodel(path, activation):

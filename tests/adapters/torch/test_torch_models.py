@@ -1,17 +1,23 @@
 """Building models from specs, loading checkpoints, and finding their inputs."""
 
 import numpy as np
+import onnx_toys
 import pytest
 import torch
 
-import onnx_toys
 from portability.adapters.torch.model_inputs import example_inputs
-from portability.adapters.torch.models import (bind_inputs, build_model, load_weights, model_state,
-                                               named_outputs, run_model)
+from portability.adapters.torch.models import (
+    bind_inputs,
+    build_model,
+    load_weights,
+    model_state,
+    named_outputs,
+    run_model,
+)
 from portability.adapters.torch.runner import TorchRunner
 from portability.adapters.torch.state_dict import checkpoint_from_object
-from portability.errors import FormatError, UsageError
 from portability.core.tensors import as_array
+from portability.errors import FormatError, UsageError
 
 
 def test_factory_spec_builds_the_module_with_checkpoint_weights():

@@ -11,11 +11,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from portability.adapters.torch import state_dict as torch_state_dict  # noqa: E402
-from portability.adapters.torch.safety import scan_pickle_globals  # noqa: E402
-from portability.cli import main  # noqa: E402
-from portability.errors import FormatError, UnsafeCheckpointError  # noqa: E402
-from portability.core.formats import ReadOptions  # noqa: E402
+from portability.adapters.torch import state_dict as torch_state_dict
+from portability.adapters.torch.safety import scan_pickle_globals
+from portability.cli import main
+from portability.core.formats import ReadOptions
+from portability.errors import FormatError, UnsafeCheckpointError
 
 
 class ModelConfig:
@@ -92,6 +92,7 @@ def test_malicious_reduce_does_not_run(tmp_path, writer):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_cli_subprocess_runs_nothing(tmp_path):
     marker = tmp_path / "MARKER"
     torch.save({"w": torch.ones(2), "evil": LeavesMarker(str(marker))}, tmp_path / "evil.pt")

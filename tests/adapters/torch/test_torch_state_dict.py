@@ -9,9 +9,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from portability.adapters.torch import state_dict as torch_state_dict  # noqa: E402
-from portability.adapters.torch.numpy_bridge import numpy_to_tensor, tensor_to_numpy  # noqa: E402
-from portability.core.conversion import convert  # noqa: E402
+from portability.adapters.torch import state_dict as torch_state_dict
+from portability.adapters.torch.numpy_bridge import numpy_to_tensor, tensor_to_numpy
+from portability.core.conversion import convert
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int8, torch.int16,
           torch.int32, torch.int64, torch.uint8, torch.bool, torch.float8_e4m3fn, torch.float8_e5m2]

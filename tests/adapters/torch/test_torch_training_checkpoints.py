@@ -16,9 +16,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from portability.adapters.safetensors import format as safetensors_format
-from portability.adapters.torch import state_dict as torch_state_dict  # noqa: E402
-from portability.adapters.torch.safety import load_pickle  # noqa: E402
-from portability.core.conversion import convert  # noqa: E402
+from portability.adapters.torch import state_dict as torch_state_dict
+from portability.adapters.torch.safety import load_pickle
+from portability.core.conversion import convert
 
 
 def make_model() -> torch.nn.Module:

@@ -37,7 +37,7 @@ class Encoder(nn.Module):
         self.prefilt_layers = nn.ModuleList(
             [nn.Conv1d(CHANNELS[0], CHANNELS[0], KERNEL, padding=KERNEL // 2)])
         layers: list[nn.Module] = []
-        for cin, cout in zip(CHANNELS[:-1], CHANNELS[1:]):
+        for cin, cout in zip(CHANNELS[:-1], CHANNELS[1:], strict=False):
             # indices 0, 3, 6, 9 as in the checkpoint: conv, activation, dropout
             layers += [nn.Conv1d(cin, cout, 1), nn.LeakyReLU(SLOPE), nn.Dropout(0.2)]
         self.conv_layers = nn.Sequential(*layers)
