@@ -263,7 +263,7 @@ def _verify_names(sums: dict[str, str], names: list[str], path: Path) -> None:
 
 def _lazy(path: Path, data_start: int, entry: Entry, expected: str | None) -> LazyTensor:
     def read_chunks(chunk: int) -> Iterator[bytes]:
-        pieces = _file_range(path, data_start + entry.begin, entry.end - entry.begin, chunk)
+        pieces = file_copy.read_range(path, data_start + entry.begin, entry.end - entry.begin, chunk)
         if expected is None:
             yield from pieces
         else:
@@ -293,16 +293,6 @@ def _lazy(path: Path, data_start: int, entry: Entry, expected: str | None) -> La
                       label=f"tensor {entry.name!r} in {path}")
 
 
-def _file_range(path: Path, start: int, length: int, chunk: int) -> Iterator[bytes]:
-    with open(path, "rb") as f:
-        f.seek(start)
-        remaining = length
-        while remaining > 0:
-            piece = f.read(min(chunk, remaining))
-            if not piece:
-                raise FormatError(f"{path}: ended early while reading tensor data: truncated file")
-            remaining -= len(piece)
-            yield piece
 
 
 def _read_sharded(index_path: Path, options: ReadOptions) -> Checkpoint:

@@ -110,7 +110,7 @@ def lazy_tensor(ref: TensorRef, label: str, expected: str | None) -> LazyTensor:
     def read_chunks(chunk: int) -> Iterator[bytes]:
         hasher = integrity.new_hasher() if expected is not None else None
         if contiguous:
-            pieces = _ranged_pieces(ref.storage.path, start, ref.nbytes, chunk)
+            pieces = file_copy.read_range(ref.storage.path, start, ref.nbytes, chunk)
         else:
             flat = np.ascontiguousarray(materialise(ref)).reshape(-1).view(np.uint8)
             pieces = (flat[i:i + chunk].tobytes() for i in range(0, flat.size, chunk))
@@ -147,18 +147,6 @@ def materialise(ref: TensorRef) -> np.ndarray:
     return np.lib.stride_tricks.as_strided(raw, shape=ref.shape, strides=strides, writeable=False)
 
 
-def _ranged_pieces(path: str, start: int, length: int, chunk: int) -> Iterator[bytes]:
-    with open(path, "rb") as f:
-        f.seek(start)
-        remaining = length
-        while remaining > 0:
-            piece = f.read(min(chunk, remaining))
-            if not piece:
-                raise FormatError(f"{path}: ended early while reading tensor data: truncated file")
-            remaining -= len(piece)
-            yield piece
-    if length == 0:
-        yield b""
 
 
 def _read_range_into(path: str, start: int, buffer: memoryview, hashed: bool) -> str | None:

@@ -15,7 +15,7 @@ import mmap
 import os
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -219,3 +219,23 @@ def sync_while(fd: int, work: Callable[[], T]) -> T:
     if errors:
         raise errors[0]
     return result
+
+
+def read_range(path: str | os.PathLike, start: int, length: int, chunk: int) -> Iterator[bytes]:
+    """The bytes ``[start, start + length)`` of a file, in pieces of at most ``chunk``
+    (one empty piece for an empty range).
+
+    Raises:
+        FormatError: the file ends before the range does (a truncated file).
+    """
+    with open(path, "rb") as f:
+        f.seek(start)
+        remaining = length
+        while remaining > 0:
+            piece = f.read(min(chunk, remaining))
+            if not piece:
+                raise FormatError(f"{path}: ended early while reading tensor data: truncated file")
+            remaining -= len(piece)
+            yield piece
+    if length == 0:
+        yield b""

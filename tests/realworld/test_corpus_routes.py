@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from nested_asserts import assert_same
 
 from portability import api
 from portability.core.conversion import convert
@@ -59,22 +60,8 @@ def test_convert_gives_loadable_weights_and_the_original_back(entry, tmp_path):
     convert(tmp_path / "out.safetensors", tmp_path / "back.pt")
     original = torch.load(path, map_location="cpu", weights_only=True)
     back = torch.load(tmp_path / "back.pt", weights_only=True)
-    _same(original, back)
+    assert_same(original, back)
 
-
-def _same(a, b, where="root"):
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert list(a) == list(b), where
-        for key in a:
-            _same(a[key], b[key], f"{where}.{key}")
-    elif isinstance(a, (list, tuple)):
-        assert type(a) is type(b) and len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _same(x, y, f"{where}[{i}]")
-    else:
-        assert type(a) is type(b) and a == b, f"{where}: {a!r} != {b!r}"
 
 
 def test_check_on_the_hugging_face_directory_implies_its_model():

@@ -12,9 +12,9 @@ from __future__ import annotations
 import collections
 import json
 
-import numpy as np
 import pytest
 import torch
+from nested_asserts import assert_same
 from safetensors.torch import load_file
 
 from portability.adapters.torch import state_dict as torch_state_dict
@@ -39,23 +39,6 @@ def trained():
         sched.step()
     return model, opt, sched
 
-
-def assert_same(a, b, where="root"):
-    """Structural equality: types, key order, tensors by dtype, shape and value."""
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
-    elif isinstance(a, np.ndarray):
-        assert isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b), where
-    elif isinstance(a, dict):
-        assert list(a) == list(b), where
-        for k in a:
-            assert_same(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, (list, tuple)):
-        assert type(a) is type(b) and len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_same(x, y, f"{where}[{i}]")
-    else:
-        assert type(a) is type(b) and a == b, f"{where}: {a!r} != {b!r}"
 
 
 def weights(seed: int = 0) -> dict:

@@ -15,6 +15,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from nested_asserts import assert_same
+
 from portability.adapters.safetensors import format as safetensors_format
 from portability.adapters.torch import state_dict as torch_state_dict
 from portability.adapters.torch.safety import load_pickle
@@ -51,26 +53,6 @@ def rng_states() -> dict:
     torch.manual_seed(5)
     return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
 
-
-def assert_same(a, b, where="root"):
-    """Structural equality; tensors compared by dtype, shape and value."""
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor), where
-        assert a.dtype == b.dtype and a.shape == b.shape, where
-        assert torch.equal(a, b), where
-    elif isinstance(a, np.ndarray):
-        assert isinstance(b, np.ndarray) and a.dtype == b.dtype, where
-        assert np.array_equal(a, b), where
-    elif isinstance(a, dict):
-        assert list(a) == list(b), where
-        for k in a:
-            assert_same(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, (list, tuple)):
-        assert type(a) is type(b) and len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_same(x, y, f"{where}[{i}]")
-    else:
-        assert type(a) is type(b) and a == b, f"{where}: {a!r} != {b!r}"
 
 
 def through_safetensors(tmp_path, obj, name="ckpt"):
