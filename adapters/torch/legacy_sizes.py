@@ -56,18 +56,21 @@ class _SizeScanner(pickle._Unpickler):
 
     def __init__(self, file: BinaryIO) -> None:
         super().__init__(file)
-        self.declared: list[int] = []
+        # Bytes per storage key: views of one storage (an LSTM's flattened weights,
+        # tied embeddings) name the same key again and must be counted once.
+        self.declared: dict[Any, int] = {}
 
     def find_class(self, module: str, name: str) -> type:
         return type(name, (_Stub,), {})
 
     def persistent_load(self, pid: Any) -> _Stub:
         if isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage":
-            storage_type, numel = pid[1], pid[4]
+            storage_type, key, numel = pid[1], pid[2], pid[4]
             type_name = getattr(storage_type, "__name__", "")
             element = _ELEMENT_BYTES.get(type_name.removesuffix("Storage"), 1)
             if isinstance(numel, int):
-                self.declared.append(numel * element)
+                key = key if isinstance(key, (str, int)) else repr(key)
+                self.declared[key] = max(self.declared.get(key, numel * element), numel * element)
         return _Stub()
 
 
@@ -90,7 +93,7 @@ def check_legacy_sizes(path: Path) -> None:
                     break
     except OSError as exc:
         raise FormatError(f"{path}: cannot be read ({exc})") from None
-    total = sum(scanner.declared)
-    if any(n < 0 for n in scanner.declared) or total > size:
+    total = sum(scanner.declared.values())
+    if any(n < 0 for n in scanner.declared.values()) or total > size:
         raise FormatError(f"{path}: corrupt legacy torch file: its storages declare {total} bytes "
                           f"but the file holds {size}")
