@@ -68,6 +68,6 @@ class TFSavedModelAdapter(FormatAdapter):
 
     def runner(self, path: str | Path, options: RunOptions = RunOptions()) -> BaseRunner:
         """A runner calling the SavedModel's ``serving_default`` signature."""
-        from portability.adapters.tf_savedmodel.runner import TFSavedModelRunner
+        from portability.adapters.tf_savedmodel.serving import TFSavedModelRunner
 
         return TFSavedModelRunner(path)

@@ -96,7 +96,7 @@ def port_to_twin(savedmodel: str | Path, ckpt: Checkpoint, model_spec: str, inpu
     import torch
 
     from portability.adapters.tf_savedmodel.keras_mapping import map_keras_to_torch
-    from portability.adapters.tf_savedmodel.runner import TFSavedModelRunner
+    from portability.adapters.tf_savedmodel.serving import TFSavedModelRunner
     from portability.adapters.torch.models import build_model, model_state
     from portability.adapters.torch.numpy_bridge import numpy_to_tensor
 

@@ -140,7 +140,7 @@ def _example_feed(session, inputs: str | Path | None) -> dict[str, np.ndarray]:
 
 
 def _check_agreement(session, savedmodel: Path, inputs, atol: float, rtol: float) -> None:
-    from portability.adapters.tf_savedmodel.runner import TFSavedModelRunner
+    from portability.adapters.tf_savedmodel.serving import TFSavedModelRunner
 
     feed = _example_feed(session, inputs)
     got = dict(zip([o.name for o in session.get_outputs()], session.run(None, feed), strict=False))

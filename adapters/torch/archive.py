@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import mmap
+import os
 import struct
 import zipfile
 import zlib
@@ -190,9 +191,11 @@ class TorchArchive:
             skip_storages: leave out the tensor storages (``<prefix>/data/N``), for
                 files whose checksum record already covers every tensor with xxh3.
 
-        The bytes are hashed in place through a memory map (zipfile's own
-        streaming reader copies each chunk, about a third slower); the local
-        header of each record is checked against the central directory first.
+        The bytes are hashed in place through memory maps of at most
+        ``CRC_CHUNK`` bytes at a time (zipfile's own streaming reader copies each
+        chunk, about a third slower; one map of the whole file would count the
+        file's size against a process's address-space limit); the local header
+        of each record is checked against the central directory first.
 
         Raises:
             IntegrityError: a record's bytes fail its CRC-32 (names the record).
@@ -200,36 +203,30 @@ class TorchArchive:
         """
         if self.size == 0:
             return
-        with open(self.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as whole:
-            view = memoryview(whole)
-            try:
-                for info in self.infos:
-                    start = self._data_start(view, info)
-                    if skip_storages and "/data/" in info.filename:
-                        continue
-                    crc = 0
-                    for at in range(start, start + info.compress_size, CRC_CHUNK):
-                        crc = zlib.crc32(view[at:min(at + CRC_CHUNK, start + info.compress_size)], crc)
-                    if crc != info.CRC:
-                        raise IntegrityError(f"{self.path}: record {info.filename!r} fails its zip CRC-32: "
-                                             "the data is corrupt")
-            finally:
-                view.release()
+        with open(self.path, "rb") as f:
+            fd = f.fileno()
+            for info in self.infos:
+                start = self._data_start(fd, info)
+                if skip_storages and "/data/" in info.filename:
+                    continue
+                if _range_crc(fd, start, info.compress_size) != info.CRC:
+                    raise IntegrityError(f"{self.path}: record {info.filename!r} fails its zip CRC-32: "
+                                         "the data is corrupt")
 
-    def _data_start(self, view: memoryview, info: zipfile.ZipInfo) -> int:
+    def _data_start(self, fd: int, info: zipfile.ZipInfo) -> int:
         """Where a record's bytes begin, from its local header (checked against the directory).
 
         Raises:
             FormatError: a damaged local header, or data running past the end of the file.
         """
         at = info.header_offset
-        header = bytes(view[at:at + 30])
+        header = os.pread(fd, 30, at)
         where = f"{self.path}: damaged torch zip archive (record {info.filename!r}"
         if len(header) < 30 or header[:4] != b"PK\x03\x04":
             raise FormatError(f"{where} has no local header at offset {at})")
         name_len, extra_len = struct.unpack("<HH", header[26:30])
         encoding = "utf-8" if info.flag_bits & 0x800 else "cp437"
-        if bytes(view[at + 30:at + 30 + name_len]) != info.orig_filename.encode(encoding):
+        if os.pread(fd, name_len, at + 30) != info.orig_filename.encode(encoding):
             raise FormatError(f"{where}: its local header names another file)")
         start = at + 30 + name_len + extra_len
         if start + info.compress_size > self.size:
@@ -328,3 +325,16 @@ def _verify_pickle(archive: TorchArchive, record: dict) -> None:
     if digest([archive.pickle_bytes()]) != expected:
         raise IntegrityError(f"{archive.path}: the pickled structure (training state, hyperparameters, "
                              "tensor layout) does not match its checksum: the file is corrupt")
+
+
+def _range_crc(fd: int, start: int, length: int) -> int:
+    """CRC-32 of ``length`` bytes from ``start``, hashed in place through memory maps of
+    at most ``CRC_CHUNK`` bytes, so the address space used stays bounded."""
+    crc, at, end = 0, start, start + length
+    while at < end:
+        base = at - at % mmap.ALLOCATIONGRANULARITY
+        size = min(end, at + CRC_CHUNK) - base
+        with mmap.mmap(fd, size, access=mmap.ACCESS_READ, offset=base) as window, memoryview(window) as view:
+            crc = zlib.crc32(view[at - base:], crc)
+        at = base + size
+    return crc

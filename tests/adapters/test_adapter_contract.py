@@ -92,3 +92,16 @@ def test_a_missing_framework_makes_the_format_unavailable(monkeypatch):
     monkeypatch.setattr(cls, "requires", ("no_such_package_for_portability",))
     assert cls.unavailable() == ("format 'onnx' not available: no_such_package_for_portability is not "
                                  "installed (pip install 'portability[onnx]')")
+
+
+@pytest.mark.parametrize("package", ["onnx", "tf_savedmodel"])
+def test_module_level_methods_stay_callable_after_every_submodule_is_imported(package):
+    """A submodule named like a method (``runner``, ``read``) would replace it on import."""
+    import importlib
+    import pkgutil
+
+    module = importlib.import_module(f"portability.adapters.{package}")
+    for info in pkgutil.iter_modules(module.__path__):
+        importlib.import_module(f"{module.__name__}.{info.name}")
+    for name in ("read", "write", "runner", "detect"):
+        assert callable(getattr(module, name)), f"{module.__name__}.{name}"

@@ -62,13 +62,15 @@ def test_check_an_onnx_file_from_another_producer(tmp_path, capsys):
     status = {name: r["status"] for name, r in routes.items()}
     assert status == {"onnx->torch": "pass", "onnx->safetensors": "pass", "onnx->tf-savedmodel": "pass",
                       "onnx->torch->onnx": "skipped", "onnx->safetensors->onnx": "skipped",
-                      "onnx->tf-savedmodel->onnx": "pass"}, routes
+                      "onnx->tf-savedmodel->onnx": "pass", "onnx->dcp": "pass",
+                      "onnx->dcp->onnx": "skipped"}, routes
     assert code == 0
     assert routes["onnx->torch"]["weights_only"] and routes["onnx->torch"]["weights"]["bitwise_equal"] == 10
     translated = routes["onnx->tf-savedmodel"]
     assert not translated["weights_only"] and translated["weights"]["bitwise_equal"] == 10
     assert translated["outputs"][0]["max_abs"] <= 1e-5
-    assert "PASSED: 4 pass (2 on weights only), 0 fail, 2 skipped, 0 error" in capsys.readouterr().out
+    assert routes["onnx->dcp"]["weights_only"] and routes["onnx->dcp"]["weights"]["bitwise_equal"] == 10
+    assert "PASSED: 5 pass (3 on weights only), 0 fail, 3 skipped, 0 error" in capsys.readouterr().out
 
 
 @pytest.mark.slow
@@ -92,7 +94,8 @@ def test_keras_cnn_runs_every_route():
     assert {r.name: r.status for r in report.routes} == {
         "tf-savedmodel->torch": "pass", "tf-savedmodel->safetensors": "pass", "tf-savedmodel->onnx": "pass",
         "tf-savedmodel->torch->tf-savedmodel": "pass", "tf-savedmodel->safetensors->tf-savedmodel": "pass",
-        "tf-savedmodel->onnx->tf-savedmodel": "pass"}, [r.reason for r in report.routes]
+        "tf-savedmodel->onnx->tf-savedmodel": "pass", "tf-savedmodel->dcp": "pass",
+        "tf-savedmodel->dcp->tf-savedmodel": "pass"}, [r.reason for r in report.routes]
     assert all(r.recoverability.value >= 0.99 for r in report.routes)
 
 
