@@ -220,8 +220,10 @@ class TorchArchive:
             FormatError: a damaged local header, or data running past the end of the file.
         """
         at = info.header_offset
-        header = os.pread(fd, 30, at)
         where = f"{self.path}: damaged torch zip archive (record {info.filename!r}"
+        if not 0 <= at <= self.size - 30:
+            raise FormatError(f"{where} has no local header at offset {at})")
+        header = os.pread(fd, 30, at)
         if len(header) < 30 or header[:4] != b"PK\x03\x04":
             raise FormatError(f"{where} has no local header at offset {at})")
         name_len, extra_len = struct.unpack("<HH", header[26:30])
