@@ -12,8 +12,6 @@ from portability.adapters.dcp import DcpAdapter
 from portability.adapters.onnx import OnnxAdapter
 from portability.adapters.safetensors import SafetensorsAdapter
 from portability.adapters.tf_savedmodel import TFSavedModelAdapter
-
-# Registration order is the order routes list formats in.
 from portability.adapters.torch import TorchAdapter
 
 __all__ = ["FormatAdapter", "register_format", "registered_formats", "TorchAdapter", "SafetensorsAdapter",

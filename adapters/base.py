@@ -41,8 +41,9 @@ def register_format(cls: AdapterClass) -> AdapterClass:
 
 
 def registered_formats() -> dict[str, type[FormatAdapter]]:
-    """Every registered adapter class by format name, in registration order."""
-    return dict(_REGISTRY)
+    """Every registered adapter class by format name, in ``route_order`` (the order
+    routes and reports list formats in, whatever order the modules were imported in)."""
+    return dict(sorted(_REGISTRY.items(), key=lambda item: (item[1].route_order, item[0])))
 
 
 class FormatAdapter(ABC):
@@ -50,6 +51,7 @@ class FormatAdapter(ABC):
 
     Class attributes (capabilities):
         name: the format's name (``--from``/``--to``, route names).
+        route_order: where the format stands when routes and reports list formats.
         extensions: file name suffixes that select this format.
         requires: importable packages the adapter needs.
         extra: the pip extra that installs them (``portability[EXTRA]``).
@@ -61,6 +63,7 @@ class FormatAdapter(ABC):
     """
 
     name: ClassVar[str]
+    route_order: ClassVar[int] = 100
     extensions: ClassVar[tuple[str, ...]] = ()
     requires: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str] = ""

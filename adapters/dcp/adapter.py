@@ -17,6 +17,7 @@ class DcpAdapter(WeightsOnlyAdapter):
     """Reads with ``FileSystemReader`` one tensor at a time, without a process group."""
 
     name = "dcp"
+    route_order = 4
     requires = ("torch",)
     extra = "torch"
     is_directory = True

@@ -17,6 +17,7 @@ class OnnxAdapter(FormatAdapter):
     state_dict names; run in onnxruntime (CPU) after ``onnx.checker`` passes."""
 
     name = "onnx"
+    route_order = 2
     extensions = (".onnx",)
     requires = ("onnx",)
     extra = "onnx"

@@ -16,6 +16,7 @@ class SafetensorsAdapter(WeightsOnlyAdapter):
     """Our own streaming reader and writer (no pickle; training state as tensors + JSON)."""
 
     name = "safetensors"
+    route_order = 1
     extensions = (".safetensors",)
 
     def detect(self, path: Path) -> bool:

@@ -17,6 +17,7 @@ class TFSavedModelAdapter(FormatAdapter):
     variables, read without loading or running the graph; run: ``serving_default``."""
 
     name = "tf-savedmodel"
+    route_order = 3
     requires = ("tensorflow",)
     extra = "tf"
     is_directory = True

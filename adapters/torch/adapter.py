@@ -16,6 +16,7 @@ class TorchAdapter(WeightsOnlyAdapter):
     """Reads with ``weights_only=True`` (see ``safety``); writes a zip with a checksum record."""
 
     name = "torch"
+    route_order = 0
     extensions = TORCH_SUFFIXES
     requires = ("torch",)
     extra = "torch"

@@ -105,3 +105,9 @@ def test_module_level_methods_stay_callable_after_every_submodule_is_imported(pa
         importlib.import_module(f"{module.__name__}.{info.name}")
     for name in ("read", "write", "runner", "detect"):
         assert callable(getattr(module, name)), f"{module.__name__}.{name}"
+
+
+def test_format_order_does_not_depend_on_import_order():
+    """Sorting the imports in adapters/__init__.py must not reorder routes and reports."""
+    assert [cls.route_order for cls in FORMATS.values()] == sorted(cls.route_order for cls in FORMATS.values())
+    assert len({cls.route_order for cls in FORMATS.values()}) == len(FORMATS)
