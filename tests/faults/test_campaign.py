@@ -25,6 +25,7 @@ def test_every_fault_kind_is_covered(campaign):
     assert [f.kind for f in campaign.faults] == list(KINDS) == list(EXPECTED)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 def test_fault_is_detected_and_recovered_from_the_latest_valid_checkpoint(campaign, kind):
     fault = next(f for f in campaign.faults if f.kind == kind)
@@ -37,6 +38,7 @@ def test_fault_is_detected_and_recovered_from_the_latest_valid_checkpoint(campai
     assert bool(fault)
 
 
+@pytest.mark.slow
 def test_damaged_checkpoints_are_refused_with_typed_errors(campaign):
     refused = {f.kind: f.detail for f in campaign.faults}
     assert "IntegrityError" in refused["bitflip-tensor-data"]
@@ -45,6 +47,7 @@ def test_damaged_checkpoints_are_refused_with_typed_errors(campaign):
     assert "Error" in refused["truncated-file"] and "Error" in refused["bitflip-header"]
 
 
+@pytest.mark.slow
 def test_campaign_result_is_truthy_and_serialisable(campaign):
     import json
 

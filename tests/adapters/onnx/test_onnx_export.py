@@ -47,6 +47,7 @@ def test_ort_matches_torch_at_other_batch_sizes():
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_linear_weights_are_found_transposed_and_folded_conv_stored_apart():
     mlp, _ = onnx_cases.exported("mlp")
     props = {p.key: p.value for p in _graph(mlp.model_path).metadata_props}

@@ -49,6 +49,7 @@ def test_fixture_exports_and_ort_matches_torch(name):
         np.testing.assert_allclose(got[key], want[key], rtol=0, atol=1e-5, err_msg=f"{name}:{key}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", TORCH_FIXTURES)
 def test_fixture_import_is_bitwise_under_state_dict_names(name):
     ckpt, result = _exported(name)

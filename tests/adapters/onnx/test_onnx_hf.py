@@ -30,6 +30,7 @@ def test_hf_model_converts_to_onnx_and_back_bitwise(kind, tmp_path):
         assert onnx_cases.same_bits(as_array(result.tensors[name]), as_array(source.tensors[name])), name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["bert", "gpt2"])
 def test_hf_onnx_matches_torch_with_dynamic_batch_and_sequence(kind):
     directory = onnx_cases.hf_dir(kind)
@@ -53,6 +54,7 @@ def test_hf_onnx_matches_torch_with_dynamic_batch_and_sequence(kind):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_bert_linear_weights_were_renamed_by_the_exporter_and_mapped_back():
     proto = onnx.load(str(onnx_cases.hf_converted("bert")))
     props = {p.key: p.value for p in proto.metadata_props}

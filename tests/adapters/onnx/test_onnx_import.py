@@ -100,6 +100,7 @@ def test_torch_export_without_record_lists_what_folding_removed(tmp_path):
     assert onnx_cases.same_bits(ckpt.tensors["head.weight"], state["head.weight"])
 
 
+@pytest.mark.slow
 def test_hf_bert_without_record_recovers_or_lists_every_parameter(tmp_path):
     from portability.adapters.safetensors.format import read as read_safetensors
     from portability.core.tensors import as_array

@@ -44,6 +44,7 @@ def test_every_tf_route_passes_at_default_tolerances(name, tmp_path):
     assert len(tf_routes) == 2 and all(verdicts[k][0] == "pass" for k in tf_routes)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_the_export_really_uses_the_hard_ops(name, tmp_path):
     from portability.adapters.onnx.export import export_model

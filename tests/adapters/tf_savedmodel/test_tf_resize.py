@@ -20,6 +20,7 @@ MODES = ["half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corn
 ])
 # Scales whose source coordinates land on no exact integer: there TF graph-mode float64
 # arithmetic may differ from numpy by one ulp and flip a floor.
+@pytest.mark.slow
 @pytest.mark.parametrize("scales", [[1, 1, 2.0, 1.7], [1, 1, 0.5, 0.7]])
 def test_scales_given_as_a_runtime_input(ctm, mode, extra, scales):
     nodes = [onnx_graphs.node("Resize", ["x", "", "scales"], mode=mode,

@@ -22,6 +22,7 @@ def _weights(op, directions):
     return w, r, b
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("op", ["LSTM", "GRU", "RNN"])
 @pytest.mark.parametrize("direction", ["forward", "reverse", "bidirectional"])
 @pytest.mark.parametrize("layout", [0, 1])
