@@ -6,8 +6,10 @@ process so peak RSS is that process's alone, best of --repeat runs (interleaved)
 - plain copy of the same bytes (the floor for any conversion), and the same copy
   followed by fsync (the floor for a durable one: convert fsyncs before renaming),
 - the naive route: torch.load -> safetensors.torch.save_file (run once),
-- portability convert torch -> safetensors,
-- portability convert safetensors -> safetensors re-sharded (256 MiB),
+- portability convert torch -> safetensors, and safetensors -> safetensors re-sharded
+  (256 MiB), each twice: durable (the default: fsync before publishing, compared with
+  the durable copy) and with ``--no-fsync`` (page-cache speed, compared with the plain
+  copy); each pair does the same durability work as its baseline,
 - reading the safetensors file with and without checksum verification (best of 5).
 
 Part 2, peak RSS against checkpoint size (--sizes, default 0.25,1,4 GiB): torch ->
@@ -66,7 +68,7 @@ CONVERT = """
 import sys, time
 from portability.core.conversion import convert
 start = time.perf_counter()
-convert(sys.argv[1], sys.argv[2], to=sys.argv[3], shard_size=sys.argv[4] or None)
+convert(sys.argv[1], sys.argv[2], to=sys.argv[3], shard_size=sys.argv[4] or None, durable=sys.argv[5] == "1")
 print("elapsed", time.perf_counter() - start)
 """
 READ = """
@@ -83,6 +85,7 @@ print("elapsed", time.perf_counter() - start)
 CLI = "import sys; from portability.cli import main; main()"
 TO_ST = "convert torch -> safetensors"
 RESHARD = "convert safetensors -> sharded (256MiB)"
+NO_FSYNC = " --no-fsync"
 
 
 def run(args: list[str]) -> tuple[float, float, float]:
@@ -128,9 +131,12 @@ def throughput(work: Path, src: Path, repeat: int) -> tuple[dict[str, Result], f
         ("plain copy", [py, "-c", COPY, str(src), str(work / "copy.pt")], work / "copy.pt"),
         ("plain copy + fsync (durable floor)", [py, "-c", COPY_FSYNC, str(src), str(work / "copy.pt")],
          work / "copy.pt"),
-        (TO_ST, [py, "-c", CONVERT, str(src), str(ours), "safetensors", ""], ours),
+        (TO_ST, [py, "-c", CONVERT, str(src), str(ours), "safetensors", "", "1"], ours),
         (RESHARD, [py, "-c", CONVERT, str(work / "keep.safetensors"), str(work / "sharded"), "safetensors",
-                   "256MiB"], work / "sharded"),
+                   "256MiB", "1"], work / "sharded"),
+        (TO_ST + NO_FSYNC, [py, "-c", CONVERT, str(src), str(ours), "safetensors", "", "0"], ours),
+        (RESHARD + NO_FSYNC, [py, "-c", CONVERT, str(work / "keep.safetensors"), str(work / "sharded"),
+                              "safetensors", "256MiB", "0"], work / "sharded"),
         ("CLI: portability convert torch -> safetensors", cli + ["convert", str(src), str(ours)], ours),
     ]
     results: dict[str, Result] = {}
@@ -186,9 +192,11 @@ def report(results: dict[str, Result], size_mb: float, repeat: int) -> None:
     verified = results["read safetensors, checksums verified"][2]
     print(f"\nchecksum verification costs {100 * (verified - plain) / plain:+.1f}% of a warm read (target <= 5%)")
     for label in (TO_ST, RESHARD):
-        ratio = copy_s / results[label][2]
-        print(f"{label}: {ratio:.2f}x plain-copy throughput ({durable_s / results[label][2]:.2f}x the durable "
-              f"copy; convert fsyncs), target >= 0.80x: {'met' if ratio >= 0.8 else 'NOT met'}")
+        durable_ratio = durable_s / results[label][2]
+        fast_ratio = copy_s / results[label + NO_FSYNC][2]
+        print(f"{label}: durable {durable_ratio:.2f}x the durable copy, --no-fsync {fast_ratio:.2f}x the plain "
+              f"copy (durable vs plain copy: {copy_s / results[label][2]:.2f}x); target >= 0.80x: "
+              f"{'met' if min(durable_ratio, fast_ratio) >= 0.8 else 'NOT met'}")
     rss = results[TO_ST][1]
     print(f"{TO_ST} peak RSS {rss:.0f} MB, target < 300 MB: {'met' if rss < 300 else 'NOT met'}")
 

@@ -20,7 +20,7 @@ from portability.core import file_copy, integrity
 from portability.core.checkpoint import Checkpoint
 from portability.core.formats import SAFETENSORS_INDEX_SUFFIX
 from portability.core.options import ReadOptions, WriteOptions
-from portability.core.tensors import CHUNK_BYTES, LazyTensor, Tensor, iter_bytes
+from portability.core.tensors import LazyTensor, Tensor, iter_bytes
 from portability.core.training_codec import TRAINING_PREFIX, pack_training, unpack_training
 from portability.errors import FormatError, IntegrityError, UsageError
 
@@ -71,17 +71,17 @@ def write(ckpt: Checkpoint, path: str | Path, options: WriteOptions = WriteOptio
         if shard_size is not None and total > shard_size:
             raise UsageError(f"{path}: {total} bytes need several shards of at most {shard_size}; "
                              "give a directory as the destination")
-        _write_file(path, items, global_meta)
+        _write_file(path, items, global_meta, options.durable)
         return
     path.mkdir(parents=True, exist_ok=True)
     shards = _plan_shards(items, shard_size)
     if len(shards) == 1:
-        _write_file(path / SINGLE_NAME, items, global_meta)
+        _write_file(path / SINGLE_NAME, items, global_meta, options.durable)
         return
     weight_map: dict[str, str] = {}
     for number, shard in enumerate(shards, start=1):
         name = f"model-{number:05d}-of-{len(shards):05d}.safetensors"
-        _write_file(path / name, shard, {"format": global_meta.get("format", "pt")})
+        _write_file(path / name, shard, {"format": global_meta.get("format", "pt")}, options.durable)
         weight_map.update({tensor_name: name for tensor_name, _ in shard})
     global_meta[KEY_META_DIGEST] = _metadata_digest(global_meta)
     index = {"metadata": {"total_size": total, **global_meta}, "weight_map": weight_map}
@@ -118,11 +118,14 @@ def _plan_shards(items: list[tuple[str, Tensor]], shard_size: int | None) -> lis
     return shards
 
 
-def _write_file(path: Path, items: list[tuple[str, Tensor]], metadata: dict[str, str]) -> None:
+def _write_file(path: Path, items: list[tuple[str, Tensor]], metadata: dict[str, str],
+                durable: bool = True) -> None:
     """Stream tensors into one file; checksums are patched into the header afterwards.
 
     The header is written first with placeholder digests of the final width, so
-    its length does not change when the real digests replace them.
+    its length does not change when the real digests replace them. ``durable``:
+    the copied bytes go to disk while later ones are copied, and are flushed
+    while they are hashed (``atomic_output`` does the final fsync).
     """
     metadata = {**metadata, KEY_META_DIGEST: _metadata_digest(metadata)}
     layout = [(name, np.dtype(t.dtype), tuple(t.shape), int(t.nbytes)) for name, t in items]
@@ -147,10 +150,17 @@ def _write_file(path: Path, items: list[tuple[str, Tensor]], metadata: dict[str,
             else:
                 f.flush()
                 file_copy.copy_range(*tensor.file_range, int(tensor.nbytes), f.fileno(), position)
+                if durable:
+                    file_copy.start_writeback(f.fileno(), position, int(tensor.nbytes))
                 f.seek(position + int(tensor.nbytes))
             position += int(tensor.nbytes)
         f.flush()
-        copied = file_copy.sync_while(f.fileno(), hasher.digests) if copies else []
+        if not copies:
+            copied = []
+        elif durable:
+            copied = file_copy.sync_while(f.fileno(), hasher.digests)
+        else:
+            copied = hasher.digests()
         for (name, tensor, _), digest in zip(copies, copied, strict=False):
             if tensor.digest is not None:
                 integrity.check_hex(digest, tensor.digest, tensor.label)
@@ -271,22 +281,9 @@ def _lazy(path: Path, data_start: int, entry: Entry, expected: str | None) -> La
 
     def read_into(buffer: memoryview) -> None:
         # A second thread hashes each piece right after it lands, while the next is read.
-        hasher = file_copy.BackgroundHasher() if expected is not None else None
-        try:
-            with open(path, "rb", buffering=0) as f:
-                f.seek(data_start + entry.begin)
-                pos, total = 0, entry.end - entry.begin
-                while pos < total:
-                    got = f.readinto(buffer[pos:min(total, pos + CHUNK_BYTES)])
-                    if not got:
-                        raise FormatError(f"{path}: ended early while reading tensor data: truncated file")
-                    if hasher is not None:
-                        hasher.feed(buffer[pos:pos + got])
-                    pos += got
-        finally:
-            finished = hasher.finish() if hasher is not None else None
-        if finished is not None:
-            integrity.check_digest(finished, expected, f"tensor {entry.name!r} in {path}")
+        got = file_copy.read_range_into(path, data_start + entry.begin, buffer, expected is not None)
+        if expected is not None:
+            integrity.check_hex(got, expected, f"tensor {entry.name!r} in {path}")
 
     return LazyTensor(entry.dtype, entry.shape, read_chunks, read_into,
                       file_range=(str(path), data_start + entry.begin), digest=expected,

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from portability.core.integrity import digest
+from portability.core.integrity import crc32, digest
 from portability.errors import FormatError, IntegrityError
 
 RECORD = "portability.json"
@@ -337,6 +337,6 @@ def _range_crc(fd: int, start: int, length: int) -> int:
         base = at - at % mmap.ALLOCATIONGRANULARITY
         size = min(end, at + CRC_CHUNK) - base
         with mmap.mmap(fd, size, access=mmap.ACCESS_READ, offset=base) as window, memoryview(window) as view:
-            crc = zlib.crc32(view[at - base:], crc)
+            crc = crc32(view[at - base:], crc)
         at = base + size
     return crc

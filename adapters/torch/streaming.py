@@ -29,7 +29,7 @@ from portability.core.checkpoint import Checkpoint
 from portability.core.layout import get_path, parse_layout
 from portability.core.layout_search import locate
 from portability.core.options import ReadOptions
-from portability.core.tensors import CHUNK_BYTES, LazyTensor
+from portability.core.tensors import LazyTensor
 from portability.errors import FormatError, IntegrityError
 
 logger = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ def lazy_tensor(ref: TensorRef, label: str, expected: str | None) -> LazyTensor:
             buffer[:] = np.ascontiguousarray(materialise(ref)).reshape(-1).view(np.uint8).data
             got = integrity.digest([buffer]) if expected is not None else None
         else:
-            got = _read_range_into(ref.storage.path, start, buffer, expected is not None)
+            got = file_copy.read_range_into(ref.storage.path, start, buffer, expected is not None)
         if expected is not None:
             integrity.check_hex(got, expected, label)
 
@@ -141,30 +141,10 @@ def materialise(ref: TensorRef) -> np.ndarray:
     itemsize = ref.dtype.itemsize
     raw = np.empty(max(end - first, 0), dtype=ref.dtype)
     if raw.size:
-        _read_range_into(ref.storage.path, ref.storage.offset + first * itemsize,
-                         memoryview(raw.view(np.uint8)), False)
+        file_copy.read_range_into(ref.storage.path, ref.storage.offset + first * itemsize,
+                                  memoryview(raw.view(np.uint8)), False)
     strides = tuple(s * itemsize for s in ref.stride)
     return np.lib.stride_tricks.as_strided(raw, shape=ref.shape, strides=strides, writeable=False)
-
-
-
-
-def _read_range_into(path: str, start: int, buffer: memoryview, hashed: bool) -> str | None:
-    hasher = file_copy.BackgroundHasher() if hashed else None
-    try:
-        with open(path, "rb", buffering=0) as f:
-            f.seek(start)
-            pos = 0
-            while pos < len(buffer):
-                got = f.readinto(buffer[pos:min(len(buffer), pos + CHUNK_BYTES)])
-                if not got:
-                    raise FormatError(f"{path}: ended early while reading tensor data: truncated file")
-                if hasher is not None:
-                    hasher.feed(buffer[pos:pos + got])
-                pos += got
-    finally:
-        finished = hasher.finish() if hasher is not None else None
-    return finished.hexdigest() if finished is not None else None
 
 
 def _ref_info(value: Any) -> tuple[bool, int] | None:

@@ -26,12 +26,16 @@ def convert(
         None, "--weights-key",
         help="Where the weights sit in a nested torch checkpoint, KEY[.SUB] (default: found by search; "
              "`portability inspect` lists the candidates)."),
+    no_fsync: bool = typer.Option(
+        False, "--no-fsync",
+        help="Publish without flushing to disk first: runs at page-cache speed; a killed process still "
+             "leaves nothing half-written, but a power loss right after may leave a file that fails its checksums."),
 ) -> int:
     """Convert a checkpoint. The output appears atomically, or not at all."""
     from portability.core.conversion import convert as run_convert
 
     result = run_convert(src, dst, to=to, source_format=source_format, shard_size=shard_size,
                          overwrite=overwrite, trust_pickle=trust_pickle, model=model, opset=opset,
-                         inputs=inputs, weights_key=weights_key)
+                         inputs=inputs, weights_key=weights_key, durable=not no_fsync)
     typer.echo(result.describe())
     return 0

@@ -71,12 +71,13 @@ def _remove(path: Path) -> None:
 
 
 @contextmanager
-def atomic_output(final: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
+def atomic_output(final: str | Path, *, overwrite: bool = False, durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path to write to; publish it as ``final`` on success.
 
     The caller writes a file or a directory at the yielded path. On normal exit
-    its contents are fsynced and renamed over ``final``; on any exception the
-    temporary output is removed and ``final`` is untouched.
+    its contents are fsynced (unless ``durable`` is False) and renamed over
+    ``final``; on any exception the temporary output is removed and ``final``
+    is untouched.
 
     Raises:
         UsageError: ``final`` exists and ``overwrite`` is False.
@@ -95,9 +96,11 @@ def atomic_output(final: str | Path, *, overwrite: bool = False) -> Iterator[Pat
         yield tmp
         if not tmp.exists():
             raise WriteError(f"writing {final} produced no output")
-        fsync_tree(tmp)
+        if durable:
+            fsync_tree(tmp)
         _publish(tmp, final)
-        _fsync_dir(final.parent)
+        if durable:
+            _fsync_dir(final.parent)
     except OSError as exc:
         _remove(tmp)
         reason = exc.strerror or str(exc)

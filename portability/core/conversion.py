@@ -129,10 +129,12 @@ def destination_format(dst: Path, to: str | None, shard_size: int | str | None =
 def convert(src: str | Path, dst: str | Path, *, to: str | None = None, source_format: str | None = None,
             shard_size: int | str | None = None, overwrite: bool = False, trust_pickle: bool = False,
             model: str | None = None, opset: int | None = None,
-            inputs: str | Path | None = None, weights_key: str | None = None) -> ConvertResult:
+            inputs: str | Path | None = None, weights_key: str | None = None,
+            durable: bool = True) -> ConvertResult:
     """Convert ``src`` to ``dst``. Nothing appears under ``dst`` unless it completes.
 
     ``inputs`` (an ``.npz``) gives graph exports their example inputs.
+    ``durable=False`` skips the fsync before publishing (``WriteOptions.durable``).
     ``weights_key`` (``KEY[.SUB]``) says where the weights sit in a nested torch
     checkpoint. After the write, the output is read back and must account for
     every tensor of the source (``portability.core.accounting``).
@@ -169,9 +171,9 @@ def convert(src: str | Path, dst: str | Path, *, to: str | None = None, source_f
     writer = load_adapter(dst_fmt)
     from_graph = graph_source(src, src_fmt, dst_fmt, model)
     options = WriteOptions(shard_size=shard_size, model=model, opset=opset,
-                           inputs=str(inputs) if inputs else None, **from_graph)
+                           inputs=str(inputs) if inputs else None, durable=durable, **from_graph)
     logger.info("converting %s (%s) to %s (%s): %d tensors", src, src_fmt, dst, dst_fmt, len(ckpt.tensors))
-    with atomic_output(dst, overwrite=overwrite) as tmp:
+    with atomic_output(dst, overwrite=overwrite, durable=durable) as tmp:
         writer.write(ckpt, tmp, options)
         if not from_graph:  # a graph translated as a whole keeps its own tensor names
             check_written(ckpt, tmp, dst_fmt, where=dst)

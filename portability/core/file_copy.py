@@ -10,6 +10,8 @@ Memory stays bounded by ``BUFFER_BYTES`` per thread whatever the size.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import errno
 import mmap
 import os
@@ -28,6 +30,33 @@ WINDOW_BYTES = 8 * 1024 * 1024  # resident while hashed: keep it small for flat 
 # copy_file_range/sendfile refuse some file pairs (other file systems, old kernels,
 # special files): these errors mean "use the next method", not "the copy failed".
 _UNSUPPORTED = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF}
+
+
+def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    """libc's ``sync_file_range`` (Linux only; Python's ``os`` does not expose it), or None."""
+    try:
+        function = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).sync_file_range
+    except (AttributeError, OSError, TypeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+_SYNC_FILE_RANGE = _sync_file_range()
+_SYNC_FILE_RANGE_WRITE = 2  # start writeback of the range's dirty pages; do not wait for it
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Start writing ``[offset, offset + length)`` of ``fd`` to disk, without waiting.
+
+    A durable write is disk-bound: started while later bytes are still being
+    copied, the writeback overlaps the copy instead of all of it waiting for the
+    final fsync. Only a hint: where the call is missing or refused, the final
+    fsync does all the work, as before.
+    """
+    if _SYNC_FILE_RANGE is not None and length > 0:
+        _SYNC_FILE_RANGE(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
 
 
 class BackgroundHasher:
@@ -219,6 +248,36 @@ def sync_while(fd: int, work: Callable[[], T]) -> T:
     if errors:
         raise errors[0]
     return result
+
+
+# Reads hand the hasher pieces small enough to still be in the CPU's cache when it
+# hashes them: with 16 MiB pieces the hasher re-read each one from memory and
+# verification cost about 60% of a warm read, with 1 MiB pieces about 20%.
+HASH_PIECE_BYTES = 1024 * 1024
+
+
+def read_range_into(path: str | os.PathLike, start: int, buffer: memoryview, hashed: bool) -> str | None:
+    """Fill ``buffer`` with the bytes of ``path`` from ``start``; return their xxh3 hex
+    digest when ``hashed`` (computed by a second thread as the pieces land), else None.
+
+    Raises:
+        FormatError: the file ends before the buffer is full (a truncated file).
+    """
+    hasher = BackgroundHasher() if hashed else None
+    try:
+        with open(path, "rb", buffering=0) as f:
+            f.seek(start)
+            pos = 0
+            while pos < len(buffer):
+                got = f.readinto(buffer[pos:min(len(buffer), pos + HASH_PIECE_BYTES)])
+                if not got:
+                    raise FormatError(f"{path}: ended early while reading tensor data: truncated file")
+                if hasher is not None:
+                    hasher.feed(buffer[pos:pos + got])
+                pos += got
+    finally:
+        finished = hasher.finish() if hasher is not None else None
+    return finished.hexdigest() if finished is not None else None
 
 
 def read_range(path: str | os.PathLike, start: int, length: int, chunk: int) -> Iterator[bytes]:

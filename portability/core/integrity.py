@@ -6,13 +6,31 @@ xxh3-64 hashes at about 10 GB/s on one core here (crc32: 2.4 GB/s, blake2b:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 
 import xxhash
 
 from portability.core.tensors import Tensor, iter_bytes
 from portability.errors import IntegrityError
 
+
+def _fast_crc32() -> Callable[..., int]:
+    """``crc32(data, value=0)`` at carry-less-multiply speed where ISA-L is installed.
+
+    A foreign torch zip's only integrity check is its CRC-32s, verified before
+    every read. zlib's table-driven crc32 runs at about 1.5 GB/s here, ISA-L's
+    at about 8.7 GB/s (same polynomial, same results): with zlib the check was
+    a fifth of a 1 GiB conversion's time. zlib stays the fallback.
+    """
+    try:
+        from isal import isal_zlib
+    except ImportError:
+        return zlib.crc32
+    return isal_zlib.crc32
+
+
+crc32 = _fast_crc32()
 ALGORITHM = "xxh3_64"
 DIGEST_CHARS = 16
 

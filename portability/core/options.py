@@ -40,6 +40,12 @@ class WriteOptions:
             exporting from ``model``.
         external_data: ONNX only: keep weights in an external data file
             (directory destinations; None lets the adapter decide).
+        durable: flush the output to disk (fsync) before it is published. Off,
+            a killed process still leaves nothing half-written (the output is
+            renamed into place only once complete), but an OS crash or power
+            loss soon after may leave a damaged file, which the checksums we
+            record then refuse on read; in exchange, the write runs at page
+            cache speed instead of disk speed.
     """
 
     shard_size: int | None = None
@@ -49,6 +55,7 @@ class WriteOptions:
     onnx_source: str | None = None
     savedmodel_source: str | None = None
     external_data: bool | None = None
+    durable: bool = True
 
 
 @dataclass(frozen=True)

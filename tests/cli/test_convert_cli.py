@@ -196,3 +196,20 @@ def test_bad_options(tmp_path, cli, assert_clean_failure, args, words):
                                         (["convert"], ["'src'"]), (["no-such-command"], ["no-such-command"])])
 def test_command_line_mistakes_are_one_line(cli, assert_clean_failure, args, words):
     assert_clean_failure(cli(*args), names=tuple(words))
+
+
+def test_no_fsync_converts_bitwise_and_says_nothing_more(cli, tmp_path, monkeypatch):
+    from portability.core import atomic
+    from portability.core.tensors import as_array
+
+    src = tmp_path / "a.safetensors"
+    safetensors_format.write(small_checkpoint(), src)
+    flushed = []
+    monkeypatch.setattr(atomic, "fsync_tree", lambda path: flushed.append(path))
+    result = cli("convert", src, tmp_path / "b.safetensors", "--no-fsync")
+    assert result.code == 0, result.err
+    assert flushed == []
+    back = safetensors_format.read(tmp_path / "b.safetensors")
+    assert sorted(back.tensors) == sorted(small_checkpoint().tensors)
+    for name, tensor in small_checkpoint().tensors.items():
+        assert as_array(back.tensors[name]).tobytes() == tensor.tobytes(), name

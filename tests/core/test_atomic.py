@@ -176,3 +176,24 @@ def test_sigterm_during_convert_cleans_up(tmp_path):
         return
     assert proc.returncode == 130 and err.strip() == "interrupted"
     assert not dst.exists() and temps(out_dir) == []
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_convert_flushes_to_disk_only_when_durable(tmp_path, monkeypatch, durable):
+    from portability.core import atomic, file_copy
+    from portability.core.conversion import convert
+
+    src = tmp_path / "a.safetensors"
+    ckpt = Checkpoint(tensors={"w": np.arange(2048, dtype=np.float32), "b": np.ones(3, np.float16)})
+    safetensors_format.write(ckpt, src)
+    flushed = []
+    monkeypatch.setattr(atomic, "fsync_tree", lambda path: flushed.append(("tree", path.name)))
+    monkeypatch.setattr(atomic, "_fsync_dir", lambda path: flushed.append(("dir", path.name)))
+    monkeypatch.setattr(file_copy.os, "fdatasync", lambda fd: flushed.append(("data", fd)))
+    convert(src, tmp_path / "b.safetensors", durable=durable)
+    back = safetensors_format.read(tmp_path / "b.safetensors")
+    assert {n: as_array(t).tobytes() for n, t in back.tensors.items()} == {
+        n: t.tobytes() for n, t in ckpt.tensors.items()}
+    kinds = sorted({kind for kind, _ in flushed})
+    assert kinds == (["data", "dir", "tree"] if durable else [])
+    assert temps(tmp_path) == []

@@ -1,0 +1,58 @@
+"""Byte-range copies and reads: bitwise, hashed in the same pass, and typed errors on short files."""
+
+from __future__ import annotations
+
+import os
+import zlib
+
+import numpy as np
+import pytest
+
+from portability.core import file_copy, integrity
+from portability.errors import FormatError
+
+
+@pytest.fixture()
+def blob(tmp_path):
+    data = np.random.default_rng(0).integers(0, 256, size=3 * file_copy.HASH_PIECE_BYTES + 12345,
+                                             dtype=np.uint8).tobytes()
+    path = tmp_path / "blob.bin"
+    path.write_bytes(data)
+    return path, data
+
+
+def test_read_range_into_fills_the_buffer_and_hashes_what_it_read(blob):
+    path, data = blob
+    start, length = 1000, len(data) - 5000
+    buffer = bytearray(length)
+    digest = file_copy.read_range_into(path, start, memoryview(buffer), hashed=True)
+    assert bytes(buffer) == data[start:start + length]
+    assert digest == integrity.digest([data[start:start + length]])
+    assert file_copy.read_range_into(path, start, memoryview(bytearray(10)), hashed=False) is None
+
+
+def test_read_range_into_a_truncated_file_names_it(blob):
+    path, data = blob
+    with pytest.raises(FormatError, match=r"blob\.bin: ended early .* truncated file"):
+        file_copy.read_range_into(path, len(data) - 10, memoryview(bytearray(100)), hashed=True)
+
+
+def test_copy_range_with_writeback_started_is_bitwise(blob, tmp_path):
+    path, data = blob
+    out = tmp_path / "out.bin"
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT)
+    try:
+        file_copy.copy_range(str(path), 7, len(data) - 7, fd, 3)
+        file_copy.start_writeback(fd, 3, len(data) - 7)  # a hint: must not change the bytes
+        file_copy.start_writeback(fd, 0, 0)
+    finally:
+        os.close(fd)
+    assert out.read_bytes() == b"\0\0\0" + data[7:]
+
+
+def test_fast_crc32_agrees_with_zlib_whole_and_incremental(blob):
+    _, data = blob
+    assert integrity.crc32(data) == zlib.crc32(data)
+    half = len(data) // 2
+    assert integrity.crc32(data[half:], integrity.crc32(data[:half])) == zlib.crc32(data)
+    assert integrity.crc32(b"") == 0
