@@ -12,16 +12,10 @@ _INT4 = "4-bit integer types: TF has the dtype but no Cast (or any) kernel for i
 _INT2 = "2-bit integer types: TF has the dtype but no Cast (or any) kernel for it"
 _FLOAT4 = "FLOAT4E2M1: TF has the dtype but no Cast (or any) kernel for it"
 _E8M0 = "FLOAT8E8M0: TF has no such dtype"
-_NUMPY_RNG = ("the expected random mask comes from numpy's Mersenne Twister; TF's generators "
-              "cannot reproduce those draws (the statistics are unit-tested)")
 _SEQUENCE_INPUT = "an ONNX sequence graph input: TF serving signatures take tensors only"
 _OPTIONAL_INPUT = "an ONNX optional graph input: TF serving signatures take tensors only"
 
 KNOWN_GAPS: dict[str, str] = {
-    "test_training_dropout": _NUMPY_RNG,
-    "test_training_dropout_default": _NUMPY_RNG,
-    "test_training_dropout_default_mask": _NUMPY_RNG,
-    "test_training_dropout_mask": _NUMPY_RNG,
     "test_cast_e8m0_FLOAT16_to_FLOAT8E8M0": _E8M0,
     "test_cast_e8m0_FLOAT8E8M0_to_FLOAT": _E8M0,
     "test_cast_e8m0_FLOAT8E8M0_to_FLOAT16": _E8M0,

@@ -48,6 +48,19 @@ def test_dropout_training_mode_scales_kept_values_and_returns_the_mask():
     np.testing.assert_array_equal(again[module.output_names[1]].numpy(), mask)  # seeded: repeatable
 
 
+@pytest.mark.parametrize("shape", [(3, 4, 5), (7, 311)])
+def test_seeded_training_dropout_draws_the_reference_mask(shape):
+    """ONNX's reference draws the mask from numpy's RandomState(seed): the translation
+    reproduces it exactly, with ratio and training flag known only at run time."""
+    x = RNG.standard_normal(shape).astype(np.float32)
+    nodes = [onnx_graphs.node("Dropout", ["x", "r", "t"], ["y", "mask"], seed=11)]
+    feeds = {"x": x, "r": np.array(0.3, np.float32), "t": np.array(True)}
+    expected, got = onnx_graphs.run_both(nodes, feeds, opset=13, outputs=2)
+    for value, want in zip(got, expected, strict=True):
+        assert value.dtype == want.dtype
+        np.testing.assert_array_equal(value, want)
+
+
 def test_dropout_inference_mode_is_the_identity_with_an_all_true_mask():
     module = _dropout_module(0.5, False)
     out = module.serve(tf.constant(X))
