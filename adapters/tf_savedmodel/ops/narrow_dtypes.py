@@ -120,7 +120,9 @@ def decode_minifloat(codes: tf.Tensor, spec: MiniFloat) -> tf.Tensor:
     negative = tf.bitwise.bitwise_and(codes, spec.sign_bit) != 0
     value = tf.where(negative, -magnitude, magnitude)
     if spec.fnuz:
-        value = tf.where(codes == _FNUZ_NAN, tf.constant(float("nan"), tf.float64), value)
+        # ml_dtypes decodes the fnuz NaN with the sign bit set (its code is "negative zero").
+        negative_nan = tf.bitcast(tf.constant(-(1 << 51), tf.int64), tf.float64)
+        value = tf.where(codes == _FNUZ_NAN, negative_nan, value)
     return tf.cast(value, tf.float32)
 
 

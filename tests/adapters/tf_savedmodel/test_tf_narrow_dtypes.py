@@ -25,12 +25,10 @@ MINIFLOATS = [
 
 
 def _same_floats(got: np.ndarray, want: np.ndarray) -> None:
-    """Equal bit for bit (so the sign of zero counts), NaN wherever the reference has NaN."""
+    """Equal bit for bit: the sign of zero and of NaN counts."""
     assert got.dtype == want.dtype
-    nan = np.isnan(want.astype(np.float64))
-    np.testing.assert_array_equal(np.isnan(got.astype(np.float64)), nan)
-    width = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}[want.dtype.itemsize]
-    np.testing.assert_array_equal(got[~nan].view(width), want[~nan].view(width))
+    width = {2: np.uint16, 4: np.uint32, 8: np.uint64}[want.dtype.itemsize]
+    np.testing.assert_array_equal(got.view(width), want.view(width))
 
 
 def _probe_values(codes_as_float: np.ndarray) -> np.ndarray:
