@@ -9,7 +9,7 @@ onnx = pytest.importorskip("onnx")
 tf = pytest.importorskip("tensorflow")
 onnx_graphs = pytest.importorskip("onnx_graphs")
 translate = pytest.importorskip("portability.adapters.tf_savedmodel.graph").translate
-TensorProto, helper = onnx.TensorProto, onnx.helper
+TensorProto = onnx.TensorProto
 
 RNG = np.random.default_rng(0)
 X = RNG.standard_normal((2, 3, 4, 5)).astype(np.float32) * 3
@@ -86,16 +86,3 @@ def test_float8_casts_saturate_unless_told_not_to(to, saturate, expected):
 def test_half_precision_mod():
     a, b = np.array([5.5, -5.5, 3], np.float16), np.array([2, 2, -2], np.float16)
     onnx_graphs.check([onnx_graphs.node("Mod", ["a", "b"], fmod=1)], {"a": a, "b": b})
-
-
-def test_types_tf_cannot_compute_name_op_node_and_reason():
-    from portability.errors import UnsupportedOpError
-
-    nodes = [onnx_graphs.node("Cast", ["x"], to=TensorProto.FLOAT8E4M3FNUZ)]
-    with pytest.raises(UnsupportedOpError, match=r"Cast \(node 'cast_node'\).*FLOAT8E4M3FNUZ.*no kernels"):
-        translate(onnx_graphs.make_model(nodes, {"x": X}, opset=19))
-    seq = helper.make_tensor_sequence_value_info("s", TensorProto.FLOAT, None)
-    graph = helper.make_graph([helper.make_node("Identity", ["s"], ["y"])], "g", [seq],
-                              [helper.make_tensor_sequence_value_info("y", TensorProto.FLOAT, None)])
-    with pytest.raises(UnsupportedOpError, match=r"graph input 's' is an ONNX sequence"):
-        translate(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)]))
