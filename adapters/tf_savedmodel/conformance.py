@@ -85,19 +85,44 @@ def yardstick_cases() -> dict[str, Case]:
 
 
 def _as_array(value):
+    """A case's value as numpy: arrays, lists of them (sequences) and None (empty optionals)."""
     from onnx import TensorProto, numpy_helper
 
+    if isinstance(value, list):
+        return [_as_array(item) for item in value]
     return numpy_helper.to_array(value) if isinstance(value, TensorProto) else value
 
 
+def _as_numpy(value):
+    """A module output as numpy: tensors converted, sequences element-wise, None kept."""
+    if isinstance(value, list):
+        return [_as_numpy(item) for item in value]
+    return value.numpy() if hasattr(value, "numpy") else value
+
+
 def compare(got, want) -> None:
-    """Raise AssertionError unless ``got`` matches ``want`` in dtype, shape and value."""
+    """Raise AssertionError unless ``got`` matches ``want`` in dtype, shape and value;
+    sequences (lists) match element-wise, as ONNX's backend runner compares them."""
+    if want is None or isinstance(want, list):
+        if want is None or got is None:
+            if got is not want:
+                raise AssertionError(f"got {type(got).__name__}, expected {type(want).__name__}")
+            return
+        if not isinstance(got, list) or len(got) != len(want):
+            raise AssertionError(f"got {type(got).__name__} of {len(got) if isinstance(got, list) else '?'} "
+                                 f"items, expected a sequence of {len(want)}")
+        for index, (item, wanted) in enumerate(zip(got, want, strict=True)):
+            try:
+                compare(item, wanted)
+            except AssertionError as exc:
+                raise AssertionError(f"item {index}: {str(exc).strip()}") from None
+        return
     got, want = np.asarray(got), np.asarray(want)
     if got.dtype != want.dtype:
         raise AssertionError(f"dtype {got.dtype} != expected {want.dtype}")
     if got.shape != want.shape:
         raise AssertionError(f"shape {got.shape} != expected {want.shape}")
-    if want.dtype.kind == "V":  # ml_dtypes' bfloat16 and float8 types: compare as float32
+    if want.dtype.kind == "V":  # ml_dtypes' bfloat16, float8, float4 and int4 types: compare as float32
         got, want = got.astype(np.float32), want.astype(np.float32)
     if want.dtype.kind in "fc":
         np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL, equal_nan=True)
@@ -106,14 +131,18 @@ def compare(got, want) -> None:
 
 
 def run_case(case: Case) -> Outcome:
-    """Translate, run and compare one case; any exception is a failure with its message."""
+    """Translate, run and compare one case; any exception is a failure with its message.
+
+    The module is called by name, so inputs and outputs are what ONNX declares:
+    sequences as lists, ml_dtypes arrays for types TF holds in carriers.
+    """
     from portability.adapters.tf_savedmodel.graph import translate
 
     try:
         module = translate(case.model)
-        feeds = [_as_array(v) for v in case.inputs]
-        result = module.serve(*feeds)
-        got = [result[key].numpy() for key in module.output_names]
+        feeds = dict(zip(module.input_names, [_as_array(v) for v in case.inputs], strict=True))
+        result = module(**feeds)
+        got = [_as_numpy(result[key]) for key in module.output_names]
         if len(got) != len(case.outputs):
             raise AssertionError(f"{len(got)} outputs, expected {len(case.outputs)}")
         for index, (value, want) in enumerate(zip(got, case.outputs, strict=False)):

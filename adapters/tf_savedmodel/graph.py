@@ -4,6 +4,12 @@ The module holds one ``tf.Variable`` per checkpoint tensor, named by its
 state_dict name, and a ``tf.function`` that replays the ONNX nodes with TF ops
 in graph mode. Shapes flow as tensors, so the batch and sequence dimensions
 stay dynamic (``None`` in the signature).
+
+Values of ONNX types TF cannot compute with travel in carrier dtypes
+(``ops.dtypes.CARRIERS``); calling the module converts at its boundary, while
+``serve`` (and so a saved signature) takes and returns the carriers. Sequence
+and optional graph inputs work when the module is called; a serving signature
+cannot take them (``serving_refusal`` says why).
 """
 
 from __future__ import annotations
@@ -19,7 +25,13 @@ from onnx import numpy_helper
 
 from portability.adapters.tf_savedmodel.bindings import BindingPlan, is_floating, plan_bindings
 from portability.adapters.tf_savedmodel.ops import OpContext, translator_for
-from portability.adapters.tf_savedmodel.ops.dtypes import tf_dtype
+from portability.adapters.tf_savedmodel.ops.carriers import (
+    carried_types,
+    from_carrier_array,
+    is_carried,
+    to_carrier_array,
+)
+from portability.adapters.tf_savedmodel.ops.dtypes import held_dtype
 from portability.core.checkpoint import Checkpoint
 from portability.core.tensors import as_array
 from portability.errors import FormatError, UnsupportedOpError
@@ -45,8 +57,11 @@ class TranslatedModule(tf.Module):
 
     Attributes:
         weights: state_dict name -> tf.Variable (tracked, so it is saved).
-        serve: the serving ``tf.function`` (named inputs, dict of named outputs).
+        serve: the serving ``tf.function`` (positional inputs, dict of named
+            outputs); carried types in and out as their carriers. Without a
+            signature when a graph input is a sequence or an optional.
         plan: how initializers were bound to variables.
+        serving_refusal: why no serving signature can be built, or None.
     """
 
     def __init__(self, model: onnx.ModelProto, variables: dict[str, tf.Variable],
@@ -58,15 +73,28 @@ class TranslatedModule(tf.Module):
         self._constants = constants
         self._opset = _default_opset(model)
         self._outputs = [(safe_name(o.name), o.name) for o in model.graph.output]
-        specs = _input_specs(model)
-        self._input_names = [s.name for s in specs]
-        self._onnx_inputs = [i.name for i in _real_inputs(model)]
+        inputs = _real_inputs(model)
+        self._input_names = [safe_name(i.name) for i in inputs]
+        self._onnx_inputs = [i.name for i in inputs]
+        self._carried = carried_types(model)
+        self.serving_refusal = _serving_refusal(inputs)
+        specs = None if self.serving_refusal else _input_specs(inputs)
         self.serve = tf.function(self._run, input_signature=specs, autograph=False)
+
+    @property
+    def input_names(self) -> list[str]:
+        """The keyword names the module is called with, in graph order."""
+        return list(self._input_names)
 
     @property
     def output_names(self) -> list[str]:
         """The serving signature's output keys, in graph order."""
         return [key for key, _ in self._outputs]
+
+    @property
+    def carried_outputs(self) -> dict[str, int]:
+        """Output key -> ONNX element type, for outputs ``serve`` returns as carriers."""
+        return {key: self._carried[name] for key, name in self._outputs if name in self._carried}
 
     def unread_variables(self) -> list[str]:
         """Variables the graph never reads: unused buffers, weights folded into
@@ -76,28 +104,47 @@ class TranslatedModule(tf.Module):
         read = {binding.name for binding in self.plan.bound.values()}
         return [name for name in self.weights if name not in read]
 
-    def __call__(self, **inputs: Any) -> dict[str, tf.Tensor]:
-        """Run on named inputs (tensors or arrays); returns the named outputs."""
-        return self.serve(*[inputs[n] for n in self._input_names])
+    def __call__(self, **inputs: Any) -> dict[str, Any]:
+        """Run on named inputs; returns the named outputs.
+
+        Inputs are tensors or arrays, a list of them for a sequence input and
+        None for an empty optional one. Arrays of ml_dtypes types TF cannot
+        compute with (float8 fnuz, int4...) are passed as their carriers, and
+        such outputs come back as numpy arrays of the type the graph declares.
+        """
+        outputs = self.serve(*[to_carrier_array(inputs[n]) for n in self._input_names])
+        for key, elem_type in self.carried_outputs.items():
+            if hasattr(outputs[key], "numpy"):  # eager: hand back ONNX's type
+                outputs[key] = from_carrier_array(outputs[key].numpy(), elem_type)
+        return outputs
 
     def _run(self, *args: tf.Tensor) -> dict[str, tf.Tensor]:
         env: dict[str, Any] = {}
         static = dict(self._constants)
         for name, value in self._constants.items():
-            env[name] = tf.constant(value)
+            env[name] = tf.constant(to_carrier_array(value))
         for init_name, binding in self.plan.bound.items():
             value = tf.convert_to_tensor(self.weights[binding.name])
             env[init_name] = tf.transpose(value) if binding.transpose else value
         for name, arg in zip(self._onnx_inputs, args, strict=False):
             env[name] = arg
-        ctx = OpContext(env, static, self._opset)
+        ctx = OpContext(env, static, self._opset, self._carried)
         for node in self._graph.node:
             result = _translate_node(node, ctx)
             results = result if isinstance(result, tuple) else (result,)
             for out_name, value in zip(node.output, results, strict=False):
                 if out_name:
                     env[out_name] = value
-        return {key: tf.identity(env[onnx_name], name=key) for key, onnx_name in self._outputs}
+        return {key: _named_output(env[onnx_name], key) for key, onnx_name in self._outputs}
+
+
+def _named_output(value: Any, key: str) -> Any:
+    """An output tensor named ``key``; a sequence output stays a list, an empty optional None."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return [tf.identity(item, name=f"{key}_{i}") for i, item in enumerate(value)]
+    return tf.identity(value, name=key)
 
 
 # Folding a node whose inputs are all constants is skipped past this many elements.
@@ -135,7 +182,8 @@ def _foldable(node: onnx.NodeProto, ctx: OpContext) -> bool:
 
 def _fold(node: onnx.NodeProto, ctx: OpContext) -> Any:
     with tf.init_scope():
-        eager = OpContext({n: tf.constant(ctx.static[n]) for n in node.input if n}, ctx.static, ctx.opset)
+        eager = OpContext({n: tf.constant(to_carrier_array(ctx.static[n])) for n in node.input if n}, ctx.static,
+                          ctx.opset, ctx.carried)
         result = translator_for(node)(node, eager.bind(node))
         results = result if isinstance(result, tuple) else (result,)
         if not all(isinstance(r, tf.Tensor) for r in results):
@@ -160,20 +208,27 @@ def _real_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
     return [i for i in model.graph.input if i.name not in initializer_names]
 
 
-def _input_specs(model: onnx.ModelProto) -> list[tf.TensorSpec]:
-    """One TensorSpec per graph input; symbolic or unknown dims become None."""
-    specs = []
-    for value in _real_inputs(model):
+def _serving_refusal(inputs: list[onnx.ValueInfoProto]) -> str | None:
+    """Why a serving signature cannot take these graph inputs (None when it can)."""
+    for value in inputs:
         kind = value.type.WhichOneof("value")
         if kind not in (None, "tensor_type"):
-            raise UnsupportedOpError(f"graph input {value.name!r} is an ONNX {kind.replace('_type', '')}: "
-                                     "TF serving signatures take tensors only; nothing was written")
+            return (f"graph input {value.name!r} is an ONNX {kind.replace('_type', '')}: "
+                    "TF serving signatures take tensors only")
+    return None
+
+
+def _input_specs(inputs: list[onnx.ValueInfoProto]) -> list[tf.TensorSpec]:
+    """One TensorSpec per graph input; symbolic or unknown dims become None; types TF
+    cannot compute with take their carrier dtype."""
+    specs = []
+    for value in inputs:
         tensor_type = value.type.tensor_type
         # paddle2onnx writes unknown dims as dim_value -1; only positive values are fixed.
         dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
                 for d in tensor_type.shape.dim]
         shape = dims if tensor_type.HasField("shape") else None
-        specs.append(tf.TensorSpec(shape, tf_dtype(tensor_type.elem_type, f"graph input {value.name!r}"),
+        specs.append(tf.TensorSpec(shape, held_dtype(tensor_type.elem_type, f"graph input {value.name!r}"),
                                    name=safe_name(value.name)))
     return specs
 
@@ -203,7 +258,9 @@ def translate(model: onnx.ModelProto, ckpt: Checkpoint | None = None,
             tensor except BatchNorm statistics.
 
     Returns:
-        The module, already traced once (so any translation error is raised here).
+        The module, already traced once (so any translation error is raised here),
+        unless a graph input is a sequence or an optional: then it is traced on
+        its first call.
 
     Raises:
         UnsupportedOpError: an op or an op's usage has no translation.
@@ -217,13 +274,15 @@ def translate(model: onnx.ModelProto, ckpt: Checkpoint | None = None,
         tensors = {n: as_array(ckpt.tensors[n]) for n in ckpt.canonical_names()}
         aliases = dict(ckpt.aliases)
     else:
-        tensors = {n: v for n, v in initializers.items() if is_floating(v.dtype)}
+        tensors = {n: v for n, v in initializers.items() if is_floating(v.dtype) and not is_carried(v.dtype)}
         aliases = {}
     plan = plan_bindings(initializers, tensors, aliases, names)
     # Integer initializers are shapes, axes and indices: the ops that read them need their
     # values while tracing (a Slice's axes), so they stay constants; their variables are
     # still saved, so the weights read back whole.
-    for init_name in [n for n in plan.bound if not is_floating(initializers[n].dtype)]:
+    # So do values of types TF cannot compute with: their carriers are not their values.
+    for init_name in [n for n in plan.bound
+                      if not is_floating(initializers[n].dtype) or is_carried(initializers[n].dtype)]:
         del plan.bound[init_name]
         plan.constants.append(init_name)
     variables = {}
@@ -233,5 +292,6 @@ def translate(model: onnx.ModelProto, ckpt: Checkpoint | None = None,
         variables[name] = tf.Variable(value, name=variable_name(name), trainable=is_trainable)
     constants = {n: initializers[n] for n in plan.constants}
     module = TranslatedModule(model, variables, plan, constants)
-    module.serve.get_concrete_function()
+    if module.serving_refusal is None:
+        module.serve.get_concrete_function()
     return module

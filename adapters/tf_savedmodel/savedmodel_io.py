@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import tensorflow as tf
 from google.protobuf.message import DecodeError
 from tensorflow.core.protobuf import trackable_object_graph_pb2
@@ -22,7 +23,7 @@ from portability.core import integrity
 from portability.core.checkpoint import Checkpoint
 from portability.core.tensors import as_array
 from portability.core.training_codec import TRAINING_PREFIX, pack_training, unpack_training
-from portability.errors import FormatError, IntegrityError
+from portability.errors import FormatError, IntegrityError, UnsupportedOpError
 
 SIDECAR = Path("assets.extra") / "portability.json"
 SIDECAR_FORMAT = "portability.tf-savedmodel/1"
@@ -35,14 +36,24 @@ def save_module(module: TranslatedModule, ckpt: Checkpoint | None, path: Path) -
     """Write the module as a SavedModel with a ``serving_default`` signature.
 
     The training state, if any, travels as non-trainable variables named
-    ``__training__.*`` plus JSON in the sidecar.
+    ``__training__.*`` plus JSON in the sidecar. Inputs and outputs of ONNX types
+    TF cannot compute with take and return their carrier dtype in the signature;
+    the sidecar's ``carried_outputs`` names the ONNX type of such outputs.
+
+    Raises:
+        UnsupportedOpError: a graph input no serving signature can take (a sequence
+            or an optional); nothing is written.
     """
+    if module.serving_refusal:
+        raise UnsupportedOpError(f"{module.serving_refusal}; nothing was written")
     sidecar: dict = {"format": SIDECAR_FORMAT,
                      "variables": {variable_name(n): n for n in module.weights},
                      "frozen": module.plan.frozen,
                      "not_in_graph": module.unread_variables(),
                      "inputs": [s.name for s in module.serve.input_signature],
-                     "outputs": module.output_names}
+                     "outputs": module.output_names,
+                     "carried_outputs": {key: onnx.TensorProto.DataType.Name(elem_type)
+                                         for key, elem_type in module.carried_outputs.items()}}
     if ckpt is not None:
         sidecar.update(order=list(ckpt.tensors), aliases=dict(ckpt.aliases),
                        metadata=dict(ckpt.metadata), layout=ckpt.layout,

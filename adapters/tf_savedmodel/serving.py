@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import tensorflow as tf
 
 from portability.adapters.tf_savedmodel.graph import safe_name
+from portability.adapters.tf_savedmodel.ops.carriers import from_carrier_array, to_carrier_array
+from portability.adapters.tf_savedmodel.savedmodel_io import SIDECAR
 from portability.core.runner import BaseRunner
 from portability.errors import FormatError, UsageError
 
@@ -18,7 +22,9 @@ class TFSavedModelRunner(BaseRunner):
     """Loads the SavedModel with ``tf.saved_model.load`` and calls its serving signature.
 
     Feed names may be the ONNX/PyTorch names (``input_ids``) or the signature's
-    keys; inputs are cast to the signature's dtypes.
+    keys; inputs are cast to the signature's dtypes. ml_dtypes arrays of types TF
+    cannot compute with (float8 fnuz, int4...) are fed as the carriers the
+    signature takes, and such outputs come back in the ONNX type our sidecar names.
     """
 
     name = "tensorflow"
@@ -38,6 +44,7 @@ class TFSavedModelRunner(BaseRunner):
                               f"(has: {', '.join(self._loaded.signatures) or 'none'})")
         self._fn = self._loaded.signatures[SIGNATURE]
         self._specs = self._fn.structured_input_signature[1]
+        self._carried_outputs = _carried_outputs(self.path)
 
     @property
     def input_keys(self) -> list[str]:
@@ -55,9 +62,24 @@ class TFSavedModelRunner(BaseRunner):
         if missing:
             raise UsageError(f"{self.path}: missing inputs {', '.join(missing)} "
                              f"(the signature takes {', '.join(self._specs)})")
-        args = {key: tf.cast(np.asarray(by_key[key]), spec.dtype) for key, spec in self._specs.items()}
-        return {name: value.numpy() for name, value in self._fn(**args).items()}
+        args = {key: tf.cast(np.asarray(to_carrier_array(by_key[key])), spec.dtype)
+                for key, spec in self._specs.items()}
+        outputs = {name: value.numpy() for name, value in self._fn(**args).items()}
+        for name, elem_type in self._carried_outputs.items():
+            if name in outputs:
+                outputs[name] = from_carrier_array(outputs[name], elem_type)
+        return outputs
 
     def deactivate_impl(self) -> None:
         self._fn = None
         self._loaded = None
+
+
+def _carried_outputs(path: Path) -> dict[str, int]:
+    """Output key -> ONNX element type of the outputs our export left in carriers
+    (none for a SavedModel without our sidecar)."""
+    try:
+        named = json.loads((path / SIDECAR).read_text()).get("carried_outputs", {})
+        return {key: onnx.TensorProto.DataType.Value(name) for key, name in named.items()}
+    except (OSError, ValueError, AttributeError):
+        return {}

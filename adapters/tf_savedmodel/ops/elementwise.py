@@ -9,8 +9,10 @@ from __future__ import annotations
 import math
 
 import tensorflow as tf
+from onnx import TensorProto
 
-from portability.adapters.tf_savedmodel.ops.dtypes import FLOAT8_MAX, tf_dtype
+from portability.adapters.tf_savedmodel.ops import narrow_dtypes
+from portability.adapters.tf_savedmodel.ops.dtypes import CARRIERS, FLOAT8_MAX, tf_dtype
 from portability.adapters.tf_savedmodel.ops.registry import register
 
 _UNARY = {
@@ -103,9 +105,13 @@ def where(node, ctx):
 @register("Cast")
 def cast(node, ctx):
     """Casts to float8 saturate out-of-range values (and infinities) to the
-    type's largest finite value unless ``saturate=0`` (opset 19)."""
-    target = tf_dtype(ctx.attr("to"), f"ONNX op Cast (node {node.name!r})")
-    x = ctx.input(0)
+    type's largest finite value unless ``saturate=0`` (opset 19). Types TF cannot
+    compute with are read from and written to their carriers (``narrow_dtypes``)."""
+    to = ctx.attr("to")
+    x = _readable(ctx, 0, wide=to == TensorProto.DOUBLE)
+    if to in CARRIERS:
+        return narrow_dtypes.encode(x, to, bool(ctx.attr("saturate", 1)), ctx.attr("round_mode", "up"))
+    target = tf_dtype(to, f"ONNX op Cast (node {node.name!r})")
     if target in FLOAT8_MAX and ctx.attr("saturate", 1) and x.dtype.is_floating:
         limit = FLOAT8_MAX[target]
         x = tf.clip_by_value(tf.cast(x, tf.float32), -limit, limit)
@@ -114,12 +120,29 @@ def cast(node, ctx):
 
 @register("CastLike")
 def cast_like(node, ctx):
-    return tf.cast(ctx.input(0), ctx.input(1).dtype)
+    x = _readable(ctx, 0, wide=ctx.input(1).dtype == tf.float64)
+    like = ctx.carried_type(1)
+    if like is not None:
+        return narrow_dtypes.encode(x, like, bool(ctx.attr("saturate", 1)), ctx.attr("round_mode", "up"))
+    return tf.cast(x, ctx.input(1).dtype)
+
+
+def _readable(ctx, i: int, wide: bool) -> tf.Tensor:
+    """Input ``i`` as a tensor TF computes with: a carrier is decoded to its values."""
+    carried = ctx.carried_type(i)
+    x = ctx.input(i)
+    return x if carried is None else narrow_dtypes.decode(x, carried, wide)
 
 
 @register("Identity")
 def identity(node, ctx):
-    return tf.identity(ctx.input(0))
+    """Tensors, sequences (Python lists) and optionals (None when empty) pass through."""
+    value = ctx.input(0)
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return [tf.identity(item) for item in value]
+    return tf.identity(value)
 
 
 @register("Clip")

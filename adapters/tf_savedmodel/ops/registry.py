@@ -64,12 +64,16 @@ class OpContext:
         env: value name -> TF tensor (or a Python list for ONNX sequences).
         static: value name -> numpy array for values known at translation time.
         opset: the default-domain opset of the model.
+        carried: value name -> ONNX element type, for values held in a carrier
+            dtype (``dtypes.CARRIERS``): a uint8 tensor may hold FLOAT8E4M3FNUZ bits.
     """
 
-    def __init__(self, env: dict[str, Any], static: dict[str, np.ndarray], opset: int) -> None:
+    def __init__(self, env: dict[str, Any], static: dict[str, np.ndarray], opset: int,
+                 carried: dict[str, int] | None = None) -> None:
         self.env = env
         self.static = static
         self.opset = opset
+        self.carried = carried or {}
         self.node: onnx.NodeProto | None = None
 
     def bind(self, node: onnx.NodeProto) -> OpContext:
@@ -90,6 +94,10 @@ class OpContext:
     def inputs(self) -> list[Any]:
         """Every present input, in order."""
         return [self.env[name] for name in self.node.input if name]
+
+    def carried_type(self, i: int) -> int | None:
+        """The ONNX element type of input ``i`` if its tensor is a carrier, else None."""
+        return self.carried.get(self.node.input[i]) if self.has_input(i) else None
 
     def static_value(self, i: int, what: str = "input") -> np.ndarray | None:
         """Input ``i``'s value if it is known at translation time, else None."""

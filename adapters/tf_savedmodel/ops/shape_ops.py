@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 from onnx import numpy_helper
 
+from portability.adapters.tf_savedmodel.ops.carriers import to_carrier_array
 from portability.adapters.tf_savedmodel.ops.dtypes import tf_dtype
 from portability.adapters.tf_savedmodel.ops.registry import normalize_axis, rank_of, register, unsupported
 
@@ -47,7 +48,7 @@ def constant(node, ctx):
         else:
             array = np.asarray(value, dtype=np.int64)
         ctx.static[node.output[0]] = array
-        return tf.constant(array)
+        return tf.constant(to_carrier_array(array))  # a type TF cannot compute with: its carrier
     raise unsupported(node, "only tensor, float(s) and int(s) constants are supported")
 
 
