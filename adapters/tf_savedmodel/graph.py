@@ -158,6 +158,7 @@ def _translate_node(node: onnx.NodeProto, ctx: OpContext) -> Any:
     outputs become constants, so shape arithmetic built from constants
     (axes, split sizes) is static for the nodes that need it.
     """
+    _refuse_computing_on_carriers(node, ctx)
     try:
         if _foldable(node, ctx):
             return _fold(node, ctx)
@@ -171,6 +172,33 @@ def _translate_node(node: onnx.NodeProto, ctx: OpContext) -> Any:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UnsupportedOpError(f"ONNX op {node.op_type} (node {node.name!r}) could not be "
                                  f"translated: {first}; nothing was written") from exc
+
+
+# Ops that only move, select or re-describe elements (or convert them, for Cast):
+# on a carrier's codes they give the codes of the right result. Any other op
+# would compute on the codes, not the values, and give a wrong answer silently.
+_CARRIER_SAFE_OPS = frozenset({
+    "Cast", "CastLike", "Concat", "Constant", "DepthToSpace", "Expand", "Flatten", "Gather",
+    "GatherElements", "GatherND", "Identity", "Reshape", "SequenceAt", "Shape", "Size", "Slice",
+    "SpaceToDepth", "Split", "SplitToSequence", "Squeeze", "Tile", "Transpose", "Unsqueeze",
+})
+
+
+def _refuse_computing_on_carriers(node: onnx.NodeProto, ctx: OpContext) -> None:
+    """Raise unless ``node`` is safe on values held in a carrier (float8 fnuz, int4...).
+
+    Raises:
+        UnsupportedOpError: naming the op, the node, the value and its type.
+    """
+    if node.op_type in _CARRIER_SAFE_OPS:
+        return
+    for name in [*node.input, *node.output]:
+        if name and name in ctx.carried:
+            type_name = onnx.TensorProto.DataType.Name(ctx.carried[name])
+            raise UnsupportedOpError(
+                f"ONNX op {node.op_type} (node {node.name!r}) would compute on values of type {type_name} "
+                f"({name!r}): TF has no kernels for that type; only casts to and from it and ops that move "
+                "elements are translated; nothing was written")
 
 
 def _foldable(node: onnx.NodeProto, ctx: OpContext) -> bool:
