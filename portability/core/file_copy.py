@@ -11,7 +11,6 @@ Memory stays bounded by ``BUFFER_BYTES`` per thread whatever the size.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import mmap
 import os
@@ -34,8 +33,8 @@ _UNSUPPORTED = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno
 
 def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
     """libc's ``sync_file_range`` (Linux only; Python's ``os`` does not expose it), or None."""
-    try:
-        function = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).sync_file_range
+    try:  # the process's own symbols include libc's (find_library would spawn ldconfig)
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
     except (AttributeError, OSError, TypeError):
         return None
     function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
@@ -44,6 +43,7 @@ def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
 
 
 _SYNC_FILE_RANGE = _sync_file_range()
+WRITEBACK_HINTS = _SYNC_FILE_RANGE is not None  # whether ``start_writeback`` does anything here
 _SYNC_FILE_RANGE_WRITE = 2  # start writeback of the range's dirty pages; do not wait for it
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import zlib
 
 import numpy as np
@@ -48,6 +49,8 @@ def test_copy_range_with_writeback_started_is_bitwise(blob, tmp_path):
     finally:
         os.close(fd)
     assert out.read_bytes() == b"\0\0\0" + data[7:]
+    if sys.platform == "linux":  # the hint is really given there
+        assert file_copy.WRITEBACK_HINTS
 
 
 def test_fast_crc32_agrees_with_zlib_whole_and_incremental(blob):
