@@ -3,8 +3,10 @@
 The copy itself stays in the kernel (``os.copy_file_range``, else
 ``os.sendfile``, else ``pread``/``write`` through one bounded buffer), so a
 tensor's bytes never pass through Python. The xxh3 digest is computed by a
-second thread that reads the same range from the page cache: xxhash releases
-the GIL, so hashing overlaps the copy instead of adding a pass after it.
+second thread that reads the same range from the page cache once the copy is
+done, while a durable write's data is flushed to disk (xxhash releases the GIL):
+hashing during the copy gained nothing, the two compete for memory bandwidth.
+Reads into a buffer hash each piece on a second thread as it lands.
 Memory stays bounded by ``BUFFER_BYTES`` per thread whatever the size.
 """
 
