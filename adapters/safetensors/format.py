@@ -19,6 +19,7 @@ from portability.adapters.safetensors.header import Entry, build_header, parse_h
 from portability.core import file_copy, integrity
 from portability.core.checkpoint import Checkpoint
 from portability.core.formats import SAFETENSORS_INDEX_SUFFIX
+from portability.core.hashing_copier import HashingCopier
 from portability.core.options import ReadOptions, WriteOptions
 from portability.core.tensors import LazyTensor, Tensor, iter_bytes
 from portability.core.training_codec import TRAINING_PREFIX, pack_training, unpack_training
@@ -124,47 +125,36 @@ def _write_file(path: Path, items: list[tuple[str, Tensor]], metadata: dict[str,
 
     The header is written first with placeholder digests of the final width, so
     its length does not change when the real digests replace them. ``durable``:
-    the copied bytes go to disk while later ones are copied, and are flushed
-    while they are hashed (``atomic_output`` does the final fsync).
+    the copied bytes go to disk while later ones are copied (``atomic_output``
+    does the final fsync).
     """
     metadata = {**metadata, KEY_META_DIGEST: _metadata_digest(metadata)}
     layout = [(name, np.dtype(t.dtype), tuple(t.shape), int(t.nbytes)) for name, t in items]
     placeholder = {name: "0" * integrity.DIGEST_CHARS for name, _ in items}
     head = build_header(layout, {**metadata, KEY_CHECKSUMS: json.dumps(placeholder)})
     digests: dict[str, str] = {}
-    copies, position = [], len(head)
-    for name, tensor in items:
-        if isinstance(tensor, LazyTensor) and tensor.file_range is not None:
-            copies.append((name, tensor, file_copy.RangeCopy(*tensor.file_range, int(tensor.nbytes), position)))
-        position += int(tensor.nbytes)
-    # Bytes that lie in a file are copied by the kernel, then hashed from the page
-    # cache while the copy is flushed to disk (CPU work overlapping disk work);
-    # the hash checks the source and becomes ours.
-    hasher = file_copy.RangeHasher([copy for _, _, copy in copies])
-    with open(path, "wb") as f:
+    copied: list[tuple[str, LazyTensor]] = []
+    # Bytes that lie in a file are copied by the kernel and hashed from the cache
+    # by a second thread as they go (the hash checks the source and becomes ours).
+    with open(path, "wb") as f, HashingCopier(f.fileno(), writeback=durable) as copier:
         f.write(head)
         position = len(head)
         for name, tensor in items:
-            if not (isinstance(tensor, LazyTensor) and tensor.file_range is not None):
-                digests[name] = _write_through(f, tensor)
-            else:
+            if isinstance(tensor, LazyTensor) and tensor.file_range is not None:
                 f.flush()
-                file_copy.copy_range(*tensor.file_range, int(tensor.nbytes), f.fileno(), position)
-                if durable:
-                    file_copy.start_writeback(f.fileno(), position, int(tensor.nbytes))
+                copier.copy(*tensor.file_range, int(tensor.nbytes), position, crc=tensor.crc is not None)
+                copied.append((name, tensor))
                 f.seek(position + int(tensor.nbytes))
+            else:
+                digests[name] = _write_through(f, tensor)
             position += int(tensor.nbytes)
         f.flush()
-        if not copies:
-            copied = []
-        elif durable:
-            copied = file_copy.sync_while(f.fileno(), hasher.digests)
-        else:
-            copied = hasher.digests()
-        for (name, tensor, _), digest in zip(copies, copied, strict=False):
+        for (name, tensor), sums in zip(copied, copier.finish(), strict=True):
+            if tensor.crc is not None:
+                tensor.crc.check(sums.crc32)
             if tensor.digest is not None:
-                integrity.check_hex(digest, tensor.digest, tensor.label)
-            digests[name] = digest
+                integrity.check_hex(sums.digest, tensor.digest, tensor.label)
+            digests[name] = sums.digest
         final = build_header(layout, {**metadata, KEY_CHECKSUMS: json.dumps({n: digests[n] for n, _ in items})})
         assert len(final) == len(head), "checksum placeholder width mismatch"
         f.seek(0)
@@ -283,7 +273,7 @@ def _lazy(path: Path, data_start: int, entry: Entry, expected: str | None) -> La
         # A second thread hashes each piece right after it lands, while the next is read.
         got = file_copy.read_range_into(path, data_start + entry.begin, buffer, expected is not None)
         if expected is not None:
-            integrity.check_hex(got, expected, f"tensor {entry.name!r} in {path}")
+            integrity.check_hex(got.digest, expected, f"tensor {entry.name!r} in {path}")
 
     return LazyTensor(entry.dtype, entry.shape, read_chunks, read_into,
                       file_range=(str(path), data_start + entry.begin), digest=expected,

@@ -36,8 +36,9 @@ class TorchAdapter(WeightsOnlyAdapter):
 
         path = Path(path)
         if path.is_file() and not path.name.endswith(".index.json"):
-            # The zip layer first: typed errors for damage, CRC-32s, ours-markers.
-            check_archive(path, options.verify)
+            # The zip layer first: typed errors for damage, CRC-32s, ours-markers. The
+            # storages' CRC-32s are checked by the streaming reader as it reads them.
+            check_archive(path, options.verify, storage_crcs=False)
             ckpt = streaming.read_lazy(path, options)
             if ckpt is not None:
                 return ckpt

@@ -25,7 +25,7 @@ import os
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -184,12 +184,14 @@ class TorchArchive:
                                  "the archive is damaged")
         return doc
 
-    def verify_crcs(self, skip_storages: bool = False) -> None:
+    def verify_crcs(self, skip_storages: bool = False, only: Collection[str] | None = None) -> None:
         """Check every record's CRC-32 against the bytes in the file.
 
         Args:
             skip_storages: leave out the tensor storages (``<prefix>/data/N``), for
-                files whose checksum record already covers every tensor with xxh3.
+                files whose checksum record already covers every tensor with xxh3,
+                and for readers that check each storage's CRC-32 themselves.
+            only: check just the records of these names.
 
         The bytes are hashed in place through memory maps of at most
         ``CRC_CHUNK`` bytes at a time (zipfile's own streaming reader copies each
@@ -207,7 +209,8 @@ class TorchArchive:
             fd = f.fileno()
             for info in self.infos:
                 start = self._data_start(fd, info)
-                if skip_storages and "/data/" in info.filename:
+                if (skip_storages and "/data/" in info.filename) or (only is not None
+                                                                      and info.filename not in only):
                     continue
                 if _range_crc(fd, start, info.compress_size) != info.CRC:
                     raise IntegrityError(f"{self.path}: record {info.filename!r} fails its zip CRC-32: "
@@ -275,12 +278,14 @@ def mark_as_ours(path: Path, record: dict) -> None:
         z.comment = ZIP_COMMENT
 
 
-def check_archive(path: Path, verify: bool) -> dict | None:
+def check_archive(path: Path, verify: bool, storage_crcs: bool = True) -> dict | None:
     """Check a torch file's zip layer; return its ``portability.json`` record (None if not ours).
 
     Done before unpickling: scalars in the pickle (learning rate, step, RNG
     state) are not covered by the tensor checksums, and a damaged archive must
-    be refused before torch allocates anything for it.
+    be refused before torch allocates anything for it. ``storage_crcs=False``
+    leaves the storage records' CRC-32s to a reader that checks them itself
+    (``streaming.read_lazy`` does, as it copies the bytes: no extra pass).
 
     Raises:
         FormatError: a damaged archive (names the damage).
@@ -296,10 +301,25 @@ def check_archive(path: Path, verify: bool) -> dict | None:
             _check_record_fields(record, path)
         if verify:
             # Our record's xxh3 checksums cover every storage; the CRC-32s cover the rest.
-            archive.verify_crcs(skip_storages=record is not None)
+            archive.verify_crcs(skip_storages=record is not None or not storage_crcs)
             if record is not None:
                 _verify_pickle(archive, record)
     return record
+
+
+def verify_storage_crcs(path: Path, records: Collection[str]) -> None:
+    """Check the CRC-32s of the named records now.
+
+    Raises:
+        IntegrityError: a record's bytes fail its CRC-32 (names the record).
+        FormatError: a record's local header is damaged or its data runs past the end.
+    """
+    if not records:
+        return
+    archive = open_archive(path)
+    if archive is not None:
+        with archive:
+            archive.verify_crcs(only=records)
 
 
 def _check_record_fields(record: dict, path: Path) -> None:

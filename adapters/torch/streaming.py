@@ -23,13 +23,14 @@ from typing import Any
 
 import numpy as np
 
+from portability.adapters.torch.archive import verify_storage_crcs
 from portability.adapters.torch.zip_structure import NotStreamable, TensorRef, read_structure
 from portability.core import file_copy, integrity
 from portability.core.checkpoint import Checkpoint
 from portability.core.layout import get_path, parse_layout
 from portability.core.layout_search import locate
 from portability.core.options import ReadOptions
-from portability.core.tensors import LazyTensor
+from portability.core.tensors import ExpectedCrc, LazyTensor
 from portability.errors import FormatError, IntegrityError
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ def read_lazy(path: Path, options: ReadOptions) -> Checkpoint | None:
             raise IntegrityError(f"{path}: the pickled structure (training state, hyperparameters, "
                                  "tensor layout) does not match its checksum: the file is corrupt")
     tensors, aliases = _lazy_weights(weights, path, sums)
+    if options.verify and record is None:
+        _check_storage_crcs(obj, weights, tensors, path)
     ckpt = Checkpoint(tensors=tensors, aliases=aliases, layout=found.layout.to_text())
     # The weights stay lazy: the training state is built from the object without them.
     skeleton = ({k: v for k, v in obj.items() if not isinstance(v, TensorRef)} if not found.weights
@@ -103,12 +106,18 @@ def _lazy_weights(weights: dict[str, TensorRef], path: Path,
 
 
 def lazy_tensor(ref: TensorRef, label: str, expected: str | None) -> LazyTensor:
-    """A ``LazyTensor`` over one view of a zip storage record."""
+    """A ``LazyTensor`` over one view of a zip storage record.
+
+    Its ``crc`` starts unset; ``_check_storage_crcs`` sets it where the view
+    covers its storage record whole, and the reads below then check it too.
+    """
     contiguous = ref.is_contiguous()
     start = ref.storage.offset + ref.storage_offset * ref.dtype.itemsize
 
     def read_chunks(chunk: int) -> Iterator[bytes]:
+        crc = tensor.crc
         hasher = integrity.new_hasher() if expected is not None else None
+        got_crc = 0
         if contiguous:
             pieces = file_copy.read_range(ref.storage.path, start, ref.nbytes, chunk)
         else:
@@ -117,22 +126,73 @@ def lazy_tensor(ref: TensorRef, label: str, expected: str | None) -> LazyTensor:
         for piece in pieces:
             if hasher is not None:
                 hasher.update(piece)
+            if crc is not None:
+                got_crc = integrity.crc32(piece, got_crc)
             yield piece
+        if crc is not None:
+            crc.check(got_crc)
         if hasher is not None:
             integrity.check_digest(hasher, expected, label)
 
     def read_into(buffer: memoryview) -> None:
+        crc = tensor.crc
         if not contiguous:
             buffer[:] = np.ascontiguousarray(materialise(ref)).reshape(-1).view(np.uint8).data
-            got = integrity.digest([buffer]) if expected is not None else None
+            got = file_copy.Sums(integrity.digest([buffer]) if expected is not None else None,
+                                 integrity.crc32(buffer) if crc is not None else None)
         else:
-            got = file_copy.read_range_into(ref.storage.path, start, buffer, expected is not None)
+            got = file_copy.read_range_into(ref.storage.path, start, buffer, expected is not None,
+                                            crc=crc is not None)
+        if crc is not None:
+            crc.check(got.crc32)
         if expected is not None:
-            integrity.check_hex(got, expected, label)
+            integrity.check_hex(got.digest, expected, label)
 
-    return LazyTensor(ref.dtype, ref.shape, read_chunks, read_into,
-                      file_range=(ref.storage.path, start) if contiguous else None,
-                      digest=expected, label=label)
+    tensor = LazyTensor(ref.dtype, ref.shape, read_chunks, read_into,
+                        file_range=(ref.storage.path, start) if contiguous else None,
+                        digest=expected, label=label)
+    return tensor
+
+
+def _check_storage_crcs(obj: Any, weights: dict[str, TensorRef], tensors: dict[str, Any], path: Path) -> None:
+    """Check a foreign file's storage records against their zip CRC-32s, its only integrity check.
+
+    A record that one lazy weight covers whole, and nothing else refers to, is
+    checked as that tensor's bytes are read or copied (``LazyTensor.crc``): the
+    check then costs no pass of its own over the data. Every other record (a
+    view of part of a storage, one shared with training state) is checked now.
+
+    Raises:
+        IntegrityError: a record checked now fails its CRC-32 (names the record).
+    """
+    weight_of = {id(ref): name for name, ref in weights.items()}
+    refs_by_storage: dict[str, list[TensorRef]] = {}
+    for ref in _tensor_refs(obj):
+        refs_by_storage.setdefault(ref.storage.key, []).append(ref)
+    check_now = []
+    for refs in refs_by_storage.values():
+        storage = refs[0].storage
+        owners = {id(tensors[weight_of[id(r)]]) if id(r) in weight_of else None for r in refs}
+        tensor = tensors[weight_of[id(refs[0])]] if id(refs[0]) in weight_of else None
+        if (len(owners) == 1 and tensor is not None and tensor.file_range == (storage.path, storage.offset)
+                and tensor.nbytes == storage.record_bytes):
+            tensor.crc = ExpectedCrc(storage.crc32, f"{path}: record {storage.record!r}")
+        else:
+            check_now.append(storage.record)
+    verify_storage_crcs(path, check_now)
+
+
+def _tensor_refs(obj: Any) -> Iterator[TensorRef]:
+    """Every ``TensorRef`` in a tree of dicts, lists and tuples (each container visited once)."""
+    seen: set[int] = set()
+    stack = [obj]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, TensorRef):
+            yield node
+        elif isinstance(node, (dict, list, tuple)) and id(node) not in seen:
+            seen.add(id(node))
+            stack.extend(node.values() if isinstance(node, dict) else node)
 
 
 def materialise(ref: TensorRef) -> np.ndarray:

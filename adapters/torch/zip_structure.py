@@ -53,13 +53,18 @@ class _Sealed:
 
 @dataclass(frozen=True)
 class StorageRef(_Sealed):
-    """One storage record: ``numel`` elements of ``dtype`` at byte ``offset`` of ``path``."""
+    """One storage record: ``numel`` elements of ``dtype`` at byte ``offset`` of ``path``;
+    the record (``record``, its name in the zip) holds ``record_bytes`` bytes whose
+    CRC-32 the zip directory gives as ``crc32``."""
 
     key: str
     dtype: np.dtype
     numel: int
     path: str
     offset: int
+    record: str = ""
+    record_bytes: int = 0
+    crc32: int = 0
 
 
 @dataclass(frozen=True)
@@ -164,7 +169,8 @@ class _StructureUnpickler(pickle.Unpickler):
         if info.file_size < numel * dtype.itemsize:
             raise FormatError(f"{self._path}: storage record {name!r} holds {info.file_size} bytes, "
                               f"{numel * dtype.itemsize} expected: truncated or corrupt file")
-        return StorageRef(key, dtype, numel, str(self._path), _data_offset(self._path, info))
+        return StorageRef(key, dtype, numel, str(self._path), _data_offset(self._path, info), name,
+                          info.file_size, info.CRC)
 
 
 def _data_offset(path: Path, info: zipfile.ZipInfo) -> int:

@@ -13,7 +13,28 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from portability.errors import IntegrityError
+
 CHUNK_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ExpectedCrc:
+    """The CRC-32 a tensor's bytes must have (a foreign torch zip's only integrity check
+    for a storage record that one tensor covers whole).
+
+    Args:
+        value: the CRC-32 recorded for the bytes.
+        what: names the record in errors (``model.pt: record 'archive/data/0'``).
+    """
+
+    value: int
+    what: str
+
+    def check(self, got: int | None) -> None:
+        """Raises IntegrityError (naming the record) unless ``got`` is the recorded CRC-32."""
+        if got != self.value:
+            raise IntegrityError(f"{self.what} fails its zip CRC-32: the data is corrupt")
 
 
 @dataclass
@@ -33,6 +54,8 @@ class LazyTensor:
             file (``copy_file_range``) instead of through Python.
         digest: the xxh3-64 the bytes must hash to (None: not recorded), checked
             by whoever reads them through ``file_range``.
+        crc: the CRC-32 the bytes must have (None: none to check here), checked
+            like ``digest``; ``read_chunks`` and ``read_into`` check both themselves.
         label: how errors name the tensor (``tensor 'w' in model.pt``).
     """
 
@@ -43,6 +66,7 @@ class LazyTensor:
     file_range: tuple[str, int] | None = None
     digest: str | None = None
     label: str = "tensor"
+    crc: ExpectedCrc | None = None
 
     @property
     def nbytes(self) -> int:

@@ -15,7 +15,7 @@ from portability.errors import FormatError
 
 @pytest.fixture()
 def blob(tmp_path):
-    data = np.random.default_rng(0).integers(0, 256, size=3 * file_copy.HASH_PIECE_BYTES + 12345,
+    data = np.random.default_rng(0).integers(0, 256, size=3 * file_copy.READ_PIECE_BYTES + 12345,
                                              dtype=np.uint8).tobytes()
     path = tmp_path / "blob.bin"
     path.write_bytes(data)
@@ -26,10 +26,15 @@ def test_read_range_into_fills_the_buffer_and_hashes_what_it_read(blob):
     path, data = blob
     start, length = 1000, len(data) - 5000
     buffer = bytearray(length)
-    digest = file_copy.read_range_into(path, start, memoryview(buffer), hashed=True)
+    sums = file_copy.read_range_into(path, start, memoryview(buffer), hashed=True)
     assert bytes(buffer) == data[start:start + length]
-    assert digest == integrity.digest([data[start:start + length]])
-    assert file_copy.read_range_into(path, start, memoryview(bytearray(10)), hashed=False) is None
+    assert sums == file_copy.Sums(integrity.digest([data[start:start + length]]), None)
+    assert file_copy.read_range_into(path, start, memoryview(bytearray(10)), hashed=False) == file_copy.Sums(None)
+    small = bytearray(10)
+    crc_only = file_copy.read_range_into(path, start, memoryview(small), hashed=False, crc=True)
+    assert crc_only == file_copy.Sums(None, zlib.crc32(data[start:start + 10]))
+    both = file_copy.read_range_into(path, start, memoryview(bytearray(length)), hashed=True, crc=True)
+    assert both == file_copy.Sums(sums.digest, zlib.crc32(data[start:start + length]))
 
 
 def test_read_range_into_a_truncated_file_names_it(blob):
@@ -59,3 +64,4 @@ def test_fast_crc32_agrees_with_zlib_whole_and_incremental(blob):
     half = len(data) // 2
     assert integrity.crc32(data[half:], integrity.crc32(data[:half])) == zlib.crc32(data)
     assert integrity.crc32(b"") == 0
+

@@ -14,6 +14,7 @@ import portability
 from portability.adapters.torch.archive import PICKLE_MARKER, ZIP_COMMENT
 from portability.cli import main
 from portability.core.checkpoint import Checkpoint
+from portability.core.tensors import as_array, iter_bytes
 from portability.errors import FormatError, IntegrityError
 
 torch = pytest.importorskip("torch")
@@ -126,7 +127,27 @@ def test_flipped_storage_byte_fails_the_zip_crc_even_without_our_checksums(tmp_p
     raw[start + 10] ^= 0x04
     path.write_bytes(bytes(raw))
     assert torch.load(path, weights_only=True)["w"][2] != 2.0  # torch itself does not notice
-    with pytest.raises(IntegrityError, match=r"plain\.pt: record 'plain/data/0' fails its zip CRC-32"):
+    crc_failure = r"plain\.pt: record 'plain/data/0' fails its zip CRC-32: the data is corrupt"
+    # Checked as the bytes are read (like our own checksums), by every way of reading them:
+    ckpt = portability.load(path)
+    with pytest.raises(IntegrityError, match=crc_failure):
+        as_array(ckpt.tensors["w"])
+    with pytest.raises(IntegrityError, match=crc_failure):
+        list(iter_bytes(ckpt.tensors["w"]))
+    with pytest.raises(IntegrityError, match=crc_failure):  # copied file to file, hashed on the side
+        portability.convert(path, tmp_path / "out.safetensors")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.pt"]  # nothing half-written
+
+
+def test_flipped_byte_in_a_storage_no_single_tensor_covers_fails_its_crc_at_once(tmp_path):
+    path = tmp_path / "views.pt"
+    base = torch.arange(100, dtype=torch.float32)
+    torch.save({"head": base[:50], "tail": base[50:]}, path)  # two views of one storage
+    raw = bytearray(path.read_bytes())
+    start, _ = _data_start(bytes(raw), "data/0")
+    raw[start + 10] ^= 0x04
+    path.write_bytes(bytes(raw))
+    with pytest.raises(IntegrityError, match=r"views\.pt: record 'views/data/0' fails its zip CRC-32"):
         portability.load(path)
 
 

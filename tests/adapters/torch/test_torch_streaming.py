@@ -23,6 +23,7 @@ from portability.adapters.torch.numpy_bridge import tensor_to_numpy
 from portability.adapters.torch.zip_structure import read_structure
 from portability.core import file_copy, integrity
 from portability.core.conversion import convert, read_checkpoint
+from portability.core.hashing_copier import HashingCopier
 from portability.core.options import ReadOptions
 from portability.core.tensors import LazyTensor, as_array
 from portability.errors import IntegrityError
@@ -153,10 +154,16 @@ def test_file_copies_fall_back_and_hash_what_they_copy(tmp_path, monkeypatch):
             f.flush()
             file_copy.copy_range(str(tmp_path / "src"), 5, len(payload), f.fileno(), 4)
         assert (tmp_path / "dst").read_bytes() == b"head" + payload
-    assert file_copy.hash_range(str(tmp_path / "src"), 5, len(payload)) == integrity.digest([payload])
-    copies = [file_copy.RangeCopy(str(tmp_path / "src"), 5, len(payload), 0),
-              file_copy.RangeCopy(str(tmp_path / "src"), 0, 5, 0)]
-    assert file_copy.RangeHasher(copies).digests() == [integrity.digest([payload]), integrity.digest([b"x" * 5])]
+    fd = os.open(tmp_path / "dst2", os.O_WRONLY | os.O_CREAT)
+    try:
+        with HashingCopier(fd) as copier:
+            copier.copy(str(tmp_path / "src"), 5, len(payload), 0)
+            copier.copy(str(tmp_path / "src"), 0, 5, len(payload))
+            digests = [sums.digest for sums in copier.finish()]
+    finally:
+        os.close(fd)
+    assert digests == [integrity.digest([payload]), integrity.digest([b"x" * 5])]
+    assert (tmp_path / "dst2").read_bytes() == payload + b"x" * 5
 
 
 def _refuse(*args):
@@ -189,3 +196,24 @@ def test_a_pickle_that_rewrites_a_storage_reference_falls_back_instead_of_copyin
         for name, payload in records.items():
             z.writestr(name, payload)
     assert as_array(streaming.read_lazy(tmp_path / "plain.pt", ReadOptions()).tensors["w"]).tolist() == [1.0] * 4
+
+
+def test_a_foreign_files_storage_crcs_are_checked_during_the_copy_not_in_a_pass_before(tmp_path, monkeypatch):
+    from portability.adapters.torch import archive
+
+    torch.manual_seed(1)
+    weights = {"a": torch.randn(300, 100), "b": torch.randn(7)}
+    torch.save({"model": weights, "optimizer": {"state": {0: {"step": torch.tensor(3.0)}},
+                                                "param_groups": [{"lr": 0.1, "params": [0]}]}}, tmp_path / "m.pt")
+    hashed = []
+    real_range_crc = archive._range_crc
+    monkeypatch.setattr(archive, "_range_crc", lambda fd, start, length: hashed.append(length)
+                        or real_range_crc(fd, start, length))
+    ckpt, _ = read_checkpoint(tmp_path / "m.pt")
+    crcs = {name: t.crc for name, t in ckpt.tensors.items()}
+    assert all(crc is not None for crc in crcs.values())  # each weight covers its storage whole
+    assert sum(hashed) < 4096  # before the copy: the pickle and small records, no weight storage
+    assert 4 in hashed  # the optimizer's step storage is not a weight: checked at once
+    convert(tmp_path / "m.pt", tmp_path / "m.safetensors")
+    back, _ = read_checkpoint(tmp_path / "m.safetensors")
+    assert {n: as_array(t).tobytes() for n, t in back.tensors.items()} == {n: _bits(t) for n, t in weights.items()}
