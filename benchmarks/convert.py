@@ -10,7 +10,8 @@ process so peak RSS is that process's alone, best of --repeat runs (interleaved)
   (256 MiB), each twice: durable (the default: fsync before publishing, compared with
   the durable copy) and with ``--no-fsync`` (page-cache speed, compared with the plain
   copy); each pair does the same durability work as its baseline,
-- reading the safetensors file with and without checksum verification (best of 5).
+- reading the safetensors file with and without checksum verification (best of 9, interleaved:
+  a warm read of 1 GiB takes a quarter of a second, so single runs swing by 10%).
 
 Part 2, peak RSS against checkpoint size (--sizes, default 0.25,1,4 GiB): torch ->
 safetensors, safetensors -> torch, re-sharding and ``inspect`` (which verifies every
@@ -91,6 +92,7 @@ CLI = "import sys; from portability.cli import main; main()"
 TO_ST = "convert torch -> safetensors"
 RESHARD = "convert safetensors -> sharded (256MiB)"
 NO_FSYNC = " --no-fsync"
+READ_REPEATS = 9
 
 
 def run(args: list[str]) -> tuple[float, float, float]:
@@ -154,7 +156,7 @@ def throughput(work: Path, src: Path, repeat: int) -> tuple[dict[str, Result], f
         [py, "-c", NAIVE, str(src), str(work / "naive.safetensors")])
     drop(work / "naive.safetensors")
     reads = (("read safetensors, no verification", "0"), ("read safetensors, checksums verified", "1"))
-    for _ in range(5):
+    for _ in range(READ_REPEATS):
         for label, flag in reads:
             best(results, label, run([py, "-c", READ, str(work / "keep.safetensors"), flag]))
     drop(work / "keep.safetensors")
@@ -187,7 +189,7 @@ def memory_rows(work: Path, sizes: list[float], tensors: int) -> list[tuple[floa
 def report(results: dict[str, Result], size_mb: float, repeat: int) -> None:
     copy_s = results["plain copy"][2]
     durable_s = results["plain copy + fsync (durable floor)"][2]
-    print(f"\ncheckpoint: {size_mb:.0f} MB; times are best of {repeat} (reads: best of 5). 'work' is the")
+    print(f"\ncheckpoint: {size_mb:.0f} MB; times are best of {repeat} (reads: best of {READ_REPEATS}). 'work' is the")
     print("operation alone (after imports); 'end-to-end' adds interpreter and library start-up.")
     print(f"{'step':50} {'work MB/s':>10} {'x copy':>7} {'x durable':>10} {'end-to-end s':>13} {'peak RSS MB':>12}")
     for label, (secs, rss, work) in results.items():
