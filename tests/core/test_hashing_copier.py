@@ -21,11 +21,11 @@ def blob(tmp_path):
     return path, data
 
 
-def _copy_all(copies, out, writeback=False):
+def _copy_all(copies, out, writeback=False, workers=None):
     """Run ``HashingCopier`` over ``(src, offset, length, dst_offset, crc)`` copies into ``out``."""
     fd = os.open(out, os.O_WRONLY | os.O_CREAT)
     try:
-        with hashing_copier.HashingCopier(fd, writeback=writeback) as copier:
+        with hashing_copier.HashingCopier(fd, writeback=writeback, workers=workers) as copier:
             for copy in copies:
                 copier.copy(*copy)
             return copier.finish()
@@ -34,14 +34,14 @@ def _copy_all(copies, out, writeback=False):
 
 
 # Offsets that differ by whole pages are copied by the kernel and read back to be
-# hashed; others go through the ring of buffers, hashed in place.
-@pytest.mark.parametrize("head", [5, 12], ids=["through-ring", "by-kernel"])
-@pytest.mark.parametrize("writeback", [False, True])
-def test_hashing_copier_is_bitwise_and_hashes_each_range(blob, tmp_path, writeback, head, monkeypatch):
+# hashed; others go through a buffer, hashed in place.
+@pytest.mark.parametrize("head", [5, 12], ids=["through-buffer", "by-kernel"])
+@pytest.mark.parametrize(("writeback", "workers"), [(False, 1), (True, 3)])
+def test_hashing_copier_is_bitwise_and_hashes_each_range(blob, tmp_path, writeback, workers, head, monkeypatch):
     path, data = blob
     monkeypatch.setattr(hashing_copier, "COPY_CHUNK_BYTES", 1 << 20)  # several chunks per range
     monkeypatch.setattr(file_copy, "HASH_READ_BYTES", 100_000)  # pieces that do not divide a chunk
-    monkeypatch.setattr(hashing_copier, "RING_PIECE_BYTES", 300_000)  # the ring wraps several times
+    monkeypatch.setattr(hashing_copier, "BUFFER_BYTES", 300_000)  # the buffer is refilled many times
     other = tmp_path / "other.bin"
     other.write_bytes(b"tail bytes")
     big = len(data) - 12
@@ -50,7 +50,7 @@ def test_hashing_copier_is_bitwise_and_hashes_each_range(blob, tmp_path, writeba
     kernel_copies = []
     real_copy_fd = file_copy.copy_fd
     monkeypatch.setattr(file_copy, "copy_fd", lambda *a: kernel_copies.append(a[2]) or real_copy_fd(*a))
-    sums = _copy_all(copies, tmp_path / "out.bin", writeback)
+    sums = _copy_all(copies, tmp_path / "out.bin", writeback, workers)
     assert (sum(kernel_copies) == big) == (head == 12)  # the big range went the way its offsets choose
     assert (tmp_path / "out.bin").read_bytes() == b"\0" * head + data[12:] + b"bytes" + data[3:12]
     assert sums == [file_copy.Sums(integrity.digest([data[12:]]), zlib.crc32(data[12:])),
@@ -76,13 +76,13 @@ def test_hashing_copier_refuses_a_range_past_the_end_and_stops_its_thread(blob, 
             with hashing_copier.HashingCopier(fd) as copier:
                 copier.copy(str(path), 0, 100, 0)
                 copier.copy(str(path), len(data) - 10, 100, 100)
-        assert not copier._thread.is_alive()
+        assert not any(thread.is_alive() for thread in copier._threads)
         assert copier._sources == {}  # the sources were closed
     finally:
         os.close(fd)
 
 
-@pytest.mark.parametrize("dst_offset", [0, 1], ids=["by-kernel", "through-ring"])
+@pytest.mark.parametrize("dst_offset", [0, 1], ids=["by-kernel", "through-buffer"])
 def test_hashing_copier_reports_a_source_that_shrank_while_copied(blob, tmp_path, monkeypatch, dst_offset):
     path, data = blob
     monkeypatch.setattr(file_copy.os, "preadv", lambda fd, buffers, offset: 0)  # the file ends here now
