@@ -92,6 +92,7 @@ class _HashingThread:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.buffer = memoryview(bytearray(HASH_READ_BYTES))  # used by the thread alone
 
     def submit(self, job: Callable[[], object]) -> None:
         with self._lock:  # (re)started on first use, and in a child after fork
@@ -122,24 +123,24 @@ class _RangeHash:
     rewritten while it is being read is outside what checksums can vouch for).
     """
 
-    def __init__(self, path: str | os.PathLike, start: int, length: int, crc: bool) -> None:
+    def __init__(self, fd: int, start: int, length: int, src: str, crc: bool) -> None:
         self._summer = Summer(crc)
         self._done = threading.Event()
         self._errors: list[BaseException] = []
-        self._path, self._start, self._length = path, start, length
+        self._fd, self._start, self._length, self._src = fd, start, length, src
         _HASHING_THREAD.submit(self._run)
 
     def _run(self) -> None:
         try:
-            with open(self._path, "rb", buffering=0) as f:
-                hash_file_range(f.fileno(), self._start, self._length, str(self._path), self._summer)
+            hash_file_range(self._fd, self._start, self._length, self._src, self._summer,
+                            _HASHING_THREAD.buffer)
         except BaseException as exc:  # re-raised in the caller's thread by ``wait``
             self._errors.append(exc)
         finally:
             self._done.set()
 
     def wait(self) -> Sums:
-        """The checksums, once computed.
+        """The checksums, once computed (the caller keeps ``fd`` open until then).
 
         Raises:
             FormatError: the file ended before the range did.
@@ -150,13 +151,16 @@ class _RangeHash:
         return self._summer.sums()
 
 
-def hash_file_range(fd: int, start: int, length: int, src: str, summer: Summer) -> None:
-    """Hash ``length`` bytes of ``fd`` from ``start``, read in cache-sized pieces.
+def hash_file_range(fd: int, start: int, length: int, src: str, summer: Summer,
+                    buffer: memoryview | None = None) -> None:
+    """Hash ``length`` bytes of ``fd`` from ``start``, read in cache-sized pieces
+    (into ``buffer`` if given, reused by a caller that hashes often).
 
     Raises:
         FormatError: the file ends before the range does.
     """
-    buffer = memoryview(bytearray(min(HASH_READ_BYTES, max(length, 1))))
+    if buffer is None or len(buffer) > HASH_READ_BYTES:
+        buffer = memoryview(bytearray(min(HASH_READ_BYTES, max(length, 1))))
     at, end = start, start + length
     while at < end:
         got = os.preadv(fd, [buffer[:min(len(buffer), end - at)]], at)
@@ -238,9 +242,9 @@ def read_range_into(path: str | os.PathLike, start: int, buffer: memoryview, has
     Raises:
         FormatError: the file ends before the buffer is full (a truncated file).
     """
-    pending = _RangeHash(path, start, len(buffer), crc) if hashed or crc else None
-    try:
-        with open(path, "rb", buffering=0) as f:
+    with open(path, "rb", buffering=0) as f:
+        pending = _RangeHash(f.fileno(), start, len(buffer), str(path), crc) if hashed or crc else None
+        try:
             f.seek(start)
             pos = 0
             while pos < len(buffer):
@@ -248,8 +252,8 @@ def read_range_into(path: str | os.PathLike, start: int, buffer: memoryview, has
                 if not got:
                     raise FormatError(f"{path}: ended early while reading tensor data: truncated file")
                 pos += got
-    finally:
-        sums = pending.wait() if pending is not None else Sums(None)
+        finally:
+            sums = pending.wait() if pending is not None else Sums(None)
     return sums if hashed else Sums(None, sums.crc32)
 
 

@@ -117,7 +117,8 @@ class HashingCopier:
             thread.join()
 
     def _work(self) -> None:
-        buffer: memoryview | None = None
+        buffer: memoryview | None = None  # for copies, made on first use
+        hash_buffer = memoryview(bytearray(file_copy.HASH_READ_BYTES))
         while True:
             job = self._jobs.get()
             if job is None:
@@ -131,19 +132,19 @@ class HashingCopier:
                         buffer = memoryview(bytearray(BUFFER_BYTES))
                     self._copy_through(buffer, job, summer)
                 else:
-                    self._copy_by_kernel(job, summer)
+                    self._copy_by_kernel(job, summer, hash_buffer)
                 self._sums[job.index] = summer.sums()
             except BaseException as exc:  # re-raised in the caller's thread by ``finish``
                 self._errors[job.index] = exc
 
-    def _copy_by_kernel(self, job: _Job, summer: file_copy.Summer) -> None:
+    def _copy_by_kernel(self, job: _Job, summer: file_copy.Summer, hash_buffer: memoryview) -> None:
         done = 0
         while True:
             count = min(COPY_CHUNK_BYTES, job.length - done)
             file_copy.copy_fd(job.fd, job.offset + done, count, self._dst, job.dst_offset + done, job.src)
             if self._writeback:
                 file_copy.start_writeback(self._dst, job.dst_offset + done, count)
-            file_copy.hash_file_range(job.fd, job.offset + done, count, job.src, summer)
+            file_copy.hash_file_range(job.fd, job.offset + done, count, job.src, summer, hash_buffer)
             done += count
             if done == job.length:
                 return
