@@ -18,3 +18,14 @@ def run(job: tuple[str, float]) -> str:
     if kind == "raise":
         raise ValueError("bad job")
     return f"{kind} ok in {os.getpid()}"
+
+
+def slow_teardown(marker: str) -> str:
+    """Registers an exit handler that writes ``marker``, and starts a thread that a
+    normal interpreter exit would wait 30 s for (a stand-in for a framework's teardown)."""
+    import atexit
+    import threading
+
+    atexit.register(lambda: open(marker, "w").write("exit handlers ran"))
+    threading.Thread(target=time.sleep, args=(30,), daemon=False).start()
+    return f"registered in {os.getpid()}"
