@@ -170,21 +170,14 @@ def hash_file_range(fd: int, start: int, length: int, src: str, summer: Summer,
         at += got
 
 
-def copy_range(src: str, offset: int, length: int, dst_fd: int, dst_offset: int) -> None:
-    """Copy ``length`` bytes of ``src`` from ``offset`` to ``dst_fd`` at ``dst_offset``.
+def copy_fd(fd: int, offset: int, length: int, dst_fd: int, dst_offset: int, src: str) -> None:
+    """Copy ``length`` bytes of ``fd`` (the file ``src``) from ``offset`` to ``dst_fd`` at
+    ``dst_offset``: in the kernel where it will, else through one bounded buffer.
 
     Raises:
         FormatError: ``src`` ends before the range does.
         OSError: the write failed (disk full...).
     """
-    fd = os.open(src, os.O_RDONLY)
-    try:
-        copy_fd(fd, offset, length, dst_fd, dst_offset, src)
-    finally:
-        os.close(fd)
-
-
-def copy_fd(fd: int, offset: int, length: int, dst_fd: int, dst_offset: int, src: str) -> None:
     done = _copy_in_kernel(fd, offset, length, dst_fd, dst_offset)
     if done < length:
         _copy_through_buffer(fd, offset + done, length - done, dst_fd, dst_offset + done, src)

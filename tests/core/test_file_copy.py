@@ -48,7 +48,8 @@ def test_copy_range_with_writeback_started_is_bitwise(blob, tmp_path):
     out = tmp_path / "out.bin"
     fd = os.open(out, os.O_WRONLY | os.O_CREAT)
     try:
-        file_copy.copy_range(str(path), 7, len(data) - 7, fd, 3)
+        with open(path, "rb") as src:
+            file_copy.copy_fd(src.fileno(), 7, len(data) - 7, fd, 3, str(path))
         file_copy.start_writeback(fd, 3, len(data) - 7)  # a hint: must not change the bytes
         file_copy.start_writeback(fd, 0, 0)
     finally:

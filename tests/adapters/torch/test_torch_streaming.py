@@ -152,7 +152,8 @@ def test_file_copies_fall_back_and_hash_what_they_copy(tmp_path, monkeypatch):
         with open(tmp_path / "dst", "wb") as f:
             f.write(b"head")
             f.flush()
-            file_copy.copy_range(str(tmp_path / "src"), 5, len(payload), f.fileno(), 4)
+            with open(tmp_path / "src", "rb") as src:
+                file_copy.copy_fd(src.fileno(), 5, len(payload), f.fileno(), 4, str(tmp_path / "src"))
         assert (tmp_path / "dst").read_bytes() == b"head" + payload
     fd = os.open(tmp_path / "dst2", os.O_WRONLY | os.O_CREAT)
     try:
