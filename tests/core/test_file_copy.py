@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+import weakref
 import zlib
 
 import numpy as np
@@ -41,6 +43,54 @@ def test_read_range_into_a_truncated_file_names_it(blob):
     path, data = blob
     with pytest.raises(FormatError, match=r"blob\.bin: ended early .* truncated file"):
         file_copy.read_range_into(path, len(data) - 10, memoryview(bytearray(100)), hashed=True)
+
+
+def test_a_verified_read_lets_go_of_the_callers_buffer(blob):
+    """The hashing thread follows the read through the buffer; once the read returns
+    (or fails) nothing else may hold the buffer, or its memory cannot be reused."""
+    path, data = blob
+    busy = threading.Event()
+    file_copy._HASHING_THREAD.submit(busy.wait)  # this read's hashing job stays queued...
+    try:
+        array = np.empty(len(data) - 1000, dtype=np.uint8)
+        owner = weakref.ref(array)
+        sums = file_copy.read_range_into(path, 1000, memoryview(array), hashed=True, crc=True)
+        assert array.tobytes() == data[1000:]  # ...so the reader hashed it all itself
+        assert sums == file_copy.Sums(integrity.digest([data[1000:]]), zlib.crc32(data[1000:]))
+        del array
+        assert owner() is None  # the queued job does not keep the buffer alive
+    finally:
+        busy.set()
+    array = np.empty(len(data), dtype=np.uint8)
+    owner = weakref.ref(array)
+    with pytest.raises(FormatError, match="truncated file"):
+        file_copy.read_range_into(path, 1000, memoryview(array), hashed=True)
+    del array
+    assert owner() is None
+
+
+def test_verified_reads_from_several_threads_each_get_their_own_checksums(blob):
+    """One hashing thread serves every reader; a read whose hashing has not started
+    when it ends hashes the rest itself."""
+    path, data = blob
+    starts = [0, 777, 4096, 12345, 99999, 500000]
+    length = len(data) - max(starts)
+    results: dict[int, tuple[bytes, file_copy.Sums]] = {}
+
+    def read(start: int) -> None:
+        buffer = bytearray(length)
+        sums = file_copy.read_range_into(path, start, memoryview(buffer), hashed=True)
+        results[start] = bytes(buffer), sums
+
+    threads = [threading.Thread(target=read, args=(start,)) for start in starts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for start in starts:
+        got, sums = results[start]
+        assert got == data[start:start + length]
+        assert sums.digest == integrity.digest([data[start:start + length]])
 
 
 def test_copy_range_with_writeback_started_is_bitwise(blob, tmp_path):
