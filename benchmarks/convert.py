@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -128,8 +129,12 @@ def best(results: dict[str, Result], label: str, measured: Result) -> None:
     results[label] = (min(old[0], measured[0]), max(old[1], measured[1]), min(old[2], measured[2]))
 
 
-def throughput(work: Path, src: Path, repeat: int) -> tuple[dict[str, Result], float]:
-    """Part 1: every step at one size; returns the results and the checkpoint size in MB."""
+ReadTimes = dict[str, list[float]]  # the work seconds of every read run, by step
+
+
+def throughput(work: Path, src: Path, repeat: int) -> tuple[dict[str, Result], float, ReadTimes]:
+    """Part 1: every step at one size; returns the results, the checkpoint size in MB and
+    every read's work time (the reads' spread shows how far one ratio can be trusted)."""
     py = sys.executable
     cli = [py, "-c", CLI]
     size_mb = src.stat().st_size / 2**20
@@ -156,11 +161,14 @@ def throughput(work: Path, src: Path, repeat: int) -> tuple[dict[str, Result], f
         [py, "-c", NAIVE, str(src), str(work / "naive.safetensors")])
     drop(work / "naive.safetensors")
     reads = (("read safetensors, no verification", "0"), ("read safetensors, checksums verified", "1"))
+    read_times: ReadTimes = {label: [] for label, _ in reads}
     for _ in range(READ_REPEATS):
         for label, flag in reads:
-            best(results, label, run([py, "-c", READ, str(work / "keep.safetensors"), flag]))
+            measured = run([py, "-c", READ, str(work / "keep.safetensors"), flag])
+            best(results, label, measured)
+            read_times[label].append(measured[2])
     drop(work / "keep.safetensors")
-    return results, size_mb
+    return results, size_mb, read_times
 
 
 def memory_rows(work: Path, sizes: list[float], tensors: int) -> list[tuple[float, dict[str, float]]]:
@@ -186,7 +194,7 @@ def memory_rows(work: Path, sizes: list[float], tensors: int) -> list[tuple[floa
     return rows
 
 
-def report(results: dict[str, Result], size_mb: float, repeat: int) -> None:
+def report(results: dict[str, Result], size_mb: float, repeat: int, read_times: ReadTimes) -> None:
     copy_s = results["plain copy"][2]
     durable_s = results["plain copy + fsync (durable floor)"][2]
     print(f"\ncheckpoint: {size_mb:.0f} MB; times are best of {repeat} (reads: best of {READ_REPEATS}). 'work' is the")
@@ -198,6 +206,11 @@ def report(results: dict[str, Result], size_mb: float, repeat: int) -> None:
     plain = results["read safetensors, no verification"][2]
     verified = results["read safetensors, checksums verified"][2]
     print(f"\nchecksum verification costs {100 * (verified - plain) / plain:+.1f}% of a warm read (target <= 5%)")
+    plain_runs = read_times["read safetensors, no verification"]
+    verified_runs = read_times["read safetensors, checksums verified"]
+    median_cost = 100 * (statistics.median(verified_runs) / statistics.median(plain_runs) - 1)
+    print(f"  (best of {READ_REPEATS} each; the medians give {median_cost:+.1f}%, and the unverified read alone "
+          f"ranged {min(plain_runs):.3f}-{max(plain_runs):.3f} s over its runs)")
     for label in (TO_ST, RESHARD):
         durable_ratio = durable_s / results[label][2]
         fast_ratio = copy_s / results[label + NO_FSYNC][2]
@@ -236,12 +249,12 @@ def main() -> None:
     try:
         print(f"generating {opts.gb} GiB checkpoint in {work} ...", flush=True)
         run([sys.executable, "-c", GENERATE, str(src), str(opts.gb), str(opts.tensors)])
-        results, size_mb = throughput(work, src, opts.repeat)
+        results, size_mb, read_times = throughput(work, src, opts.repeat)
         drop(src)
         sizes = [float(s) for s in opts.sizes.split(",") if s.strip()]
         print(f"peak RSS rows at {sizes} GiB ...", flush=True)
         rows = memory_rows(work, sizes, opts.tensors)
-        report(results, size_mb, opts.repeat)
+        report(results, size_mb, opts.repeat, read_times)
         report_rows(rows)
     finally:
         if opts.keep is None:

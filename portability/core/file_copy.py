@@ -133,6 +133,13 @@ class _TrailingHash:
     It also hashes exactly the bytes the caller receives. The reader hashes what
     is left when it ends (the last piece, still in its cache), so it never waits for
     a sleeping thread.
+
+    On a 16-core Xeon it cost +6% to +11% (best of 25 to 31, in-process). Variants
+    measured there and on 2 cores, none better: an eventfd wake-up per piece; the
+    last MiB read in 256 KiB pieces; hashing in 256 KiB ranges; 30 us pauses; the
+    last piece hashed by this thread while the next tensor is read (the cost moved
+    into the read); an independent second read ahead of the reader (+26-32%); and
+    hashing an mmap of the page cache (+32%, its page faults).
     """
 
     def __init__(self, buffer: memoryview, crc: bool) -> None:
