@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from portability.core.formats import FORMATS, detect, unavailable
 from portability.errors import UsageError
@@ -48,12 +49,12 @@ def fixture_names(fixture: str | Sequence[str]) -> list[str]:
 
 
 def _subjects(checkpoint, model, fixture, inputs, metric, metric_name, higher_is_better,
-              trust_pickle) -> list[Subject]:
+              trust_pickle, labels="labels", eval_data=None) -> list[Subject]:
     if (checkpoint is None) == (fixture is None):
         raise UsageError("give either a checkpoint (with --model SPEC unless it is ONNX or a SavedModel) "
                          "or --fixture NAME|all")
-    common = dict(inputs=None if inputs is None else str(inputs), metric=metric, metric_name=metric_name,
-                  higher_is_better=higher_is_better, trust_pickle=trust_pickle)
+    common = dict(inputs=None if inputs is None else str(inputs), trust_pickle=trust_pickle,
+                  **_metric_fields(metric, metric_name, higher_is_better, labels, eval_data))
     if fixture is not None:
         return [Subject(label=f"fixture:{n}", model=model or f"fixture:{n}", fixture=n, **common)
                 for n in fixture_names(fixture)]
@@ -65,6 +66,51 @@ def _subjects(checkpoint, model, fixture, inputs, metric, metric_name, higher_is
         raise UsageError(f"{path}: checking a {fmt} graph runs it on your inputs; pass --inputs FILE.npz "
                          "(arrays named after the graph's inputs)")
     return [Subject(label=str(path), model=model, checkpoint=str(path), **common)]
+
+
+def _metric_fields(metric, metric_name: str, higher_is_better: bool, labels: str,
+                   eval_data) -> dict[str, Any]:
+    """Subject fields for ``metric``: a name or ``module:function`` (checked here, so a bad
+    one is a usage error before any route runs), or a ``predict -> float`` callable."""
+    fields: dict[str, Any] = dict(metric_name=metric_name, higher_is_better=higher_is_better, labels=labels,
+                                  eval_data=None if eval_data is None else str(eval_data))
+    if isinstance(metric, str):
+        from portability.harness.metrics import load_custom, parse_metric
+
+        spec = parse_metric(metric, higher_is_better)
+        if spec.custom:
+            load_custom(spec)
+        fields["metric_spec"] = metric
+    else:
+        fields["metric"] = metric
+    if eval_data is not None:
+        from portability.harness.eval_data import eval_batches
+
+        eval_batches(eval_data)
+    return fields
+
+
+def _check_labels(subject: Subject) -> None:
+    """A metric that needs labels, and none in the inputs or the evaluation batches: a usage error."""
+    from portability.harness.eval_data import eval_batches, metric_for
+    from portability.harness.metrics import BUILTINS, parse_metric
+
+    if not subject.metric_spec or parse_metric(subject.metric_spec).custom:
+        return
+    if BUILTINS[parse_metric(subject.metric_spec).name][1] != "required":
+        return
+    import numpy as np
+
+    files = [Path(subject.inputs)] if subject.inputs else []
+    files += eval_batches(subject.eval_data) if subject.eval_data else []
+    has = bool(files)
+    for file in files:
+        try:
+            with np.load(file, allow_pickle=False) as data:
+                has = has and subject.labels in data.files
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{file}: cannot read inputs as .npz ({exc})") from exc
+    metric_for(subject.metric_spec, True, subject.model, False, has, subject.labels)
 
 
 def is_hf_directory(path: Path) -> bool:
@@ -142,9 +188,9 @@ class Plan:
 def plan(checkpoint: str | Path | None = None, *, model: str | None = None,
          fixture: str | Sequence[str] | None = None, formats: str | Sequence[str] | None = None,
          routes: str | Sequence[str] | None = None, inputs: str | Path | None = None,
-         tolerance: Tolerance | None = None, metric: Callable[[Predict], float] | None = None,
+         tolerance: Tolerance | None = None, metric: str | Callable[[Predict], float] | None = None,
          metric_name: str = "metric", higher_is_better: bool = True, workdir: str | Path = "",
-         trust_pickle: bool = False) -> Plan:
+         trust_pickle: bool = False, labels: str = "labels", eval_data: str | Path | None = None) -> Plan:
     """The routes ``check`` would run, without running them (arguments as for ``check``).
 
     Raises:
@@ -153,7 +199,10 @@ def plan(checkpoint: str | Path | None = None, *, model: str | None = None,
     tolerance = tolerance or Tolerance()
     chosen_formats = parse_formats(formats if formats is None or isinstance(formats, str) else list(formats))
     chosen_routes = parse_routes(routes if routes is None or isinstance(routes, str) else list(routes))
-    subjects = _subjects(checkpoint, model, fixture, inputs, metric, metric_name, higher_is_better, trust_pickle)
+    subjects = _subjects(checkpoint, model, fixture, inputs, metric, metric_name, higher_is_better, trust_pickle,
+                         labels, eval_data)
+    for subject in subjects:
+        _check_labels(subject)
     jobs: list[RouteJob] = []
     skipped: dict[int, str] = {}
     for subject in subjects:
@@ -196,10 +245,11 @@ def run_plan(the_plan: Plan, *, workers: int | None = None, timeout_s: float | N
 def check(checkpoint: str | Path | None = None, *, model: str | None = None,
           fixture: str | Sequence[str] | None = None, formats: str | Sequence[str] | None = None,
           routes: str | Sequence[str] | None = None, inputs: str | Path | None = None,
-          tolerance: Tolerance | None = None, metric: Callable[[Predict], float] | None = None,
+          tolerance: Tolerance | None = None, metric: str | Callable[[Predict], float] | None = None,
           metric_name: str = "metric", higher_is_better: bool = True, workers: int | None = None,
           timeout_s: float | None = DEFAULT_TIMEOUT_S, workdir: str | Path | None = None,
-          trust_pickle: bool = False, progress: Progress | None = None, strict: bool = False) -> Report:
+          trust_pickle: bool = False, progress: Progress | None = None, strict: bool = False,
+          labels: str = "labels", eval_data: str | Path | None = None) -> Report:
     """Check every conversion route of a checkpoint (or of built-in fixtures).
 
     An ONNX file or a SavedModel needs no model spec: its own runtime gives the
@@ -216,9 +266,18 @@ def check(checkpoint: str | Path | None = None, *, model: str | None = None,
         routes: explicit routes (``"torch->onnx->torch"``), overriding ``formats``.
         inputs: ``.npz`` of named inputs (default: the fixture's fixed batch).
         tolerance: the policy (default: per-dtype tolerances, R >= 0.99, bitwise weights).
-        metric: ``metric(predict) -> float`` for recoverability (default: the fixture's);
-            a module-level function, since it travels to the workers by reference.
-        metric_name / higher_is_better: describe ``metric``.
+        metric: the task metric for recoverability R: a built-in name (``accuracy``,
+            ``top5``, ``agreement``, ``exact-match``, ``mse``, ``mae``, ``cosine``,
+            ``perplexity``; ``NAME@OUTPUT`` scores another output), a
+            ``package.module:function`` called as ``fn(outputs, batch) -> float``, or a
+            module-level ``metric(predict) -> float`` callable (it travels to the workers
+            by reference). Default: the fixture's own, else chosen from a Hugging Face
+            config, else accuracy with labels and agreement without
+            (``portability.harness.eval_data``).
+        metric_name / higher_is_better: describe a callable ``metric``; ``higher_is_better``
+            also gives the direction of a ``module:function``.
+        labels: the key of the labels in ``inputs`` and ``eval_data`` batches (never fed to the model).
+        eval_data: a directory of ``.npz`` batches that R is measured on (default: ``inputs``).
         workers: worker processes (default: the cores; 0 runs in this process).
         timeout_s: per route (routes sharing a conversion run together and share
             their budgets); past it the worker is killed and the routes are errors.
@@ -235,7 +294,8 @@ def check(checkpoint: str | Path | None = None, *, model: str | None = None,
     """
     the_plan = plan(checkpoint, model=model, fixture=fixture, formats=formats, routes=routes, inputs=inputs,
                     tolerance=tolerance, metric=metric, metric_name=metric_name,
-                    higher_is_better=higher_is_better, trust_pickle=trust_pickle)
+                    higher_is_better=higher_is_better, trust_pickle=trust_pickle, labels=labels,
+                    eval_data=eval_data)
     if progress is not None and hasattr(progress, "set_total"):
         progress.set_total(len(the_plan.jobs))
     return run_plan(the_plan, workers=workers, timeout_s=timeout_s, workdir=workdir, progress=progress,
@@ -245,10 +305,11 @@ def check(checkpoint: str | Path | None = None, *, model: str | None = None,
 def compare(reference: str | Path, candidate: str | Path, *, model: str | None = None,
             candidate_model: str | None = None, inputs: str | Path | None = None,
             fixture: str | None = None, tolerance: Tolerance | None = None,
-            metric: Callable[[Predict], float] | None = None, metric_name: str = "metric",
+            metric: str | Callable[[Predict], float] | None = None, metric_name: str = "metric",
             higher_is_better: bool = True, timeout_s: float | None = DEFAULT_TIMEOUT_S,
             workers: int | None = None, trust_pickle: bool = False,
-            progress: Progress | None = None) -> Report:
+            progress: Progress | None = None, labels: str = "labels",
+            eval_data: str | Path | None = None) -> Report:
     """Run two artifacts (any formats) on the same inputs and judge the candidate.
 
     Args:
@@ -270,8 +331,9 @@ def compare(reference: str | Path, candidate: str | Path, *, model: str | None =
     if model is None and fixture is not None:
         model = f"fixture:{fixture}"
     subject = Subject(label=f"{reference} vs {candidate}", model=model, checkpoint=str(reference),
-                      fixture=fixture, inputs=None if inputs is None else str(inputs), metric=metric,
-                      metric_name=metric_name, higher_is_better=higher_is_better, trust_pickle=trust_pickle)
+                      fixture=fixture, inputs=None if inputs is None else str(inputs), trust_pickle=trust_pickle,
+                      **_metric_fields(metric, metric_name, higher_is_better, labels, eval_data))
+    _check_labels(subject)
     route = Route((ref_fmt, cand_fmt))
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="portability-compare-") as tmp:

@@ -118,7 +118,19 @@ class TranslatedModule(tf.Module):
                 outputs[key] = from_carrier_array(outputs[key].numpy(), elem_type)
         return outputs
 
+    def trace_values(self, **inputs: Any) -> dict[str, np.ndarray]:
+        """Replay the graph eagerly on named inputs and return every ONNX value it
+        computed, by ONNX value name (to locate where two runs start to differ)."""
+        args = [tf.convert_to_tensor(to_carrier_array(inputs[n])) for n in self._input_names]
+        env = self._replay(args)
+        return {name: value.numpy() for name, value in env.items()
+                if isinstance(value, tf.Tensor) and name not in self._constants}
+
     def _run(self, *args: tf.Tensor) -> dict[str, tf.Tensor]:
+        env = self._replay(args)
+        return {key: _named_output(env[onnx_name], key) for key, onnx_name in self._outputs}
+
+    def _replay(self, args) -> dict[str, Any]:
         env: dict[str, Any] = {}
         static = dict(self._constants)
         for name, value in self._constants.items():
@@ -135,7 +147,7 @@ class TranslatedModule(tf.Module):
             for out_name, value in zip(node.output, results, strict=False):
                 if out_name:
                     env[out_name] = value
-        return {key: _named_output(env[onnx_name], key) for key, onnx_name in self._outputs}
+        return env
 
 
 def _named_output(value: Any, key: str) -> Any:

@@ -134,6 +134,10 @@ class OutputDrift:
     smallest atol that passes at the policy's rtol; ``min_rtol`` the smallest
     rtol that passes at the policy's atol. ``padded_max_abs`` is the drift at
     padded positions (None when nothing was masked); it is never judged.
+    Against a float64 reference (``portability.harness.noise_floor``):
+    ``source_error`` is the float32 source's own max abs error, ``floor`` the
+    bound the candidate's error must keep, ``error_vs_float64`` that error;
+    all None when no float64 floor was available.
     """
 
     name: str
@@ -154,6 +158,9 @@ class OutputDrift:
     judged: int = 0
     padded: int = 0
     padded_max_abs: float | None = None
+    source_error: float | None = None
+    floor: float | None = None
+    error_vs_float64: float | None = None
 
     def __bool__(self) -> bool:
         return self.passed

@@ -38,8 +38,12 @@ class Subject:
         fixture: fixture name (None for a checkpoint).
         inputs: ``.npz`` of named inputs, overriding the fixture's batch.
         metric: ``predict -> float`` scoring a model (picklable), or None.
-        higher_is_better: direction of ``metric``.
+        higher_is_better: direction of ``metric`` (and of a ``module:function`` ``metric_spec``).
         trust_pickle: allow torch pickles that need other globals.
+        metric_spec: ``--metric``: a built-in name or ``package.module:function``
+            (``portability.harness.metrics``), or None for the default.
+        labels: the key of the labels in the inputs and evaluation batches.
+        eval_data: a directory of ``.npz`` evaluation batches, or None.
     """
 
     label: str
@@ -51,6 +55,9 @@ class Subject:
     metric_name: str = "metric"
     higher_is_better: bool = True
     trust_pickle: bool = False
+    metric_spec: str | None = None
+    labels: str = "labels"
+    eval_data: str | None = None
 
 
 def get_fixture(name: str):
@@ -77,11 +84,9 @@ def load_inputs(subject: Subject) -> dict[str, np.ndarray]:
         UsageError: neither exists, or the file cannot be read.
     """
     if subject.inputs:
-        try:
-            with np.load(subject.inputs, allow_pickle=False) as data:
-                return {k: data[k] for k in data.files}
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{subject.inputs}: cannot read inputs as .npz ({exc})") from None
+        from portability.harness.eval_data import read_npz
+
+        return read_npz(subject.inputs)
     fixture = fixture_of(subject)
     if fixture is not None:
         return fixture.eval_batch()
@@ -121,7 +126,9 @@ class Loaded:
 
     ``notes`` say how the weights were fitted to the model (prefixes stripped,
     names ignored or re-tied); ``weights_key`` is the checkpoint's candidate
-    that was loaded when it is not its default weights.
+    that was loaded when it is not its default weights. ``module`` is the torch
+    module when the artifact runs in torch eager mode (for the float64 run and
+    the intermediate tensors), with the ``output_names`` it is run with.
     """
 
     predict: Predict
@@ -130,6 +137,8 @@ class Loaded:
     checkpoint: Checkpoint | None = None
     notes: list[str] = field(default_factory=list)
     weights_key: str | None = None
+    module: Any = None
+    output_names: tuple[str, ...] | None = None
 
 
 def load_artifact(path: Path, fmt: str, subject: Subject, model: str | None,
@@ -154,8 +163,11 @@ def load_artifact(path: Path, fmt: str, subject: Subject, model: str | None,
     runner = adapter.runner(path, RunOptions(model=model, trust_pickle=subject.trust_pickle, output_names=names))
     runner.activate()
     ckpt = getattr(runner, "checkpoint", None)
+    torch_run = getattr(runner, "name", "") == "torch"
     return Loaded(runner.infer, time.perf_counter() - start, runner.deactivate, checkpoint=ckpt,
-                  notes=list(getattr(runner, "fit_notes", [])), weights_key=getattr(runner, "weights_key", None))
+                  notes=list(getattr(runner, "fit_notes", [])), weights_key=getattr(runner, "weights_key", None),
+                  module=getattr(runner, "model", None) if torch_run else None,
+                  output_names=getattr(runner, "output_names", None) if torch_run else None)
 
 
 def evaluation_inputs(subject: Subject, inputs: dict[str, np.ndarray]) -> list[str]:

@@ -27,7 +27,8 @@ from portability.core.accounting import check_nothing_lost
 from portability.core.checkpoint import Checkpoint
 from portability.core.formats import ReadOptions, load_adapter, spec_for
 from portability.errors import PortabilityError
-from portability.harness.drift import Tolerance, compare_outputs
+from portability.harness.drift import Tolerance
+from portability.harness.eval_data import EvalData, load_eval_data, metric_for
 from portability.harness.evaluate import (
     Loaded,
     Subject,
@@ -37,7 +38,14 @@ from portability.harness.evaluate import (
     load_artifact,
     load_inputs,
 )
-from portability.harness.recoverability import judge_recoverability
+from portability.harness.judging import (
+    Evaluation,
+    Scoring,
+    evaluate,
+    judge_metric,
+    judge_outputs,
+    locate_divergence,
+)
 from portability.harness.route_steps import GRAPH_TO_GRAPH, applicability, folded_by_tf2onnx, runs_nowhere, write_step
 from portability.harness.weights import compare_weights
 from portability.reports.check_report import RouteResult
@@ -83,6 +91,10 @@ class _Reference:
     outputs: dict[str, np.ndarray] | None
     metric: float | None
     notes: list[str] = field(default_factory=list)
+    # the evaluation data, the reference's runs on it and how it is scored (None: weights only)
+    data: EvalData | None = None
+    evaluation: Evaluation | None = None
+    scoring: Scoring | None = None
 
 
 _REFERENCES: dict[tuple, _Reference] = {}
@@ -169,14 +181,19 @@ def _reference(job: RouteJob, timings: dict[str, float]) -> _Reference:
         path = Path(tempfile.mkdtemp(prefix="reference-", dir=job.workdir)) / f"reference{_EXT[fmt]}"
         write_step(fmt, ckpt, path, subject)
     timings["convert"] = timings.get("convert", 0.0) + time.perf_counter() - t0
-    outputs = metric = None
+    outputs = metric = data = evaluation = scoring = None
     inputs: dict[str, np.ndarray] = {}
     names: list[str] = []
     notes: list[str] = []
     if subject.model or spec_for(fmt).stores_graph:
-        inputs = load_inputs(subject)
+        data = load_eval_data(subject.inputs, subject.eval_data, subject.labels, lambda: load_inputs(subject))
+        inputs = data.feed
         names = evaluation_inputs(subject, inputs)
         fixture = fixture_of(subject)
+        spec, chosen = metric_for(subject.metric_spec, subject.higher_is_better, subject.model,
+                                  subject.metric is not None or fixture is not None, data.has_labels,
+                                  subject.labels)
+        scoring = Scoring(spec, chosen)
         if fixture is not None and fixture.framework == "tensorflow":  # the eager Keras model is the reference
             t0 = time.perf_counter()
             loaded = Loaded(fixture.predictor(fixture.load(ckpt)), time.perf_counter() - t0)
@@ -188,39 +205,12 @@ def _reference(job: RouteJob, timings: dict[str, float]) -> _Reference:
                 ckpt = load_adapter(fmt).read(path, ReadOptions(trust_pickle=subject.trust_pickle,
                                                                 weights_key=loaded.weights_key))
             notes = loaded.notes
-        outputs, metric = _evaluate(loaded, subject, inputs, timings)
-    ref = _Reference(ckpt, path, inputs, names, outputs, metric, notes)
+        evaluation = evaluate(loaded, subject, data, scoring, timings, float64=True)
+        outputs, metric = evaluation.outputs, evaluation.metric
+        notes = notes + data.notes
+    ref = _Reference(ckpt, path, inputs, names, outputs, metric, notes, data, evaluation, scoring)
     _REFERENCES[key] = ref
     return ref
-
-
-def _evaluate(loaded: Loaded, subject: Subject, inputs: dict[str, np.ndarray],
-              timings: dict[str, float]) -> tuple[dict[str, np.ndarray], float | None]:
-    timings["session"] = timings.get("session", 0.0) + loaded.session_s
-    try:
-        t0 = time.perf_counter()
-        outputs = loaded.predict(inputs)
-        timings["inference"] = timings.get("inference", 0.0) + time.perf_counter() - t0
-        t0 = time.perf_counter()
-        metric = _metric(subject, loaded.predict)
-        timings["metric"] = timings.get("metric", 0.0) + time.perf_counter() - t0
-    finally:
-        loaded.close()
-    return outputs, metric
-
-
-def _metric(subject: Subject, predict) -> float | None:
-    if subject.metric is not None:
-        return float(subject.metric(predict))
-    fixture = fixture_of(subject)
-    return None if fixture is None else float(fixture.evaluate_outputs(predict))
-
-
-def _metric_meta(subject: Subject) -> tuple[str, bool]:
-    fixture = fixture_of(subject)
-    if subject.metric is None and fixture is not None:
-        return fixture.metric, fixture.higher_is_better
-    return subject.metric_name, subject.higher_is_better
 
 
 def _route(job: RouteJob, result: RouteResult, timings: dict[str, float]) -> None:
@@ -281,24 +271,48 @@ def _judge(job: RouteJob, result: RouteResult, ref: _Reference, path: Path, fmt:
         result.notes.append(f"outputs not compared: {fmt!r} stores only weights and no model spec "
                             "builds a model for them (pass --model SPEC); judged on weights only")
     else:
+        assert ref.data is not None and ref.evaluation is not None and ref.scoring is not None
         try:
             loaded = load_artifact(path, fmt, job.subject, model, ref.input_names)
             result.notes.extend(n for n in loaded.notes if f"reference: {n}" not in result.notes)
             loaded.predict = aligned(loaded.predict, list(ref.outputs), result.notes)
-            outputs, metric = _evaluate(loaded, job.subject, ref.inputs, timings)
+            got = evaluate(loaded, job.subject, ref.data, ref.scoring, timings)
         except PortabilityError as exc:
             result.status, result.reason = "fail", "; ".join([f"{fmt} artifact cannot run: {exc}"] + reasons)
             return
-        result.outputs = compare_outputs(ref.outputs, outputs, tol, ref.inputs)
-        reasons.extend(o.reason for o in result.outputs if not o)
-        if ref.metric is not None and metric is not None:
-            name, higher = _metric_meta(job.subject)
-            result.recoverability = judge_recoverability(name, higher, ref.metric, metric,
-                                                         tol.min_recoverability)
-            rec = result.recoverability
-            if not rec:
-                reasons.append(f"recoverability R={rec.value if rec.value is None else round(rec.value, 4)} "
-                               f"< {rec.minimum} ({rec.metric} {rec.converted:.4g} vs reference "
-                               f"{rec.reference:.4g})")
+        result.outputs = judge_outputs(ref.evaluation, got, tol, ref.inputs, result.notes)
+        failed = [o.reason for o in result.outputs if not o]
+        reasons.extend(failed)
+        result.recoverability = judge_metric(job.subject, ref.scoring, ref.data, ref.evaluation, got,
+                                             tol.min_recoverability, reasons, result.notes)
+        if failed:
+            found = locate_divergence(job.subject, job.route, job.candidate is not None, ref.path,
+                                      (path, fmt, model), ref.inputs, ref.input_names, ref.ckpt, timings,
+                                      result.notes)
+            reasons.extend(_record_divergence(result, found))
     result.status = "fail" if reasons else "pass"
     result.reason = "; ".join(reasons)
+
+
+def _record_divergence(result: RouteResult, found) -> list[str]:
+    """Put a ``Divergence`` on the route: the first diverging layer, else (layers
+    matched, all within their floors) the first failing output, and the layers' drift.
+
+    Returns:
+        The reason's clause naming it (empty when nothing was located).
+    """
+    if found is None:
+        return []
+    result.layer_drift = [layer.to_dict() for layer in found.layers]
+    first = found.first_dict()
+    if first is None and found.layers:
+        worst = next(o for o in result.outputs if not o)
+        error = worst.error_vs_float64 if worst.error_vs_float64 is not None else worst.max_abs
+        floor = worst.floor if worst.floor is not None else worst.atol
+        first = {"at": f"output {worst.name} (after every matched layer)", "op": "output", "max_abs": error,
+                 "floor": floor}
+    result.first_divergence = first
+    if first is None:
+        return []
+    return [f"first divergence at {first['at']} ({first['op']}): max abs {first['max_abs']:.3g} > floor "
+            f"{first['floor']:.3g}"]

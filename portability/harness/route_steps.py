@@ -18,8 +18,11 @@ from portability.harness.evaluate import Subject, fixture_of
 
 def write_options(subject: Subject) -> WriteOptions:
     """Options for every write of a route: the model spec and, for graph exports,
-    the user's inputs as example inputs."""
-    return WriteOptions(model=subject.model, inputs=subject.inputs)
+    the user's inputs (without their labels) as example inputs."""
+    from portability.harness.eval_data import export_inputs_file
+
+    return WriteOptions(model=subject.model,
+                        inputs=export_inputs_file(subject.inputs, subject.eval_data, subject.labels))
 
 
 GRAPH_TO_GRAPH = {("onnx", "tf-savedmodel"), ("tf-savedmodel", "onnx")}
@@ -53,7 +56,8 @@ def write_step(fmt: str, ckpt: Checkpoint, dst: Path, subject: Subject,
     if previous is not None and (previous[0], fmt) in GRAPH_TO_GRAPH:
         from portability.core.conversion import graph_source
 
-        options = WriteOptions(inputs=subject.inputs, **graph_source(previous[1], previous[0], fmt, None))
+        options = WriteOptions(inputs=write_options(subject).inputs,
+                               **graph_source(previous[1], previous[0], fmt, None))
         load_adapter(fmt).write(ckpt, dst, options)
     elif fmt == "tf-savedmodel" and getattr(fixture, "framework", "torch") == "tensorflow":
         fixture.load(ckpt).export(str(dst), verbose=False)

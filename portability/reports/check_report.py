@@ -19,7 +19,7 @@ from portability.harness.drift import OutputDrift, Tolerance
 from portability.harness.recoverability import Recoverability
 from portability.harness.weights import WeightReport
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 STATUSES = ("pass", "fail", "skipped", "error")
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "report.schema.json"
 
@@ -41,6 +41,10 @@ class RouteResult:
         notes: remarks that do not change the verdict.
         weights_only: judged on its weights alone, because nothing could run the
             artifact (a weights-only format and no model spec); outputs not compared.
+        first_divergence: where a failing route's drift begins, ``{"at", "op",
+            "max_abs", "floor"}``; None when the route passes or nothing could be matched.
+        layer_drift: every matched layer's drift in execution order (``at``, ``op``,
+            ``max_abs``, ``floor``, ``exceeded``), for the report's chart.
     """
 
     subject: str
@@ -53,6 +57,8 @@ class RouteResult:
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     weights_only: bool = False
+    first_divergence: dict[str, Any] | None = None
+    layer_drift: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -76,6 +82,8 @@ class RouteResult:
             "outputs": [o.to_dict() for o in self.outputs],
             "recoverability": None if self.recoverability is None else self.recoverability.to_dict(),
             "timings": dict(self.timings), "notes": list(self.notes), "weights_only": self.weights_only,
+            "first_divergence": None if self.first_divergence is None else dict(self.first_divergence),
+            "layer_drift": [dict(layer) for layer in self.layer_drift],
         }
 
     @classmethod
@@ -88,7 +96,9 @@ class RouteResult:
                    recoverability=None if data.get("recoverability") is None
                    else Recoverability.from_dict(data["recoverability"]),
                    timings=dict(data.get("timings", {})), notes=list(data.get("notes", [])),
-                   weights_only=bool(data.get("weights_only", False)))
+                   weights_only=bool(data.get("weights_only", False)),
+                   first_divergence=data.get("first_divergence"),
+                   layer_drift=list(data.get("layer_drift") or []))
 
 
 @dataclass
