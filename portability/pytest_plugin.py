@@ -94,7 +94,7 @@ class _MatrixRunner:
             from portability.cli.check_options import write_reports
 
             write_reports(rep, opt.portability_json_path, opt.portability_junit_path,
-                          opt.portability_markdown_path)
+                          opt.portability_markdown_path, opt.portability_html_path)
         return self.reports[key]
 
 
@@ -108,7 +108,9 @@ def option_configs(config: pytest.Config) -> list[dict[str, Any]]:
     """``portability.plan`` arguments built from the command-line options."""
     opt = config.option
     common = {"model": opt.portability_model, "formats": opt.portability_formats,
-              "routes": opt.portability_routes, "inputs": opt.portability_inputs}
+              "routes": opt.portability_routes, "inputs": opt.portability_inputs,
+              "metric": opt.portability_metric, "higher_is_better": opt.portability_higher_is_better,
+              "labels": opt.portability_labels, "eval_data": opt.portability_eval_data}
     configs = [dict(common, checkpoint=c) for c in opt.portability]
     if opt.portability_fixture:
         configs.append(dict(common, fixture=opt.portability_fixture))

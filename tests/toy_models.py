@@ -91,3 +91,55 @@ class Noisy(ToyMLP):
 
 def noisy() -> Noisy:
     return Noisy()
+
+
+WIDE = 2048
+
+
+class WideDifference(nn.Module):
+    """``a(x) - b(x)`` for two wide Linear layers whose weights differ by 1e-3: the output
+    (about 0.04) is the difference of two sums of 2048 terms, so float32 rounding alone
+    moves it by about 4e-5, past atol 1e-5. ``reorder`` computes the same function with
+    the features in reverse order: another summation order, as another runtime would use.
+    """
+
+    def __init__(self, reorder: bool = False) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a = nn.Linear(WIDE, 8)
+        self.b = nn.Linear(WIDE, 8)
+        self.reorder = reorder
+        with torch.no_grad():
+            self.a.weight.normal_(0.0, 0.5)
+            self.b.weight.copy_(self.a.weight + 1e-3 * torch.randn_like(self.a.weight))
+            self.b.bias.copy_(self.a.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.reorder:
+            xf = x.flip(-1)
+            return (nn.functional.linear(xf, self.a.weight.flip(-1), self.a.bias)
+                    - nn.functional.linear(xf, self.b.weight.flip(-1), self.b.bias))
+        return self.a(x) - self.b(x)
+
+
+def wide_difference() -> WideDifference:
+    return WideDifference()
+
+
+def wide_difference_reordered() -> WideDifference:
+    return WideDifference(reorder=True)
+
+
+def wide_inputs(batch: int = 16) -> dict[str, np.ndarray]:
+    return {"x": np.random.default_rng(0).standard_normal((batch, WIDE)).astype(np.float32)}
+
+
+class Float32Only(ToyMLP):
+    """Multiplies by a float32 identity in its forward: it cannot run in float64."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) @ torch.eye(CLASSES, dtype=torch.float32)
+
+
+def float32_only() -> Float32Only:
+    return Float32Only()

@@ -37,12 +37,14 @@ def check(**values: Any) -> int:
         raise UsageError("give either CHECKPOINT or --fixture, not both")
     tolerance = build_tolerance(v["atol"], v["rtol"], v["min_r"], v["weights_atol"])
     the_plan = plan(v["checkpoint"], model=v["model"], fixture=v["fixture"], formats=v["formats"],
-                    routes=v["routes"], inputs=v["inputs"], tolerance=tolerance, trust_pickle=v["trust_pickle"])
+                    routes=v["routes"], inputs=v["inputs"], tolerance=tolerance, trust_pickle=v["trust_pickle"],
+                    metric=v["metric"], higher_is_better=v["higher_is_better"], labels=v["labels"],
+                    eval_data=v["eval_data"])
     with LiveProgress(v["quiet"]) as progress:
         progress.set_total(len(the_plan.jobs))
         report = run_plan(the_plan, workers=v["workers"], timeout_s=v["timeout"], progress=progress,
                           strict=v["strict"])
     print_report(report, v["quiet"])
-    for line in write_reports(report, v["json_path"], v["junit_path"], v["markdown_path"]):
+    for line in write_reports(report, v["json_path"], v["junit_path"], v["markdown_path"], v["html_path"]):
         typer.echo(f"wrote {line}")
     return report.exit_code()

@@ -77,13 +77,14 @@ def build_tolerance(atol: list[str] | None, rtol: list[str] | None, min_r: list[
 
 
 def write_reports(report: Report, json_path: Path | None, junit_path: Path | None,
-                  markdown_path: Path | None) -> list[str]:
+                  markdown_path: Path | None, html_path: Path | None = None) -> list[str]:
     """Write the requested report files; returns what was written, for the log line."""
+    from portability.reports.html_report import write_html
     from portability.reports.render import write_json, write_junit, write_markdown
 
     written = []
     for path, writer, kind in ((json_path, write_json, "JSON"), (junit_path, write_junit, "JUnit"),
-                               (markdown_path, write_markdown, "Markdown")):
+                               (markdown_path, write_markdown, "Markdown"), (html_path, write_html, "HTML")):
         if path is not None:
             writer(report, path)
             written.append(f"{kind} {path}")

@@ -32,8 +32,8 @@ _LEADING = [
     inspect.Parameter("in_process", _KW, annotation=bool, default=typer.Option(
         False, "--in-process", help="Run in this process instead of an isolated worker.")),
 ]
-_SHARED = select("json", "junit", "markdown", "atol", "rtol", "min-r", "weights-atol", "timeout",
-                 "trust-pickle", "quiet")
+_SHARED = select("json", "junit", "markdown", "html", "metric", "higher-is-better", "labels", "eval-data",
+                 "atol", "rtol", "min-r", "weights-atol", "timeout", "trust-pickle", "quiet")
 
 
 @app.command()
@@ -51,8 +51,9 @@ def compare(**values: Any) -> int:
         report = run_compare(v["reference"], v["candidate"], model=v["model"], candidate_model=v["candidate_model"],
                              inputs=v["inputs"], fixture=v["fixture"], tolerance=tolerance, timeout_s=v["timeout"],
                              trust_pickle=v["trust_pickle"], workers=0 if v["in_process"] else None,
-                             progress=progress)
+                             progress=progress, metric=v["metric"], higher_is_better=v["higher_is_better"],
+                             labels=v["labels"], eval_data=v["eval_data"])
     print_report(report, v["quiet"])
-    for line in write_reports(report, v["json_path"], v["junit_path"], v["markdown_path"]):
+    for line in write_reports(report, v["json_path"], v["junit_path"], v["markdown_path"], v["html_path"]):
         typer.echo(f"wrote {line}")
     return report.exit_code()

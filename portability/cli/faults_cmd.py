@@ -21,6 +21,7 @@ def faults(
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the JSON report here."),
     junit_path: Optional[Path] = typer.Option(None, "--junit", help="Write JUnit XML here (one testcase per row)."),
     markdown_path: Optional[Path] = typer.Option(None, "--markdown", help="Write a Markdown summary here."),
+    html_path: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML report here."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No table; one summary line."),
 ) -> int:
     """Inject every fault kind into short training runs and check detection and recovery.
@@ -50,6 +51,11 @@ def faults(
                f"{report.duration_s:.1f} s")
     for line in write_reports(report, json_path, junit_path, markdown_path):
         typer.echo(f"wrote {line}")
+    if html_path is not None:
+        from portability.reports.html_report import write_faults_html
+
+        write_faults_html(report.to_dict(), html_path)
+        typer.echo(f"wrote HTML {html_path}")
     return report.exit_code()
 
 

@@ -30,6 +30,8 @@ class Option:
         minimum: the smallest value accepted (numbers only).
         short: a one-letter alias on the command line (``-q``).
         param: the Python name of the value (default: ``name`` with ``_``).
+        negate: for a flag whose default is on, the name that turns it off
+            (``--higher-is-better/--lower-is-better``).
     """
 
     name: str
@@ -41,6 +43,7 @@ class Option:
     minimum: float | None = None
     short: str | None = None
     param: str = ""
+    negate: str | None = None
 
     @property
     def dest(self) -> str:
@@ -58,6 +61,17 @@ CHECK_OPTIONS: tuple[Option, ...] = (
     Option("json", "Write the JSON report here.", Path, metavar="FILE", param="json_path"),
     Option("junit", "Write JUnit XML here (one testcase per route).", Path, metavar="FILE", param="junit_path"),
     Option("markdown", "Write a Markdown summary here.", Path, metavar="FILE", param="markdown_path"),
+    Option("html", "Write a self-contained HTML report here (routes, R, drift against floors, "
+           "first divergence).", Path, metavar="FILE", param="html_path"),
+    Option("metric", "Task metric for R: accuracy, top5, agreement, exact-match, mse, mae, cosine, "
+           "perplexity (NAME@OUTPUT scores another output) or pkg.module:function "
+           "(default: the fixture's; else accuracy with labels, agreement without).", metavar="NAME"),
+    Option("higher-is-better", "Direction of a pkg.module:function metric (default: higher is better).",
+           bool, True, negate="lower-is-better"),
+    Option("labels", "Key of the labels in the inputs and evaluation batches; never fed to the model.",
+           default="labels", metavar="KEY"),
+    Option("eval-data", "Directory of .npz batches that R is measured on (default: the inputs).", Path,
+           metavar="DIR"),
     Option("atol", f"Absolute tolerance, {_TOL}; repeatable ({_TOL_DEFAULT}).", repeat=True,
            default=[], metavar=_TOL),
     Option("rtol", f"Relative tolerance, {_TOL}; repeatable ({_TOL_DEFAULT}).", repeat=True,
@@ -87,6 +101,8 @@ def typer_parameters(options: tuple[Option, ...]) -> list[inspect.Parameter]:
             extra["min"] = opt.minimum
         if opt.type is bool:
             annotation: Any = bool
+            if opt.negate:
+                names = [f"--{opt.name}/--{opt.negate}"]
             default = typer.Option(opt.default, *names, help=opt.help, **extra)
         elif opt.repeat:
             annotation = Optional[list[opt.type]]
@@ -115,7 +131,11 @@ def add_pytest_options(group: Any, options: tuple[Option, ...], prefix: str = "-
     """Register the table's options on a pytest option group, as ``--portability-NAME``."""
     for opt in options:
         kwargs: dict[str, Any] = {"dest": f"portability_{opt.dest}", "help": opt.help}
-        if opt.type is bool:
+        if opt.type is bool and opt.negate:
+            group.addoption(prefix + opt.negate, dest=kwargs["dest"], action="store_false",
+                            help=f"The opposite of {prefix}{opt.name}.")
+            kwargs.update(action="store_true", default=bool(opt.default))
+        elif opt.type is bool:
             kwargs.update(action="store_true", default=bool(opt.default))
         elif opt.repeat:
             kwargs.update(action="append", default=[], metavar=opt.metavar)

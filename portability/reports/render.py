@@ -83,14 +83,20 @@ def drift_text(result: RouteResult) -> str:
         cos = "-" if o.cosine is None else f"{o.cosine:.6f}"
         top1 = "-" if o.top1_agreement is None else f"{o.top1_agreement:.3f}"
         pad = "-" if o.padded_max_abs is None else f"{o.padded_max_abs:.2e}"
+        bound = f"atol {o.atol:g}" if o.floor is None else \
+            f"vs float64 {o.error_vs_float64:.2e}, floor {o.floor:.2e}, source's own {o.source_error:.2e}"
         lines.append(f"  {o.name:<16} {o.max_abs:>10.2e} {o.max_rel:>10.2e} {o.mean_abs:>10.2e} "
                      f"{o.min_atol:>10.2e} {o.min_rtol:>10.2e} {cos:>10} {top1:>7} {pad:>10}  "
-                     f"{'pass' if o.passed else 'FAIL'} (atol {o.atol:g}, rtol {o.rtol:g})")
+                     f"{'pass' if o.passed else 'FAIL'} ({bound}, rtol {o.rtol:g})")
     r = result.recoverability
     if r is not None:
         value = "undefined" if r.value is None else f"{r.value:.4f}"
         lines.append(f"  recoverability: R = {value} ({r.metric}: {r.converted:.4g} vs reference "
                      f"{r.reference:.4g}; minimum {r.minimum})")
+    d = result.first_divergence
+    if d:
+        lines.append(f"  first divergence: {d['at']} ({d['op']}): max abs {float(d['max_abs']):.3g} > floor "
+                     f"{float(d['floor']):.3g}")
     lines.extend(f"  note: {n}" for n in result.notes)
     return "\n".join(lines)
 
