@@ -48,7 +48,27 @@ def test_a_failing_route_prints_the_drift_table(pytester, toy_files):
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*toy.pt torch->safetensors: fail - output 'output':*",
                                  "*output*max abs*max rel*min atol*cosine*",
-                                 "*output*FAIL (atol 1e-05, rtol 1e-05)*"])
+                                 "*output*FAIL (vs float64 *, floor 1.00e-03, source's own *, rtol 1e-05)*"])
+
+
+@pytest.mark.slow
+def test_metric_labels_and_html_options_reach_the_routes(pytester, toy_files):
+    ckpt, _ = toy_files
+    x = toy_models.inputs()["x"]
+    with torch.no_grad():
+        labels = toy_models.mlp()(torch.from_numpy(x)).argmax(-1).numpy()
+    np.savez(pytester.path / "labelled.npz", x=x, y=labels)
+    result = pytester.runpytest(*_plugin_args(), "--portability", str(ckpt),
+                                "--portability-model", "toy_models:mlp", "--portability-inputs", "labelled.npz",
+                                "--portability-labels", "y", "--portability-metric", "accuracy",
+                                "--portability-routes", "torch->safetensors", "--portability-workers", "0",
+                                "--portability-json", "report.json", "--portability-html", "report.html")
+    result.assert_outcomes(passed=1)
+    import json
+
+    (route,) = json.loads((pytester.path / "report.json").read_text())["routes"]
+    assert route["recoverability"]["metric"] == "accuracy" and route["recoverability"]["value"] == 1.0
+    assert (pytester.path / "report.html").read_text().startswith("<!DOCTYPE html>")
 
 
 @pytest.mark.slow

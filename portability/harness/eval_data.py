@@ -8,7 +8,7 @@ in name order, else the drift batch alone. Labels travel in a batch under
 
 Which metric scores a model (``metric_for``): ``--metric`` if given; else a
 fixture's own task metric; else, for a Hugging Face directory, one chosen from
-its config (perplexity for ``*ForCausalLM``; accuracy with labels, else
+its config (perplexity for ``*ForCausalLM`` and ``*LMHeadModel``; accuracy with labels, else
 agreement, for ``*ForSequenceClassification``; cosine of ``pooler_output`` for a
 bare encoder); else accuracy when there are labels and agreement when there are none.
 """
@@ -127,7 +127,7 @@ def hf_default_metric(directory: str | Path, has_labels: bool) -> MetricSpec:
         config = {}
     archs = config.get("architectures") or []
     arch = archs[0] if archs else ""
-    if arch.endswith("ForCausalLM"):
+    if arch.endswith(("ForCausalLM", "LMHeadModel")):
         return MetricSpec("perplexity")
     if arch.endswith("ForSequenceClassification"):
         return MetricSpec("accuracy" if has_labels else "agreement")

@@ -309,7 +309,7 @@ def _record_divergence(result: RouteResult, found) -> list[str]:
         worst = next(o for o in result.outputs if not o)
         error = worst.error_vs_float64 if worst.error_vs_float64 is not None else worst.max_abs
         floor = worst.floor if worst.floor is not None else worst.atol
-        first = {"at": f"output {worst.name} (after every matched layer)", "op": "output", "max_abs": error,
+        first = {"at": worst.name, "op": "model output, after every matched layer", "max_abs": error,
                  "floor": floor}
     result.first_divergence = first
     if first is None:
