@@ -78,10 +78,10 @@ def _localize(subject, feed, input_names, reference, candidate, translated_from,
     ref_calls, truth_calls = _torch_sides(subject, ref_path, ref_fmt, ref_model, feed, input_names)
     if ref_calls is None:
         return None, "first divergence: the reference is not a torch model; nothing can be matched"
-    truth = {c.key: c.value for c in truth_calls or []}
+    truth = {c.key: c.tensors for c in truth_calls or []}
     if cand_fmt == "onnx":
         proto, values = onnx_values(cand_path, feed)
-        pairs = [(c, op, v) for c, op, v in match_onnx(ref_calls, proto.graph, values)]
+        pairs = match_onnx(ref_calls, proto.graph, values)
         how = "torch modules matched to ONNX nodes by their module scopes"
     elif cand_fmt == "tf-savedmodel":
         proto = _graph_of(subject, ref_model, ckpt, translated_from)
@@ -91,13 +91,18 @@ def _localize(subject, feed, input_names, reference, candidate, translated_from,
     else:
         cand_calls, _ = _torch_sides(subject, cand_path, cand_fmt, cand_model, feed, input_names, float64=False)
         by_key = {c.key: c for c in cand_calls or []}
-        pairs = [(c, c.op, by_key[c.key].value) for c in ref_calls if c.key in by_key]
+        pairs = [(c, c.op, by_key[c.key].value, 0) for c in ref_calls if c.key in by_key]
         how = "torch modules matched by path"
     if not pairs:
         return None, f"first divergence: no intermediate tensor could be matched ({how})"
-    taps = [Tap(call.key, op, call.value, truth.get(call.key), value) for call, op, value in pairs]
+    taps = [Tap(call.key, op, call.tensors[which], _nth(truth.get(call.key), which), value)
+            for call, op, value, which in pairs]
     basis = "float64 noise floors" if truth else "atol"
     return locate(taps, atol, rtol), f"first divergence: {how}, judged against {basis}"
+
+
+def _nth(tensors: list[np.ndarray] | None, which: int) -> np.ndarray | None:
+    return None if tensors is None or which >= len(tensors) else tensors[which]
 
 
 def _torch_sides(subject: Subject, path: Path, fmt: str, model: str | None, feed, input_names,

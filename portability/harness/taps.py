@@ -29,12 +29,18 @@ MAX_GRAPH_BYTES = 1_800_000_000  # a graph marked for all outputs must still ser
 
 @dataclass
 class Call:
-    """One module call's output: ``key`` (``path`` or ``path#N``), module path, class, value."""
+    """One module call's output: ``key`` (``path`` or ``path#N``), module path, class, and its
+    floating tensors in output order (an LSTM's sequence, then its final states)."""
 
     key: str
     path: str
     op: str
-    value: np.ndarray
+    tensors: list[np.ndarray]
+
+    @property
+    def value(self) -> np.ndarray:
+        """The first output tensor."""
+        return self.tensors[0]
 
 
 def torch_calls(module: Any, feed: dict[str, np.ndarray], output_names) -> list[Call]:
@@ -49,12 +55,12 @@ def torch_calls(module: Any, feed: dict[str, np.ndarray], output_names) -> list[
 
     def hook_for(path: str, kind: str) -> Callable:
         def hook(_mod, _args, out) -> None:
-            tensor = _first_tensor(out)
-            if tensor is None or not tensor.is_floating_point():
+            tensors = [t.detach().cpu().numpy().copy() for t in _tensors(out) if t.is_floating_point()]
+            if not tensors:
                 return
             counts[path] = counts.get(path, 0) + 1
             key = path if counts[path] == 1 else f"{path}#{counts[path]}"
-            calls.append(Call(key, path, kind, tensor.detach().cpu().numpy().copy()))
+            calls.append(Call(key, path, kind, tensors))
         return hook
 
     for path, sub in module.named_modules():
@@ -69,19 +75,17 @@ def torch_calls(module: Any, feed: dict[str, np.ndarray], output_names) -> list[
     return calls
 
 
-def _first_tensor(out: Any):
+def _tensors(out: Any) -> list:
+    """Every tensor of a module's output, flattened in order."""
     import torch
 
     if isinstance(out, torch.Tensor):
-        return out
+        return [out]
     if isinstance(out, dict):
         out = list(out.values())
     if isinstance(out, (tuple, list)):
-        for item in out:
-            found = _first_tensor(item)
-            if found is not None:
-                return found
-    return None
+        return [t for item in out for t in _tensors(item)]
+    return []
 
 
 def onnx_values(path: str | Path, feed: dict[str, np.ndarray]) -> tuple[Any, dict[str, np.ndarray]]:
@@ -159,8 +163,12 @@ def principal_op(run: list[Any]) -> str:
     return next((n.op_type for n in run if n.op_type not in LAYOUT_OPS), run[-1].op_type)
 
 
-def match_onnx(calls: list[Call], graph: Any, values: dict[str, np.ndarray]) -> list[tuple[Call, str, np.ndarray]]:
-    """Each torch call with the ONNX value that holds its output: (call, op type, value)."""
+def match_onnx(calls: list[Call], graph: Any,
+               values: dict[str, np.ndarray]) -> list[tuple[Call, str, np.ndarray, int]]:
+    """Each torch call with the ONNX value that holds one of its output tensors: (call, op
+    type, value, which tensor). The first output tensor is looked for first; an output the
+    graph never computes (an LSTM's sequence when only its final state is used) is skipped
+    for the next one."""
     runs = module_runs(graph)
     matched = []
     seen: dict[str, int] = {}
@@ -170,12 +178,21 @@ def match_onnx(calls: list[Call], graph: Any, values: dict[str, np.ndarray]) -> 
         path_runs = runs.get(call.path, [])
         if index >= len(path_runs):
             continue
-        for node in reversed(path_runs[index]):
-            name = next((o for o in reversed(node.output) if o in values), None)
-            if name is not None and values[name].shape == call.value.shape:
-                matched.append((call, principal_op(path_runs[index]), values[name]))
-                break
+        found = _find(path_runs[index], call, values)
+        if found is not None:
+            matched.append((call, principal_op(path_runs[index]), *found))
     return matched
+
+
+def _find(run: list[Any], call: Call, values: dict[str, np.ndarray]) -> tuple[np.ndarray, int] | None:
+    """The value of the first output tensor: the run's last value of its shape. A later
+    tensor (a final state) is taken only when one value alone in the run has its shape, so
+    that ``h`` is never paired with ``c``."""
+    for which, tensor in enumerate(call.tensors):
+        names = [o for node in run for o in node.output if o in values and values[o].shape == tensor.shape]
+        if names and (which == 0 or len(names) == 1):
+            return values[names[-1]], which
+    return None
 
 
 def value_order(graph: Any, values: dict[str, np.ndarray]) -> list[tuple[str, str, str | None]]:
