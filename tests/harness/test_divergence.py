@@ -55,6 +55,8 @@ def test_exact_vs_tanh_gelu_onnx_exports_name_the_activation_layer(exports, toy)
     before = [d for d in route.layer_drift[: [d["at"] for d in route.layer_drift].index("act")]]
     assert before and not any(d["exceeded"] for d in before)
     assert "first divergence at act (Gelu)" in route.reason
+    assert all(o.floor is None for o in route.outputs)  # a graph reference: no float64 run
+    assert "no float64 noise floor available (the reference is not a torch model)" in " ".join(route.notes)
 
 
 def test_torch_reference_vs_a_tanh_onnx_matches_module_scopes(exports, toy):
