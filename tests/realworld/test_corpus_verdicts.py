@@ -42,9 +42,9 @@ def test_graph_routes_pass_within_the_float64_floor_with_r_on_the_metric(name, t
         assert out.error_vs_float64 <= out.floor
         rec = route.recoverability
         assert rec.metric == metric and rec.reference == 1.0 and rec.value > 0.99
-    if name == "khmer-crnn":  # float32 rounding alone: the ONNX output is off its source by more than atol
-        onnx_route = report.routes[0]
-        assert onnx_route.outputs[0].min_atol > 1e-5 and onnx_route.outputs[0].source_error > 5e-6
+    if name == "khmer-crnn":  # a fixed atol = rtol = 1e-5 fails the ONNX output, though it is
+        out = report.routes[0].outputs[0]  # closer to the float64 truth than its float32 source
+        assert out.min_atol > 1e-5 and out.error_vs_float64 < out.source_error
     page = check_html(report)
     assert page.count('class="route-row"') == 2 and 'class="r-chart"' in page
 
