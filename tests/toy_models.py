@@ -143,3 +143,13 @@ class Float32Only(ToyMLP):
 
 def float32_only() -> Float32Only:
     return Float32Only()
+
+
+_SHARED: list[ToyMLP] = []
+
+
+def shared_mlp() -> ToyMLP:
+    """The same module object on every call, as a factory with a module-level model returns it."""
+    if not _SHARED:
+        _SHARED.append(ToyMLP())
+    return _SHARED[0]

@@ -28,6 +28,7 @@ import numpy as np
 from portability.harness.divergence import Divergence, Tap, locate
 from portability.harness.drift import default_tolerance
 from portability.harness.evaluate import Subject, load_artifact
+from portability.harness.noise_floor import float64_feed, in_float64
 from portability.harness.taps import Call, match_onnx, onnx_values, torch_calls, value_order
 
 logger = logging.getLogger(__name__)
@@ -117,13 +118,9 @@ def _torch_sides(subject: Subject, path: Path, fmt: str, model: str | None, feed
         calls = torch_calls(module, feed, names)
         truth = None
         if float64:
-            import torch
-
             try:
-                module.to(torch.float64)
-                feed64 = {k: v.astype(np.float64) if np.issubdtype(v.dtype, np.floating) else v
-                          for k, v in feed.items()}
-                truth = torch_calls(module, feed64, names)
+                with in_float64(module):
+                    truth = torch_calls(module, float64_feed(feed), names)
             except Exception:  # no float64 run: layers are judged against atol
                 truth = None
         return calls, truth

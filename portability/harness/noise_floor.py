@@ -30,6 +30,7 @@ about 1e-3; a weight 2% off) stays above K x a float32 model's own error.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,8 +55,31 @@ class Float64Reference:
     why_not: str = ""
 
 
+@contextmanager
+def in_float64(module: Any):
+    """Convert a torch module's floating parameters and buffers to float64 in place for the
+    block, then give each back its own dtype (float32 -> float64 -> float32 is exact), so a
+    module the user's factory shares is left as it was."""
+    import torch
+
+    tensors = [t for t in (*module.parameters(), *module.buffers()) if t.is_floating_point()]
+    dtypes = [t.dtype for t in tensors]
+    try:
+        for t in tensors:
+            t.data = t.data.to(torch.float64)
+        yield module
+    finally:
+        for t, dtype in zip(tensors, dtypes, strict=True):
+            t.data = t.data.to(dtype)
+
+
+def float64_feed(feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The feed with its floating arrays cast to float64."""
+    return {k: v.astype(np.float64) if np.issubdtype(v.dtype, np.floating) else v for k, v in feed.items()}
+
+
 def float64_outputs(module: Any, feed: dict[str, np.ndarray], output_names) -> Float64Reference:
-    """Run a torch module in float64 (in place: call last) on a feed whose floats are cast up.
+    """Run a torch module in float64 on a feed whose floats are cast up.
 
     Args:
         module: the reference ``torch.nn.Module``, or None (then: no floor).
@@ -64,14 +88,11 @@ def float64_outputs(module: Any, feed: dict[str, np.ndarray], output_names) -> F
     """
     if module is None:
         return Float64Reference(None, "the reference is not a torch model")
-    import torch
-
     from portability.adapters.torch import models as torch_models
 
     try:
-        module.to(torch.float64)
-        feed64 = {k: v.astype(np.float64) if np.issubdtype(v.dtype, np.floating) else v for k, v in feed.items()}
-        out = torch_models.run_model(module, feed64, output_names)
+        with in_float64(module):
+            out = torch_models.run_model(module, float64_feed(feed), output_names)
     except Exception as exc:  # a model that cannot run in float64 keeps the tolerances
         first = (str(exc).strip().splitlines() or [""])[0][:200]
         return Float64Reference(None, f"the model cannot run in float64 ({type(exc).__name__}: {first})")

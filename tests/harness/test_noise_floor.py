@@ -100,3 +100,14 @@ def test_the_floor_is_capped_so_a_source_far_from_its_float64_run_cannot_hide_a_
     drift = compare_output("y", ref, cand, 1e-5, 1e-5)
     apply_floor(drift, ref, truth, cand, None)
     assert not drift.passed and drift.floor == pytest.approx(1e-3)
+
+
+def test_the_float64_run_gives_a_shared_module_its_dtypes_back(tmp_path):
+    model = toy_models.shared_mlp()
+    ckpt = tmp_path / "mlp.pt"
+    torch.save(model.state_dict(), ckpt)
+    inputs = tmp_path / "x.npz"
+    np.savez(inputs, **toy_models.inputs())
+    (route,) = compare(ckpt, ckpt, model="toy_models:shared_mlp", inputs=inputs, workers=0).routes
+    assert route.status == "pass" and route.outputs[0].source_error > 0
+    assert {t.dtype for t in (*model.parameters(), *model.buffers())} == {torch.float32}
