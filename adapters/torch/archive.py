@@ -42,6 +42,12 @@ ZIP_ERRORS: tuple[type[BaseException], ...] = (
     EOFError, OSError, struct.error, zlib.error, OverflowError, KeyError, IndexError)
 
 
+# General-purpose flag bits of zip features torch never writes and zipfile cannot read
+# (APPNOTE 4.4.4); bit 0, encryption, has its own message above.
+UNSUPPORTED_FLAG_BITS = {5: "compressed patched data", 6: "strong encryption",
+                         13: "encrypted central directory"}
+
+
 def describe(exc: BaseException) -> str:
     """``Type: first line`` of an exception, for one-line messages."""
     lines = str(exc).strip().splitlines()
@@ -116,6 +122,10 @@ class TorchArchive:
                                   "torch stores records uncompressed)")
             if info.flag_bits & 0x1:
                 raise FormatError(f"{where} is marked encrypted)")
+            unsupported = [bit for bit in UNSUPPORTED_FLAG_BITS if info.flag_bits & (1 << bit)]
+            if unsupported:
+                features = ", ".join(f"bit {bit}: {UNSUPPORTED_FLAG_BITS[bit]}" for bit in unsupported)
+                raise FormatError(f"{where} sets zip flags torch never writes ({features}))")
             if info.file_size != info.compress_size or info.header_offset + info.compress_size > self.size:
                 raise FormatError(f"{where} declares {info.file_size} bytes at offset "
                                   f"{info.header_offset}, past the file's {self.size} bytes)")
