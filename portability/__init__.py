@@ -21,6 +21,15 @@ from portability.errors import (
 __version__ = "0.1.0"
 
 
+def _guard_import_order() -> None:
+    from portability.core import import_order
+
+    import_order.guard()
+
+
+_guard_import_order()
+
+
 def convert(src, dst, **kwargs):
     """Convert a checkpoint; see ``portability.core.conversion.convert``."""
     from portability.core.conversion import convert as _convert
