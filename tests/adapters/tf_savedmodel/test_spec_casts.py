@@ -114,7 +114,8 @@ def test_spec_casts_agree_with_the_oracle_on_many_values(bits, signed):
     for source in (np.float16, np.float32, np.float64):
         with np.errstate(over="ignore"):
             x = reals.astype(source)
-        np.testing.assert_array_equal(spec_casts.narrow_integer(x, bits, signed), spec.integer_from_real(x, bits, signed))
+        np.testing.assert_array_equal(spec_casts.narrow_integer(x, bits, signed),
+                                      spec.integer_from_real(x, bits, signed))
     ints = rng.integers(-(1 << 40), 1 << 40, 5000)
     np.testing.assert_array_equal(spec_casts.narrow_integer(ints, bits, signed),
                                   spec.integer_from_integer(ints, bits, signed))
