@@ -6,6 +6,8 @@ Importing this package imports no framework; adapters load theirs on first use.
 
 from __future__ import annotations
 
+# The faults package is callable: portability.faults(recipe=...) runs the campaign.
+from portability import faults
 from portability.core.checkpoint import Checkpoint, OptimizerState, TrainingState
 from portability.errors import (
     FormatError,
@@ -17,6 +19,7 @@ from portability.errors import (
     UsageError,
     WriteError,
 )
+from portability.training.recipe import TrainingRecipe
 
 __version__ = "0.1.0"
 
@@ -52,7 +55,7 @@ def compare(reference, candidate, **kwargs):
 
 
 __all__ = [
-    "Checkpoint", "OptimizerState", "TrainingState", "convert", "load", "check", "compare",
+    "Checkpoint", "OptimizerState", "TrainingState", "TrainingRecipe", "convert", "faults", "load", "check", "compare",
     "PortabilityError", "FormatError", "IntegrityError", "UnsafeCheckpointError",
     "ToleranceError", "UnsupportedOpError", "UsageError", "WriteError",
 ]
