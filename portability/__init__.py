@@ -25,18 +25,19 @@ __version__ = "0.1.0"
 
 
 def convert(src, dst, **kwargs):
-    """Convert a checkpoint; see ``portability.core.conversion.convert``."""
+    """Convert a checkpoint; see ``portability.core.conversion.convert`` (``weights_only=True``
+    writes the weights alone where the training state would otherwise be refused)."""
     from portability.core.conversion import convert as _convert
 
     return _convert(src, dst, **kwargs)
 
 
-def load(path, fmt=None, *, trust_pickle=False):
-    """Read any supported checkpoint into a ``Checkpoint``."""
+def load(path, fmt=None, *, trust_pickle=False, weights_only=False):
+    """Read any supported checkpoint into a ``Checkpoint`` (``weights_only``: no training state)."""
     from portability.core.conversion import read_checkpoint
     from portability.core.formats import ReadOptions
 
-    return read_checkpoint(path, fmt, ReadOptions(trust_pickle=trust_pickle))[0]
+    return read_checkpoint(path, fmt, ReadOptions(trust_pickle=trust_pickle, weights_only=weights_only))[0]
 
 
 def check(checkpoint=None, **kwargs):

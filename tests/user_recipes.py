@@ -167,3 +167,43 @@ def matrix(optimizer: str, schedule: str) -> portability.TrainingRecipe:
         model=model, optimizer=opt, scheduler=SCHEDULES[schedule](opt), data=lambda epoch: loader,
         loss=lambda model, batch: F.cross_entropy(model(batch[0]), batch[1]),
         evaluate=accuracy_on(x, y), steps=16, every=3)
+
+
+def tiny_bert():
+    """A 1-layer BERT classifier small enough to train in a test."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=16, num_labels=2)
+    torch.manual_seed(0)
+    return BertForSequenceClassification(config)
+
+
+class TokenPairs(torch.utils.data.Dataset):
+    """32 sequences of 8 tokens; the label is the parity of the index."""
+
+    def __len__(self) -> int:
+        return 32
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        g = torch.Generator().manual_seed(i)
+        return {"input_ids": torch.randint(0, 50, (8,), generator=g), "labels": torch.tensor(i % 2)}
+
+
+def bert_trainer_recipe() -> portability.TrainingRecipe:
+    """The tiny BERT as the Hugging Face Trainer trains it: AdamW over two groups (weight decay
+    off for biases and LayerNorm weights), linear warmup then decay, so a Trainer checkpoint fits."""
+    from transformers import get_linear_schedule_with_warmup
+
+    model = tiny_bert()
+    no_decay = [n for n, _ in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
+    groups = [{"params": [p for n, p in model.named_parameters() if n not in no_decay], "weight_decay": 0.0},
+              {"params": [p for n, p in model.named_parameters() if n in no_decay], "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW(groups, lr=1e-3)
+    loader = torch.utils.data.DataLoader(TokenPairs(), batch_size=4, shuffle=True)
+    everything = next(iter(torch.utils.data.DataLoader(TokenPairs(), batch_size=32)))
+    return portability.TrainingRecipe(
+        model=model, optimizer=optimizer, scheduler=get_linear_schedule_with_warmup(optimizer, 1, 12),
+        data=lambda epoch: loader, loss=lambda model, batch: model(**batch).loss,
+        evaluate=lambda model: float(model(**everything).loss), higher_is_better=False, steps=12, every=4,
+        metric="loss")

@@ -158,8 +158,9 @@ class RecipeTrainable:
         if unknown:
             raise UsageError(f"unknown state component(s) {unknown} (known: {', '.join(COMPONENTS)})")
         ts = ckpt.training
-        if ts is None or ts.optimizer is None or ts.global_step is None:
-            raise FormatError("checkpoint lacks optimizer state or step: cannot resume training")
+        if ts is None or ts.optimizer is None:
+            raise FormatError("checkpoint lacks optimizer state: cannot resume training")
+        step, position = self._where(ts)
         self._load_weights(ckpt, keep_buffers="model-buffers" in drop)
         if "optimizer" not in drop:
             self.optimizer.load_state_dict({"state": _torch(ts.optimizer.state),
@@ -170,13 +171,32 @@ class RecipeTrainable:
         scaler_state = ts.extra.get(SCALER_KEY)
         if r.scaler is not None and scaler_state is not None and "scaler" not in drop:
             r.scaler.load_state_dict(_torch(scaler_state))
-        self._step = int(ts.global_step)
+        self._step = step
         rng = {} if "rng" in drop else dict(ts.rng or {})
         epoch_start = rng.pop("epoch_start", None)
-        self._seek(ts.data_position if "data-position" not in drop else {"epoch": 0, "batch": 0}, epoch_start)
+        self._seek(position if "data-position" not in drop else {"epoch": 0, "batch": 0}, epoch_start)
         if rng:
             set_rng_states(rng)
         self.loss_value = None if ts.loss is None else float(as_array(ts.loss))
+
+    def _where(self, ts: Any) -> tuple[int, Any]:
+        """``(steps taken, data position)`` of a checkpoint. Without a step counter: Adam's own
+        step count, else the start of the epoch after the saved one (the tutorial layout saves
+        ``epoch`` when it ends).
+
+        Raises:
+            FormatError: no step counter, no Adam step count and no epoch.
+        """
+        if ts.global_step is not None:
+            return int(as_array(ts.global_step)), ts.data_position
+        counts = [as_array(s["step"]) for s in ts.optimizer.state.values() if isinstance(s, dict) and "step" in s]
+        if counts:
+            return int(max(float(c) for c in counts)), None
+        if ts.epoch is not None:
+            epoch = int(as_array(ts.epoch)) + 1
+            return sum(_count(self.recipe.data(e)) for e in range(epoch)), {"epoch": epoch, "batch": 0}
+        raise FormatError("checkpoint has no step counter, no epoch and no Adam step count: cannot tell where "
+                          "the run stood")
 
     def _seek(self, position: Any, epoch_start: dict[str, Any] | None) -> None:
         """Call ``data(epoch)`` again and skip the batches the checkpoint had consumed."""
@@ -193,7 +213,7 @@ class RecipeTrainable:
 
     def _load_weights(self, ckpt: Checkpoint, keep_buffers: bool) -> None:
         expected = self.model.state_dict()
-        state = {n: numpy_to_tensor(as_array(t)) for n, t in ckpt.tensors.items()}
+        state = _fit_prefix({n: numpy_to_tensor(as_array(t)) for n, t in ckpt.tensors.items()}, expected)
         buffers = set(buffer_names(self.model))
         if keep_buffers:
             state = {n: t for n, t in state.items() if n not in buffers}
@@ -237,6 +257,25 @@ class RecipeTrainable:
         finally:
             self.model.train()
             set_rng_states(saved)
+
+
+def _count(batches: Any) -> int:
+    """How many batches an epoch has (``len`` where the iterable tells, else by iterating)."""
+    try:
+        return len(batches)
+    except TypeError:
+        return sum(1 for _ in batches)
+
+
+def _fit_prefix(state: dict[str, Any], expected: dict[str, Any]) -> dict[str, Any]:
+    """Names as the model has them: a first segment every name shares (Lightning's ``model.``,
+    DDP's ``module.``) is dropped when the model's names lack it."""
+    if not state or set(state) & set(expected):
+        return state
+    prefix = next(iter(state)).split(".", 1)[0] + "."
+    if all(n.startswith(prefix) for n in state):
+        return {n[len(prefix):]: t for n, t in state.items()}
+    return state
 
 
 def same_batch(a: Any, b: Any) -> bool:
