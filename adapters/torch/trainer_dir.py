@@ -2,8 +2,8 @@
 
 Reading: the weights come from ``model.safetensors`` (or ``pytorch_model.bin``,
 single or sharded); the optimizer, scheduler, RNG and scaler states from their
-pickles, under ``weights_only`` unpickling (numpy's RNG state needs exactly the
-numpy globals ``safety`` allows); ``global_step`` and ``epoch`` from
+pickles, under ``weights_only`` unpickling (``rng_state*.pth`` with exactly the
+globals numpy's RNG state needs, ``safety.rng_state_globals``); ``global_step`` and ``epoch`` from
 ``trainer_state.json``. Every other file of the directory (``config.json``,
 ``training_args.bin``, tokenizer files...) is carried as its bytes, never
 unpickled: ``training_args.bin`` is a whole pickled ``TrainingArguments`` object,
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from portability.adapters.torch.numpy_bridge import numpy_paths, restore_numpy, to_neutral, to_torch
-from portability.adapters.torch.safety import load_pickle
+from portability.adapters.torch.safety import load_pickle, rng_state_globals
 from portability.adapters.torch.trainer_files import (
     OPTIMIZER,
     SCALER,
@@ -79,9 +79,9 @@ def read(path: Path, options: ReadOptions) -> Checkpoint:
     rngs = rng_files(path)
     if rngs:
         book["rng_files"] = [p.name for p in rngs]
-        ts.rng = _pickle(rngs[0], options, book)
+        ts.rng = _pickle(rngs[0], options, book, rng_state_globals())
         if len(rngs) > 1:
-            ts.extra[RNG_OTHERS] = {p.name: _pickle(p, options, book) for p in rngs[1:]}
+            ts.extra[RNG_OTHERS] = {p.name: _pickle(p, options, book, rng_state_globals()) for p in rngs[1:]}
     carried = {p.name: np.frombuffer(p.read_bytes(), dtype=np.uint8).copy() for p in sorted(path.iterdir())
                if p.is_file() and not is_training_file(p.name) and not _is_weights(path, p)}
     if carried:
@@ -111,11 +111,12 @@ def _json(path: Path) -> Any:
         raise FormatError(f"{path}: not readable JSON ({type(exc).__name__}: {exc}); {HINT}") from exc
 
 
-def _pickle(path: Path, options: ReadOptions, book: dict[str, Any]) -> Any:
+def _pickle(path: Path, options: ReadOptions, book: dict[str, Any], allowed: list[Any] | None = None) -> Any:
     """A training file's object in portable form (arrays for tensors); the places of its
-    numpy arrays go to ``book`` so a writer gives them back as numpy."""
+    numpy arrays go to ``book`` so a writer gives them back as numpy. ``allowed``: the globals
+    beyond torch's own (default: the numpy ones ``safety`` allows)."""
     try:
-        obj = load_pickle(path, options.trust_pickle)
+        obj = load_pickle(path, options.trust_pickle, allowed)
     except UnsafeCheckpointError as exc:
         raise UnsafeCheckpointError(f"{exc}; or {HINT}") from exc
     except PortabilityError as exc:

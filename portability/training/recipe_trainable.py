@@ -129,7 +129,8 @@ class RecipeTrainable:
         return self.loss_value
 
     def capture(self) -> Checkpoint:
-        """The whole training state, copied (training may go on)."""
+        """The whole training state, copied (training may go on). The RNG states are the
+        process's global generators': capture before building another run, which seeds them."""
         r = self.recipe
         weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         for alias, target in tied_names(self.model).items():

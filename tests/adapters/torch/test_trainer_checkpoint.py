@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -15,7 +16,7 @@ pytest.importorskip("accelerate")
 import user_recipes
 from nested_asserts import assert_same
 
-from portability.adapters.torch.safety import load_pickle
+from portability.adapters.torch.safety import load_pickle, rng_state_globals
 from portability.core.conversion import convert
 from portability.core.inspection import inspect_checkpoint
 from portability.errors import FormatError, UnsafeCheckpointError, WriteError
@@ -83,8 +84,12 @@ def test_rng_state_needs_exactly_the_numpy_globals_we_allow(trainer_checkpoint):
         torch.load(trainer_checkpoint / "rng_state.pth", weights_only=True)
     unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(trainer_checkpoint / "rng_state.pth"))
     assert sorted(unsafe) == ["numpy._core.multiarray._reconstruct", "numpy.dtype", "numpy.ndarray"]
-    rng = load_pickle(trainer_checkpoint / "rng_state.pth", trust_pickle=False)
+    rng = load_pickle(trainer_checkpoint / "rng_state.pth", trust_pickle=False, allowed=rng_state_globals())
     assert sorted(rng) == ["cpu", "numpy", "python"] and rng["numpy"][0] == "MT19937"
+    uint32 = type(np.dtype(np.uint32))
+    fewer = [g for g in rng_state_globals() if g is not uint32]  # the three names torch lists, no dtype class
+    with pytest.raises(FormatError, match="Weights only load failed"):
+        load_pickle(trainer_checkpoint / "rng_state.pth", trust_pickle=False, allowed=fewer)
 
 
 def test_inspect_shows_optimizer_scheduler_rng_and_step(trainer_checkpoint, cli):
