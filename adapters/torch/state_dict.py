@@ -255,7 +255,7 @@ def _training_from(obj: dict[str, Any], found: Found, where: str) -> TrainingSta
     if origin:
         ts.extra[NUMPY_ORIGIN] = origin
     if found.optimizer is not None:
-        ts.optimizer = _optimizer_from(neutral(get_path(obj, found.optimizer), path_text(found.optimizer)), where)
+        ts.optimizer = optimizer_from(neutral(get_path(obj, found.optimizer), path_text(found.optimizer)), where)
     if found.scheduler is not None:
         ts.scheduler = neutral(get_path(obj, found.scheduler), path_text(found.scheduler))
     for field, path in found.fields.items():
@@ -268,7 +268,12 @@ def _training_from(obj: dict[str, Any], found: Found, where: str) -> TrainingSta
     return ts
 
 
-def _optimizer_from(sd: Any, where: str) -> OptimizerState:
+def optimizer_from(sd: Any, where: str) -> OptimizerState:
+    """``OptimizerState`` from a torch optimizer state dict in portable form (its kind guessed from its state).
+
+    Raises:
+        FormatError: no ``param_groups``.
+    """
     if not isinstance(sd, dict) or "param_groups" not in sd:
         raise FormatError(f"{where}: optimizer state has no 'param_groups'")
     state = sd.get("state", {})

@@ -3,8 +3,8 @@
 The core knows no framework. A framework supplies a ``Trainable``: something
 that takes one optimizer step on a batch, captures its whole state (weights,
 optimizer, RNG states, data position) as a ``Checkpoint`` and restores from one.
-``portability.training.torch_backend`` builds one from a torch model, loss,
-optimizer and data iterator (the documented interface for user models).
+``portability.training.recipe_trainable`` builds one from a user's
+``portability.TrainingRecipe`` (the documented interface for user models).
 
 Checkpoints go through the format adapters' checksummed writers inside
 ``atomic_output``, so a killed process leaves either no checkpoint or a complete
