@@ -63,7 +63,7 @@ def elementwise(node, ctx, env):
             value = env[name]
             widened = tf.reshape(value, tf.concat([tf.ones([rank - k], tf.int32), tf.shape(value)], 0))
             widened.set_shape([1] * (rank - k) + value.shape.as_list())
-            overrides[name] = tf.transpose(widened, perm)
+            overrides[name] = permute(widened, perm)
     return translator_for(node)(node, view_context(ctx, node, overrides, static)), True
 
 
