@@ -27,6 +27,8 @@ from portability.errors import FormatError, IntegrityError, UnsupportedOpError
 
 SIDECAR = Path("assets.extra") / "portability.json"
 SIDECAR_FORMAT = "portability.tf-savedmodel/1"
+# The signature computing from the variables where ``serving_default`` holds compiled kernels.
+FROM_VARIABLES = "from_variables"
 _OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 _VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 _LIST_PREFIX = "variables/"
@@ -36,7 +38,9 @@ def save_module(module: TranslatedModule, ckpt: Checkpoint | None, path: Path) -
     """Write the module as a SavedModel with a ``serving_default`` signature.
 
     The training state, if any, travels as non-trainable variables named
-    ``__training__.*`` plus JSON in the sidecar. Inputs and outputs of ONNX types
+    ``__training__.*`` plus JSON in the sidecar. Where ``serving_default`` holds
+    Conv kernels as constants (``compiled_kernels`` in the sidecar), a second
+    signature, ``from_variables``, computes from the variables, for training. Inputs and outputs of ONNX types
     TF cannot compute with take and return their carrier dtype in the signature;
     the sidecar's ``carried_outputs`` names the ONNX type of such outputs.
 
@@ -50,6 +54,7 @@ def save_module(module: TranslatedModule, ckpt: Checkpoint | None, path: Path) -
                      "variables": {variable_name(n): n for n in module.weights},
                      "frozen": module.plan.frozen,
                      "not_in_graph": module.unread_variables(),
+                     "compiled_kernels": module.compiled_kernels,
                      "inputs": [s.name for s in module.serve.input_signature],
                      "outputs": module.output_names,
                      "carried_outputs": {key: onnx.TensorProto.DataType.Name(elem_type)
@@ -66,8 +71,10 @@ def save_module(module: TranslatedModule, ckpt: Checkpoint | None, path: Path) -
                 n: tf.Variable(as_array(a), name=variable_name(n), trainable=False)
                 for n, a in arrays.items()}
             sidecar["variables"].update({variable_name(n): n for n in arrays})
-    signature = module.serve.get_concrete_function()
-    tf.saved_model.save(module, str(path), signatures={"serving_default": signature})
+    signatures = {"serving_default": module.serve.get_concrete_function()}
+    if module.compiled_kernels:
+        signatures[FROM_VARIABLES] = module.serve_from_variables.get_concrete_function()
+    tf.saved_model.save(module, str(path), signatures=signatures)
     (path / SIDECAR).parent.mkdir(parents=True, exist_ok=True)
     (path / SIDECAR).write_text(json.dumps(sidecar, indent=1))
 
