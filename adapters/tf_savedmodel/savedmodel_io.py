@@ -102,7 +102,7 @@ def read_variables(path: Path) -> dict[str, np.ndarray]:
         return _read_values(path, prefix)
     except _READ_ERRORS as exc:
         raise FormatError(f"{path}: cannot read the variables checkpoint: "
-                          f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+                          f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
 
 
 # What TF's bundle reader and protobuf raise on a damaged variables checkpoint
@@ -188,7 +188,7 @@ def read_savedmodel(path: Path, verify: bool = True) -> Checkpoint:
         if not isinstance(names, dict):
             raise TypeError("'variables' is not an object")
     except (ValueError, KeyError, TypeError) as exc:
-        raise FormatError(f"{sidecar_path}: damaged portability record ({exc})") from None
+        raise FormatError(f"{sidecar_path}: damaged portability record ({exc})") from exc
     by_name = {names.get(tf_name, tf_name): value for tf_name, value in values.items()}
     training = None
     if "training" in sidecar:

@@ -38,7 +38,7 @@ class TFSavedModelRunner(BaseRunner):
             self._loaded = tf.saved_model.load(str(self.path))
         except (OSError, ValueError, tf.errors.OpError) as exc:
             raise FormatError(f"{self.path}: cannot load the SavedModel: "
-                              f"{(str(exc).splitlines() or [''])[0]}") from None
+                              f"{(str(exc).splitlines() or [''])[0]}") from exc
         if SIGNATURE not in self._loaded.signatures:
             raise FormatError(f"{self.path}: no {SIGNATURE!r} signature "
                               f"(has: {', '.join(self._loaded.signatures) or 'none'})")

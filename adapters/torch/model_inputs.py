@@ -98,7 +98,7 @@ def _inputs_from_npz(path: Path, params: list[str]) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as data:
             feed = {k: data[k] for k in data.files}
     except ZIP_ERRORS as exc:  # a damaged archive fails in zipfile's many ways
-        raise UsageError(f"{path}: cannot read inputs ({describe(exc)})") from None
+        raise UsageError(f"{path}: cannot read inputs ({describe(exc)})") from exc
     if not feed:
         raise UsageError(f"{path}: holds no arrays (expected {', '.join(params)})")
     return feed

@@ -268,4 +268,4 @@ def _read_record(path: Path, prefix: str) -> dict | None:
             name = f"{prefix}/{RECORD}"
             return json.loads(z.read(name)) if name in z.namelist() else None
     except (zipfile.BadZipFile, json.JSONDecodeError, OSError) as exc:
-        raise FormatError(f"{path}: unreadable {RECORD} record ({exc})") from None
+        raise FormatError(f"{path}: unreadable {RECORD} record ({exc})") from exc

@@ -40,8 +40,8 @@ def dtype_name(dtype: np.dtype) -> str:
     """
     try:
         return _NAME_BY_NUMPY[np.dtype(dtype)]
-    except KeyError:
-        raise FormatError(f"dtype {np.dtype(dtype)} is not supported") from None
+    except KeyError as exc:
+        raise FormatError(f"dtype {np.dtype(dtype)} is not supported") from exc
 
 
 def numpy_dtype(name: str) -> np.dtype:
@@ -52,9 +52,9 @@ def numpy_dtype(name: str) -> np.dtype:
     """
     try:
         return _NUMPY_BY_NAME[name]
-    except KeyError:
+    except KeyError as exc:
         known = ", ".join(_NUMPY_BY_NAME)
-        raise FormatError(f"unknown dtype {name!r} (known: {known})") from None
+        raise FormatError(f"unknown dtype {name!r} (known: {known})") from exc
 
 
 def all_dtype_names() -> list[str]:

@@ -244,7 +244,7 @@ def _route(job: RouteJob, result: RouteResult, timings: dict[str, float]) -> Non
                 check_nothing_lost(ckpt, written, adapter.keeps_training_state, dst.name)
             ckpt = written
         except PortabilityError as exc:
-            raise type(exc)(f"{job.route[step - 1]}->{fmt}: {exc}") from None
+            raise type(exc)(f"{job.route[step - 1]}->{fmt}: {exc}") from exc
         path = dst
         _STEPS[prefix] = (path, ckpt)
     timings["convert"] = timings.get("convert", 0.0) + time.perf_counter() - t0

@@ -81,7 +81,7 @@ def set_rng_states(states: dict[str, Any]) -> None:
     try:
         py, npy, tch = states["python"], states["numpy"], states["torch"]
     except (KeyError, TypeError) as exc:
-        raise FormatError(f"checkpoint RNG states lack {exc}: cannot resume exactly") from None
+        raise FormatError(f"checkpoint RNG states lack {exc}: cannot resume exactly") from exc
     random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
     np.random.set_state((npy["kind"], np.asarray(npy["keys"], dtype=np.uint32), npy["pos"],
                          npy["has_gauss"], npy["cached"]))
