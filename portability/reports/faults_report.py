@@ -139,7 +139,7 @@ def _tf_row(name: str, resume_at: int, steps: int) -> Row:
     figures.update(name=TF_ROUTE_NAME, route=TF_ROUTE, dtype=None)
     figures["bitwise"] = result.torch_losses == result.tf_losses
     return Row(name, "tf-resume", TF_ROUTE_NAME, "pass" if ok else "fail", figures,
-               "" if ok else "TF Adam step differs from torch beyond the sqrt rounding")
+               result.fallback if ok else "TF Adam step differs from torch beyond the sqrt rounding")
 
 
 def _cells(r: Row) -> list[str]:

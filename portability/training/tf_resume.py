@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from portability.core import fallbacks
 from portability.core.checkpoint import Checkpoint
 from portability.core.tensors import as_array
-from portability.errors import FormatError, UnsupportedOpError
+from portability.errors import FormatError, PortabilityError, UnsupportedOpError
 from portability.training.tf_adam import TorchAdam, cosine_lr_after, ulp_distance
 
 
@@ -202,6 +203,7 @@ class TFResumeResult:
     max_rel_deviation: float
     torch_losses: list[float]
     tf_losses: list[float]
+    fallback: str = ""  # why ``auto`` could not use the TF adapter (empty when it did)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -211,8 +213,16 @@ class TFResumeResult:
 
 def _tf_forward(name: str, ckpt: Checkpoint, model: Any, trainable: list[str], output: str,
                 forward: str):
-    """``(label, forward(inputs) -> logits, variables)`` through the TF adapter, else direct TF ops."""
+    """``(label, forward(inputs) -> logits, variables, fallback)`` through the TF adapter, else
+    direct TF ops. ``auto`` falls back to direct ops only when the adapter refuses the model
+    with a typed error (an op it cannot translate...) or its ONNX stack is not installed; the
+    fallback is recorded and returned. Any other exception is a bug and propagates.
+
+    Raises:
+        UnsupportedOpError: ``tf-adapter`` was asked for and the adapter refuses the model.
+    """
     weights_only = Checkpoint(tensors=dict(ckpt.tensors), aliases=dict(ckpt.aliases))
+    fallback = ""
     if forward in ("auto", "tf-adapter"):
         try:
             from portability.adapters.tf_savedmodel.export_route import onnx_graph_for
@@ -221,13 +231,15 @@ def _tf_forward(name: str, ckpt: Checkpoint, model: Any, trainable: list[str], o
 
             graph = onnx_graph_for(weights_only, WriteOptions(model=f"fixture:{name}"))
             module = translate(graph, weights_only)
-            return "tf-adapter", (lambda inputs: module(**inputs)[output]), module.weights
-        except Exception as exc:  # the adapter is optional here: fall back, and say why if asked for
+            return "tf-adapter", (lambda inputs: module(**inputs)[output]), module.weights, fallback
+        except (PortabilityError, ImportError) as exc:  # refused, or the ONNX stack is missing
             if forward == "tf-adapter":
                 raise UnsupportedOpError(f"TF adapter cannot run {name!r}: {exc}") from exc
+            fallback = f"TF adapter cannot run {name!r} ({exc}): continued with direct TF ops"
+            fallbacks.record(fallback)
     variables = weights_of(ckpt, trainable)
     direct = sequential_forward(model, variables)
-    return "direct-tf", (lambda inputs: direct(inputs[next(iter(inputs))])), variables
+    return "direct-tf", (lambda inputs: direct(inputs[next(iter(inputs))])), variables, fallback
 
 
 def tf_resume(name: str = "mlp", resume_at: int = 10, steps: int = 10, forward: str = "auto") -> TFResumeResult:
@@ -238,7 +250,8 @@ def tf_resume(name: str = "mlp", resume_at: int = 10, steps: int = 10, forward: 
             ``toy-mlp``, ``bert-tiny``, ``gpt2-tiny``; sequence logits are flattened).
         resume_at: the step the torch checkpoint is taken at.
         steps: how many steps both continuations take.
-        forward: ``auto`` (TF adapter, else direct TF ops), ``tf-adapter`` or ``direct-tf``.
+        forward: ``auto`` (TF adapter, else direct TF ops when the adapter refuses the
+            model; ``fallback`` says why), ``tf-adapter`` or ``direct-tf``.
     """
     import torch
 
@@ -271,7 +284,7 @@ def tf_resume(name: str = "mlp", resume_at: int = 10, steps: int = 10, forward: 
     reference = resumed()
     torch_losses = [reference.train_step() for _ in range(steps)]
 
-    label, fwd, variables = _tf_forward(name, ckpt, probe.model, names, probe.output_name, forward)
+    label, fwd, variables, fallback = _tf_forward(name, ckpt, probe.model, names, probe.output_name, forward)
     adam = adam_from_checkpoint(ckpt, variables, names)
     schedule = LrSchedule(copy_checkpoint(ckpt), adam.lr)
     tf_losses = []
@@ -289,4 +302,4 @@ def tf_resume(name: str = "mlp", resume_at: int = 10, steps: int = 10, forward: 
     ref, got = np.array(torch_losses), np.array(tf_losses)
     dev = np.abs(got - ref)
     return TFResumeResult(name, label, resume_at, steps, one, float(dev.max()),
-                          float((dev / np.abs(ref)).max()), torch_losses, tf_losses)
+                          float((dev / np.abs(ref)).max()), torch_losses, tf_losses, fallback)
