@@ -10,6 +10,7 @@ from portability.core.checkpoint import Checkpoint, OptimizerState, TrainingStat
 from portability.errors import (
     FormatError,
     IntegrityError,
+    ModelError,
     PortabilityError,
     ToleranceError,
     UnsafeCheckpointError,
@@ -54,5 +55,5 @@ def compare(reference, candidate, **kwargs):
 __all__ = [
     "Checkpoint", "OptimizerState", "TrainingState", "convert", "load", "check", "compare",
     "PortabilityError", "FormatError", "IntegrityError", "UnsafeCheckpointError",
-    "ToleranceError", "UnsupportedOpError", "UsageError", "WriteError",
+    "ToleranceError", "UnsupportedOpError", "UsageError", "WriteError", "ModelError",
 ]
