@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 pytest.importorskip("tensorflow")
-onnx_graphs = pytest.importorskip("onnx_graphs")
-translate = pytest.importorskip("portability.adapters.tf_savedmodel.graph").translate
+pytest.importorskip("onnx")
+import onnx_graphs
+
+from portability.adapters.tf_savedmodel.graph import translate
 
 RNG = np.random.default_rng(0)
 SEQ, BATCH, INPUT, HIDDEN = 5, 3, 4, 3
