@@ -63,7 +63,7 @@ def test_weight_routes_pass_with_bitwise_weights_zero_drift_and_r_of_one(toy):
         (out,) = route.outputs
         assert out.name == "output" and out.max_abs == 0.0 and out.cosine == pytest.approx(1.0)
         assert route.recoverability.value == 1.0 and route.recoverability.metric == "agreement"
-        assert route.timings["total"] > 0
+        assert {"convert", "total"} <= set(route.timings)  # recorded (how long is for benchmarks/)
     assert report.routes[1].route == ["torch", "safetensors", "torch"]
     assert "reused the torch->safetensors conversion" in report.routes[1].notes[0]
     assert portability.api.Report.from_json(report.to_json()).to_dict() == report.to_dict()
