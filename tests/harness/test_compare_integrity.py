@@ -183,3 +183,20 @@ def test_weights_unreadable_for_another_reason_are_judged_on_outputs_with_a_note
     assert route.fallbacks == [expected] and f"fallback: {expected}" in route.notes
     apply_strict(report.routes)
     assert route.status == "fail" and route.reason == f"strict: fell back ({expected})"
+
+
+@pytest.mark.slow
+def test_a_tf2onnx_candidate_is_judged_on_its_outputs_with_a_note(tmp_path):
+    """tf2onnx folds and transposes variables into constants: its weights cannot be matched
+    to the SavedModel's, which is not damage. The outputs decide."""
+    pytest.importorskip("tf2onnx")
+    from foreign_graphs import keras_functional
+
+    keras_functional(tmp_path / "sm")
+    np.savez(tmp_path / "x.npz", image=np.random.default_rng(0).standard_normal((2, 8, 8, 3)).astype(np.float32))
+    convert(tmp_path / "sm", tmp_path / "tf2onnx.onnx", inputs=tmp_path / "x.npz")
+    report = compare(tmp_path / "sm", tmp_path / "tf2onnx.onnx", inputs=tmp_path / "x.npz", workers=0)
+    (route,) = report.routes
+    assert route.status == "pass", route.reason
+    assert route.outputs[0].max_abs <= 1e-5
+    assert any(n.startswith("weights not judged") and "tf2onnx folds" in n for n in route.notes)
