@@ -12,6 +12,7 @@ from portability.core.checkpoint import Checkpoint, OptimizerState, TrainingStat
 from portability.errors import (
     FormatError,
     IntegrityError,
+    ModelError,
     PortabilityError,
     ToleranceError,
     UnsafeCheckpointError,
@@ -67,5 +68,5 @@ def compare(reference, candidate, **kwargs):
 __all__ = [
     "Checkpoint", "OptimizerState", "TrainingState", "TrainingRecipe", "convert", "faults", "load", "check", "compare",
     "PortabilityError", "FormatError", "IntegrityError", "UnsafeCheckpointError",
-    "ToleranceError", "UnsupportedOpError", "UsageError", "WriteError",
+    "ToleranceError", "UnsupportedOpError", "UsageError", "WriteError", "ModelError",
 ]

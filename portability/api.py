@@ -18,7 +18,7 @@ from portability.core.formats import FORMATS, detect, unavailable
 from portability.errors import UsageError
 from portability.harness.drift import Tolerance
 from portability.harness.evaluate import Predict, Subject
-from portability.harness.route_run import RouteJob, run_bundle, source_format
+from portability.harness.route_run import RouteJob, clear_caches, run_bundle, source_format
 from portability.harness.routes import Route, parse_formats, parse_routes, select_routes
 from portability.harness.workers import DEFAULT_TIMEOUT_S, WorkerFailure, run_parallel
 from portability.reports.check_report import Report, RouteResult, environment
@@ -106,6 +106,7 @@ def _bundles(indices: list[int], jobs: list[RouteJob]) -> list[list[int]]:
 
 def _run(jobs: list[RouteJob], skipped: dict[int, str], workers: int | None, timeout_s: float | None,
          progress: Progress | None) -> list[RouteResult]:
+    clear_caches()  # routes run in this process (workers=0) start from this check's files
     results: list[RouteResult | None] = [None] * len(jobs)
     for i, why in skipped.items():
         job = jobs[i]
@@ -168,13 +169,17 @@ def plan(checkpoint: str | Path | None = None, *, model: str | None = None,
 
 
 def apply_strict(results: list[RouteResult]) -> None:
-    """``--strict``: a skipped route, or one judged on its weights only, fails."""
+    """``--strict``: a skipped route, one judged on its weights only, or one that fell back
+    (``RouteResult.fallbacks``: synthesized inputs, weights not compared...) fails."""
     for result in results:
         if result.status == "skipped":
             result.status, result.reason = "fail", f"strict: route did not run ({result.reason})"
         elif result.status == "pass" and result.weights_only:
             result.status = "fail"
             result.reason = "strict: judged on weights only, outputs not compared (pass --model SPEC)"
+        elif result.status == "pass" and result.fallbacks:
+            result.status = "fail"
+            result.reason = f"strict: fell back ({'; '.join(result.fallbacks)})"
 
 
 def run_plan(the_plan: Plan, *, workers: int | None = None, timeout_s: float | None = DEFAULT_TIMEOUT_S,
@@ -227,7 +232,8 @@ def check(checkpoint: str | Path | None = None, *, model: str | None = None,
         workdir: where artifacts go (default: a temporary folder, removed after).
         trust_pickle: allow torch pickles that need other globals.
         progress: ``progress(event, job, result)`` with event ``start`` or ``done``.
-        strict: a skipped route, or one judged on its weights only, fails.
+        strict: a skipped route, one judged on its weights only, or one with a
+            fallback (see ``RouteResult.fallbacks``) fails.
 
     Returns:
         A ``Report``: truthy iff no route failed or errored and at least one passed.

@@ -131,7 +131,7 @@ def _cases(config: pytest.Config, kwargs_list: list[dict[str, Any]]) -> list[Rou
         try:
             key, the_plan = runner.plan(kwargs)
         except PortabilityError as exc:
-            raise pytest.UsageError(f"portability: {exc}") from None
+            raise pytest.UsageError(f"portability: {exc}") from exc
         cases += [RouteCheck(key, i, runner) for i in range(len(the_plan.jobs))]
     return cases
 

@@ -64,7 +64,7 @@ class TFSavedModelAdapter(FormatAdapter):
             except UnsupportedOpError as exc:
                 if not upgrade.failure:
                     raise
-                raise UnsupportedOpError(f"{exc} ({upgrade.describe()})") from None
+                raise UnsupportedOpError(f"{exc} ({upgrade.describe()})") from exc
         save_module(module, ckpt, Path(path))
 
     def runner(self, path: str | Path, options: RunOptions = RunOptions()) -> BaseRunner:

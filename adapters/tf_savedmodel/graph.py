@@ -198,7 +198,7 @@ def _translate_node(node: onnx.NodeProto, ctx: OpContext, env: LayoutEnv) -> Any
         raise
     except KeyError as exc:
         raise FormatError(f"ONNX node {node.name!r} ({node.op_type}) reads {exc.args[0]!r}, "
-                          "which no earlier node defines") from None
+                          "which no earlier node defines") from exc
     except (ValueError, TypeError, tf.errors.OpError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UnsupportedOpError(f"ONNX op {node.op_type} (node {node.name!r}) could not be "

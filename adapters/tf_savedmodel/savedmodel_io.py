@@ -109,7 +109,7 @@ def read_variables(path: Path) -> dict[str, np.ndarray]:
         return _read_values(path, prefix)
     except _READ_ERRORS as exc:
         raise FormatError(f"{path}: cannot read the variables checkpoint: "
-                          f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+                          f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
 
 
 # What TF's bundle reader and protobuf raise on a damaged variables checkpoint
@@ -173,6 +173,34 @@ def _check_declared_sizes(reader, prefix: str, path: Path) -> None:
                               f"data holds {data_bytes}: damaged or truncated checkpoint")
 
 
+def read_sidecar(path: Path) -> dict | None:
+    """Our record beside a SavedModel's graph (``SIDECAR``), checked; None when there is none
+    (a SavedModel another tool wrote). The reader and the runner both go through here, so a
+    damaged record is the same error whichever opens it.
+
+    Raises:
+        FormatError: the record is not JSON, or its ``variables`` or ``carried_outputs`` are
+            malformed (names the file).
+    """
+    sidecar_path = path / SIDECAR
+    if not sidecar_path.is_file():
+        return None
+    try:
+        sidecar = json.loads(sidecar_path.read_text())
+        if not isinstance(sidecar, dict):
+            raise TypeError("the record is not an object")
+        if not isinstance(sidecar["variables"], dict):
+            raise TypeError("'variables' is not an object")
+        carried = sidecar.get("carried_outputs", {})
+        if not isinstance(carried, dict):
+            raise TypeError("'carried_outputs' is not an object")
+        for name in carried.values():
+            onnx.TensorProto.DataType.Value(name)  # ValueError for a type ONNX does not have
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise FormatError(f"{sidecar_path}: damaged portability record ({exc})") from exc
+    return sidecar
+
+
 def read_savedmodel(path: Path, verify: bool = True) -> Checkpoint:
     """A SavedModel's variables as a Checkpoint (ours come back under state_dict names).
 
@@ -185,17 +213,11 @@ def read_savedmodel(path: Path, verify: bool = True) -> Checkpoint:
         IntegrityError: a variable's bytes differ from its recorded checksum.
     """
     values = read_variables(path)
-    sidecar_path = path / SIDECAR
-    if not sidecar_path.is_file():
+    sidecar = read_sidecar(path)
+    if sidecar is None:
         return Checkpoint(tensors=values, layout="tf-savedmodel",
                           metadata={"portability.source": "tf-savedmodel"})
-    try:
-        sidecar = json.loads(sidecar_path.read_text())
-        names = sidecar["variables"]
-        if not isinstance(names, dict):
-            raise TypeError("'variables' is not an object")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise FormatError(f"{sidecar_path}: damaged portability record ({exc})") from None
+    names = sidecar["variables"]
     by_name = {names.get(tf_name, tf_name): value for tf_name, value in values.items()}
     training = None
     if "training" in sidecar:

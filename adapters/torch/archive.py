@@ -64,7 +64,7 @@ def typed_zip_errors(path: Path, what: str = "torch zip archive") -> Iterator[No
     try:
         yield
     except ZIP_ERRORS as exc:
-        raise FormatError(f"{path}: damaged {what} ({describe(exc)})") from None
+        raise FormatError(f"{path}: damaged {what} ({describe(exc)})") from exc
 
 
 def starts_like_zip(path: Path) -> bool:
@@ -188,7 +188,7 @@ class TorchArchive:
         except (FormatError, IntegrityError, ValueError) as exc:
             damage = str(exc).removeprefix(f"{self.path}: ")
             raise IntegrityError(f"{self.path}: its checksum record ({RECORD}) is unreadable "
-                                 f"({damage}): the archive is damaged") from None
+                                 f"({damage}): the archive is damaged") from exc
         if not isinstance(doc, dict) or not isinstance(doc.get("checksums"), dict):
             raise IntegrityError(f"{self.path}: its checksum record ({RECORD}) is malformed: "
                                  "the archive is damaged")
@@ -255,11 +255,11 @@ class TorchArchive:
         except zipfile.BadZipFile as exc:
             if "CRC" in str(exc):
                 raise IntegrityError(f"{self.path}: record {info.filename!r} fails its zip CRC-32: "
-                                     "the data is corrupt") from None
-            raise FormatError(f"{self.path}: damaged torch zip archive ({describe(exc)})") from None
+                                     "the data is corrupt") from exc
+            raise FormatError(f"{self.path}: damaged torch zip archive ({describe(exc)})") from exc
         except ZIP_ERRORS as exc:
             raise FormatError(f"{self.path}: damaged torch zip archive (record {info.filename!r}: "
-                              f"{describe(exc)})") from None
+                              f"{describe(exc)})") from exc
 
 
 def open_archive(path: Path) -> TorchArchive | None:

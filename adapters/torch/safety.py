@@ -84,15 +84,15 @@ def load_pickle(path: Path, trust_pickle: bool, allowed: list[Any] | None = None
             return torch.load(path, map_location="cpu", weights_only=not trust_pickle, mmap=is_zip)
     except pickle.UnpicklingError as exc:
         if "Unsupported global" in str(exc) or "not an allowed global" in str(exc) or unsafe_globals(path):
-            raise UnsafeCheckpointError(unsafe_message(path, exc)) from None
-        raise FormatError(f"{path}: corrupt pickle ({first_line(exc)})") from None
+            raise UnsafeCheckpointError(unsafe_message(path, exc)) from exc
+        raise FormatError(f"{path}: corrupt pickle ({first_line(exc)})") from exc
     except RuntimeError as exc:
         if "zip archive" in str(exc) or "PytorchStreamReader" in str(exc):
-            raise FormatError(f"{path}: truncated or corrupt torch zip archive ({first_line(exc)})") from None
-        raise FormatError(f"{path}: cannot be read as a torch checkpoint ({first_line(exc)})") from None
+            raise FormatError(f"{path}: truncated or corrupt torch zip archive ({first_line(exc)})") from exc
+        raise FormatError(f"{path}: cannot be read as a torch checkpoint ({first_line(exc)})") from exc
     except Exception as exc:  # torch's unpicklers raise any type on damaged input
         raise FormatError(f"{path}: not a readable torch checkpoint "
-                          f"({type(exc).__name__}: {first_line(exc)})") from None
+                          f"({type(exc).__name__}: {first_line(exc)})") from exc
 
 
 def unsafe_globals(path: Path) -> list[str]:

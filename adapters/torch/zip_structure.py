@@ -162,8 +162,8 @@ class _StructureUnpickler(pickle.Unpickler):
         name = f"{self._prefix}/data/{key}"
         try:
             info = self._zip.getinfo(name)
-        except KeyError:
-            raise FormatError(f"{self._path}: storage record {name!r} is missing: corrupt file") from None
+        except KeyError as exc:
+            raise FormatError(f"{self._path}: storage record {name!r} is missing: corrupt file") from exc
         if info.compress_type != zipfile.ZIP_STORED:
             raise NotStreamable(f"compressed record {name}")
         if info.file_size < numel * dtype.itemsize:
@@ -205,11 +205,11 @@ def read_structure(path: Path) -> Structure:
             data = z.read(pkl)
             obj = _StructureUnpickler(data, path, z, prefix).load()
     except (zipfile.BadZipFile, OSError) as exc:
-        raise NotStreamable(str(exc)) from None
+        raise NotStreamable(str(exc)) from exc
     except (NotImplementedError, zipfile.LargeZipFile, struct.error, zlib.error, UnicodeDecodeError,
             OverflowError) as exc:  # a zip feature or field no torch writer produces: damage
         raise FormatError(f"{path}: damaged torch zip archive ({describe(exc)})") from exc
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
             KeyError) as exc:
-        raise NotStreamable(f"{type(exc).__name__}: {exc}") from None
+        raise NotStreamable(f"{type(exc).__name__}: {exc}") from exc
     return Structure(obj, data, prefix)

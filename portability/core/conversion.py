@@ -234,9 +234,9 @@ def check_replaceable_directory(src: Path, dst: Path) -> None:
         raise UsageError(f"{dst}: holds the source {src}; --overwrite would delete it (pick another destination)")
     try:
         detect(dst)
-    except FormatError:
+    except FormatError as exc:
         raise UsageError(f"{dst}: an existing directory that holds no checkpoint; --overwrite only "
-                         "replaces checkpoints (remove it yourself or pick another destination)") from None
+                         "replaces checkpoints (remove it yourself or pick another destination)") from exc
 
 
 def check_graph_options(dst_fmt: str, model: str | None, opset: int | None,

@@ -81,7 +81,7 @@ def load_inputs(subject: Subject) -> dict[str, np.ndarray]:
             with np.load(subject.inputs, allow_pickle=False) as data:
                 return {k: data[k] for k in data.files}
         except (OSError, ValueError) as exc:
-            raise UsageError(f"{subject.inputs}: cannot read inputs as .npz ({exc})") from None
+            raise UsageError(f"{subject.inputs}: cannot read inputs as .npz ({exc})") from exc
     fixture = fixture_of(subject)
     if fixture is not None:
         return fixture.eval_batch()

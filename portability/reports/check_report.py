@@ -19,7 +19,7 @@ from portability.harness.drift import OutputDrift, Tolerance
 from portability.harness.recoverability import Recoverability
 from portability.harness.weights import WeightReport
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 STATUSES = ("pass", "fail", "skipped", "error")
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "report.schema.json"
 
@@ -41,6 +41,10 @@ class RouteResult:
         notes: remarks that do not change the verdict.
         weights_only: judged on its weights alone, because nothing could run the
             artifact (a weights-only format and no model spec); outputs not compared.
+        fallbacks: what the route did instead of its normal step, where nothing better
+            existed (token ids synthesized for a model without a tokenizer, a candidate's
+            weights that could not be read); each is also a note, and ``--strict`` fails
+            a route that has any.
     """
 
     subject: str
@@ -53,6 +57,7 @@ class RouteResult:
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     weights_only: bool = False
+    fallbacks: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -76,6 +81,7 @@ class RouteResult:
             "outputs": [o.to_dict() for o in self.outputs],
             "recoverability": None if self.recoverability is None else self.recoverability.to_dict(),
             "timings": dict(self.timings), "notes": list(self.notes), "weights_only": self.weights_only,
+            "fallbacks": list(self.fallbacks),
         }
 
     @classmethod
@@ -88,7 +94,8 @@ class RouteResult:
                    recoverability=None if data.get("recoverability") is None
                    else Recoverability.from_dict(data["recoverability"]),
                    timings=dict(data.get("timings", {})), notes=list(data.get("notes", [])),
-                   weights_only=bool(data.get("weights_only", False)))
+                   weights_only=bool(data.get("weights_only", False)),
+                   fallbacks=list(data.get("fallbacks", [])))
 
 
 @dataclass

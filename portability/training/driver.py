@@ -172,7 +172,7 @@ def load_checkpoint(path: str | Path, require_optimizer: bool = True) -> Checkpo
         raise
     except (ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as exc:
         # Damage a reader did not anticipate still means "do not resume from this".
-        raise FormatError(f"{path}: damaged checkpoint ({type(exc).__name__}: {exc})") from None
+        raise FormatError(f"{path}: damaged checkpoint ({type(exc).__name__}: {exc})") from exc
     recorded = ckpt.metadata.get(DIGEST_KEY)
     if recorded is None or not ckpt.checksummed:
         raise IntegrityError(f"{path}: no checksums or content digest recorded: cannot prove it is intact; "

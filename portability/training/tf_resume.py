@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from portability.core import fallbacks
 from portability.core.checkpoint import Checkpoint
 from portability.core.tensors import as_array
-from portability.errors import UnsupportedOpError
+from portability.errors import PortabilityError, UnsupportedOpError
 from portability.training.tf_one_step import OneStepCheck, one_step_check
 from portability.training.tf_optimizers import LrSchedule, optimizer_from_checkpoint
 
@@ -87,6 +88,7 @@ class TFResumeResult:
     max_rel_deviation: float
     torch_losses: list[float]
     tf_losses: list[float]
+    fallback: str = ""  # why ``auto`` could not use the TF adapter (empty when it did)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -96,8 +98,16 @@ class TFResumeResult:
 
 def _tf_forward(name: str, ckpt: Checkpoint, model: Any, trainable: list[str], output: str,
                 forward: str):
-    """``(label, forward(inputs) -> logits, variables)`` through the TF adapter, else direct TF ops."""
+    """``(label, forward(inputs) -> logits, variables, fallback)`` through the TF adapter, else
+    direct TF ops. ``auto`` falls back to direct ops only when the adapter refuses the model
+    with a typed error (an op it cannot translate...) or its ONNX stack is not installed; the
+    fallback is recorded and returned. Any other exception is a bug and propagates.
+
+    Raises:
+        UnsupportedOpError: ``tf-adapter`` was asked for and the adapter refuses the model.
+    """
     weights_only = Checkpoint(tensors=dict(ckpt.tensors), aliases=dict(ckpt.aliases))
+    fallback = ""
     if forward in ("auto", "tf-adapter"):
         try:
             from portability.adapters.tf_savedmodel.export_route import onnx_graph_for
@@ -106,13 +116,15 @@ def _tf_forward(name: str, ckpt: Checkpoint, model: Any, trainable: list[str], o
 
             graph = onnx_graph_for(weights_only, WriteOptions(model=f"fixture:{name}"))
             module = translate(graph, weights_only)
-            return "tf-adapter", (lambda inputs: module(**inputs)[output]), module.weights
-        except Exception as exc:  # the adapter is optional here: fall back, and say why if asked for
+            return "tf-adapter", (lambda inputs: module(**inputs)[output]), module.weights, fallback
+        except (PortabilityError, ImportError) as exc:  # refused, or the ONNX stack is missing
             if forward == "tf-adapter":
                 raise UnsupportedOpError(f"TF adapter cannot run {name!r}: {exc}") from exc
+            fallback = f"TF adapter cannot run {name!r} ({exc}): continued with direct TF ops"
+            fallbacks.record(fallback)
     variables = weights_of(ckpt, trainable)
     direct = sequential_forward(model, variables)
-    return "direct-tf", (lambda inputs: direct(inputs[next(iter(inputs))])), variables
+    return "direct-tf", (lambda inputs: direct(inputs[next(iter(inputs))])), variables, fallback
 
 
 def tf_resume(name: str = "mlp", resume_at: int = 10, steps: int = 10, forward: str = "auto") -> TFResumeResult:
@@ -124,7 +136,8 @@ def tf_resume(name: str = "mlp", resume_at: int = 10, steps: int = 10, forward: 
             logits are flattened).
         resume_at: the step the torch checkpoint is taken at.
         steps: how many steps both continuations take.
-        forward: ``auto`` (TF adapter, else direct TF ops), ``tf-adapter`` or ``direct-tf``.
+        forward: ``auto`` (TF adapter, else direct TF ops when the adapter refuses the
+            model; ``fallback`` says why), ``tf-adapter`` or ``direct-tf``.
 
     Raises:
         FormatError: an optimizer or schedule with no TF twin here.
@@ -163,7 +176,7 @@ def tf_resume(name: str = "mlp", resume_at: int = 10, steps: int = 10, forward: 
     grads = {n: params[n].grad.detach().numpy().copy() for n in names}
     one = one_step_check(probe.optimizer, params, grads, ckpt)
 
-    label, fwd, variables = _tf_forward(name, ckpt, probe.model, names, _output_name(name), forward)
+    label, fwd, variables, fallback = _tf_forward(name, ckpt, probe.model, names, _output_name(name), forward)
     twin = optimizer_from_checkpoint(ckpt, variables, names)
     schedule = LrSchedule(copy_checkpoint(ckpt), twin.lr)
     tf_losses = []
@@ -181,7 +194,7 @@ def tf_resume(name: str = "mlp", resume_at: int = 10, steps: int = 10, forward: 
     ref, got = np.array(torch_losses), np.array(tf_losses)
     dev = np.abs(got - ref)
     return TFResumeResult(name, label, resume_at, steps, one, float(dev.max()),
-                          float((dev / np.abs(ref)).max()), torch_losses, tf_losses)
+                          float((dev / np.abs(ref)).max()), torch_losses, tf_losses, fallback)
 
 
 def numpy_batch(batch: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:

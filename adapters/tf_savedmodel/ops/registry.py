@@ -23,12 +23,26 @@ _TRANSLATORS: dict[str, Translator] = {}
 
 
 def register(*op_types: str) -> Callable[[Translator], Translator]:
-    """Decorator: register a translator for one or more ONNX op types (default domain)."""
+    """Decorator: register a translator for one or more ONNX op types (default domain).
+
+    Raises:
+        ValueError: an op type already has another translator (as a format registered
+            twice does): two translators for one op would leave the winner to import order.
+    """
     def wrap(fn: Translator) -> Translator:
+        for op_type in op_types:
+            known = _TRANSLATORS.get(op_type)
+            if known is not None and known is not fn:
+                raise ValueError(f"ONNX op {op_type!r} is registered twice: {_where(known)} and {_where(fn)}")
         for op_type in op_types:
             _TRANSLATORS[op_type] = fn
         return fn
     return wrap
+
+
+def _where(fn: Translator) -> str:
+    """``module.function`` of a translator, for the duplicate-registration message."""
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
 def supported_ops() -> list[str]:

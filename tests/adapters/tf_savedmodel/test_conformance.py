@@ -15,9 +15,8 @@ import pytest
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("tensorflow")
-conformance = pytest.importorskip("portability.adapters.tf_savedmodel.conformance")
-ops = pytest.importorskip("portability.adapters.tf_savedmodel.ops")
-KNOWN_GAPS = pytest.importorskip("portability.adapters.tf_savedmodel.ops.known_gaps").KNOWN_GAPS
+from portability.adapters.tf_savedmodel import conformance, ops
+from portability.adapters.tf_savedmodel.ops.known_gaps import KNOWN_GAPS
 
 # The tier is part of the whole suite (.ci/run), not of the fast tier.
 pytestmark = [pytest.mark.conformance, pytest.mark.slow]

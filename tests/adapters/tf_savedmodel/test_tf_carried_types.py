@@ -16,10 +16,10 @@ import pytest
 onnx = pytest.importorskip("onnx")
 tf = pytest.importorskip("tensorflow")
 ml_dtypes = pytest.importorskip("ml_dtypes")
-translate = pytest.importorskip("portability.adapters.tf_savedmodel.graph").translate
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
+from portability.adapters.tf_savedmodel.graph import translate
 from portability.errors import UnsupportedOpError
 
 X = np.array([0.3, -0.49, 2.5, -3.5, 7.0, 250.0, 1e6, -1e-9, -0.0, np.inf, -np.inf, np.nan, 15.0, -9.0],

@@ -17,7 +17,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 ml_dtypes = pytest.importorskip("ml_dtypes")
 onnx = pytest.importorskip("onnx")
-narrow_dtypes = pytest.importorskip("portability.adapters.tf_savedmodel.ops.narrow_dtypes")
+from portability.adapters.tf_savedmodel.ops import narrow_dtypes
 
 RNG = np.random.default_rng(12)
 MINIFLOATS = [
