@@ -237,7 +237,7 @@ def _add_recipe_items(session: pytest.Session, config: pytest.Config, items: lis
         try:
             get_task(ref)  # an unimportable or broken recipe is a usage error, before anything runs
         except PortabilityError as exc:
-            raise pytest.UsageError(f"portability: {exc}") from None
+            raise pytest.UsageError(f"portability: {exc}") from exc
     runs = _RecipeRuns(references)
     config._portability_recipe_runs = runs
     for ref in references:

@@ -152,7 +152,8 @@ def _tf_row(name: str, resume_at: int, steps: int) -> Row:
     figures.update(name=TF_ROUTE_NAME, route=TF_ROUTE, dtype=None)
     figures["bitwise"] = result.torch_losses == result.tf_losses
     return Row(name, "tf-resume", TF_ROUTE_NAME, "pass" if ok else "fail", figures,
-               result.fallback if ok else f"TF {result.one_step.optimizer} step differs from torch's beyond the sqrt rounding")
+               result.fallback if ok
+               else f"TF {result.one_step.optimizer} step differs from torch's beyond the sqrt rounding")
 
 
 def _cells(r: Row) -> list[str]:

@@ -57,6 +57,8 @@ def buffer_names(model: torch.nn.Module) -> list[str]:
     params = {n for n, _ in model.named_parameters()}
     return [n for n in model.state_dict() if n not in params]
 
+_EPOCH_END = object()  # what next() gives back when an epoch's batches run out
+
 
 class RecipeTrainable:
     """One run of a recipe: seeded, deterministic, checkpointable.
@@ -93,11 +95,10 @@ class RecipeTrainable:
             if self._batches is None:
                 self.epoch_rng = rng_states()
                 self._batches = iter(self.recipe.data(self.epoch))
-            try:
-                batch = next(self._batches)
-            except StopIteration:
+            batch = next(self._batches, _EPOCH_END)
+            if batch is _EPOCH_END:
                 if self.batch == 0:
-                    raise UsageError(f"recipe {self.reference}: data({self.epoch}) gave no batches") from None
+                    raise UsageError(f"recipe {self.reference}: data({self.epoch}) gave no batches")
                 self.epoch, self.batch, self._batches = self.epoch + 1, 0, None
                 continue
             self.batch += 1
