@@ -1,4 +1,4 @@
-"""The library entry points: ``portability.check`` and ``portability.compare``.
+"""The library entry points: ``portability.check``, ``portability.compare`` and ``portability.faults``.
 
     report = portability.check("model.pt", model="mypkg.models:build")
     if not report:
@@ -19,10 +19,12 @@ from portability.core.formats import FORMATS, detect, unavailable
 from portability.errors import UsageError
 from portability.harness.drift import Tolerance
 from portability.harness.evaluate import Predict, Subject
-from portability.harness.route_run import RouteJob, run_bundle, source_format
+from portability.harness.route_run import RouteJob, clear_caches, run_bundle, source_format
 from portability.harness.routes import Route, parse_formats, parse_routes, select_routes
 from portability.harness.workers import DEFAULT_TIMEOUT_S, WorkerFailure, run_parallel
 from portability.reports.check_report import Report, RouteResult, environment
+from portability.reports.faults_report import FaultsReport
+from portability.training.recipe import TrainingRecipe
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str, RouteJob, RouteResult | None], None]
@@ -150,6 +152,7 @@ def _bundles(indices: list[int], jobs: list[RouteJob]) -> list[list[int]]:
 
 def _run(jobs: list[RouteJob], skipped: dict[int, str], workers: int | None, timeout_s: float | None,
          progress: Progress | None) -> list[RouteResult]:
+    clear_caches()  # routes run in this process (workers=0) start from this check's files
     results: list[RouteResult | None] = [None] * len(jobs)
     for i, why in skipped.items():
         job = jobs[i]
@@ -215,13 +218,17 @@ def plan(checkpoint: str | Path | None = None, *, model: str | None = None,
 
 
 def apply_strict(results: list[RouteResult]) -> None:
-    """``--strict``: a skipped route, or one judged on its weights only, fails."""
+    """``--strict``: a skipped route, one judged on its weights only, or one that fell back
+    (``RouteResult.fallbacks``: synthesized inputs, weights not compared...) fails."""
     for result in results:
         if result.status == "skipped":
             result.status, result.reason = "fail", f"strict: route did not run ({result.reason})"
         elif result.status == "pass" and result.weights_only:
             result.status = "fail"
             result.reason = "strict: judged on weights only, outputs not compared (pass --model SPEC)"
+        elif result.status == "pass" and result.fallbacks:
+            result.status = "fail"
+            result.reason = f"strict: fell back ({'; '.join(result.fallbacks)})"
 
 
 def run_plan(the_plan: Plan, *, workers: int | None = None, timeout_s: float | None = DEFAULT_TIMEOUT_S,
@@ -284,7 +291,8 @@ def check(checkpoint: str | Path | None = None, *, model: str | None = None,
         workdir: where artifacts go (default: a temporary folder, removed after).
         trust_pickle: allow torch pickles that need other globals.
         progress: ``progress(event, job, result)`` with event ``start`` or ``done``.
-        strict: a skipped route, or one judged on its weights only, fails.
+        strict: a skipped route, one judged on its weights only, or one with a
+            fallback (see ``RouteResult.fallbacks``) fails.
 
     Returns:
         A ``Report``: truthy iff no route failed or errored and at least one passed.
@@ -344,4 +352,48 @@ def compare(reference: str | Path, candidate: str | Path, *, model: str | None =
     return Report(results, tolerance, duration_s=time.perf_counter() - start, environment=environment())
 
 
-__all__ = ["check", "compare", "plan", "run_plan", "Plan", "fixture_names", "FORMATS"]
+def faults(recipe: str | Callable[[], TrainingRecipe] | None = None, *, fixture: str | Sequence[str] | None = None,
+           kinds: Sequence[str] | None = None, steps: int | None = None, every: int | None = None,
+           resume: bool = True, components: bool = True, tf: bool = False) -> FaultsReport:
+    """Run every fault kind on a training run and measure its recovery (``portability faults``).
+
+    Args:
+        recipe: your recipe factory: a module-level function returning a
+            ``portability.TrainingRecipe``, or its name ``"mypkg.train:recipe"`` /
+            ``"path/train.py:recipe"``. It is called again in worker processes, so a
+            script that defines it must guard its own call with ``if __name__ == "__main__":``.
+        fixture: instead of a recipe, built-in tasks or zoo fixtures (a name, ``"all"``, a list).
+        kinds: fault kinds (default: all).
+        steps / every: run length and checkpoint interval K (default: the recipe's).
+        resume: also measure resume parity through torch and safetensors.
+        components: also resume without each piece of state in turn.
+        tf: also continue the run in TensorFlow (built-in and zoo tasks only).
+
+    Returns:
+        A ``FaultsReport``: truthy iff every fault was detected and recovered with
+        R >= 0.99 and every exact resume route was bitwise; ``report.components``
+        holds what each piece of state is worth.
+
+    Raises:
+        UsageError: neither or both of ``recipe`` and ``fixture``, an unknown task or
+            fault kind, or a recipe that breaks the contract.
+    """
+    from portability.faults.campaign import KINDS
+    from portability.reports.faults_report import run_faults
+    from portability.training.recipe import factory_reference
+    from portability.training.tasks import task_names
+
+    if (recipe is None) == (fixture is None):
+        raise UsageError("give a recipe (a function returning portability.TrainingRecipe) or fixture=NAME|'all'")
+    if recipe is not None:
+        names = [factory_reference(recipe)]
+    else:
+        items = fixture.split(",") if isinstance(fixture, str) else list(fixture or [])
+        names = [n.strip() for n in items if n.strip()]
+        if names == ["all"]:
+            names = task_names()
+    return run_faults(names, tuple(kinds) if kinds else KINDS, steps, every, resume=resume, tf=tf,
+                      components=components)
+
+
+__all__ = ["check", "compare", "faults", "plan", "run_plan", "Plan", "fixture_names", "FORMATS"]

@@ -39,6 +39,10 @@ class UsageError(PortabilityError):
     """The call itself is wrong: bad option, destination exists, unknown format."""
 
 
+class ModelError(PortabilityError):
+    """The model's own code failed (its forward raised), not the inputs or the tool."""
+
+
 class WriteError(PortabilityError):
     """Writing the output failed part-way; nothing is left under the final name."""
 

@@ -8,7 +8,10 @@ Two ways in:
 * a test that takes the ``portability_matrix`` fixture is parametrized with
   one case per route; the routes come from the command-line options, or from
   a module-level ``portability_check = {"fixture": "mlp", ...}`` dict of
-  ``portability.check`` arguments. Call ``portability_matrix.assert_passed()``.
+  ``portability.check`` arguments. Call ``portability_matrix.assert_passed()``;
+* ``pytest --portability-recipe mypkg.train:recipe`` runs the fault campaign on
+  a training recipe: one test item per fault kind and resume route, and the
+  worth of each piece of training state in the terminal summary.
 
 A failing route fails its test with the drift table; a skipped route skips it.
 The whole matrix runs once per session, in parallel worker processes.
@@ -31,6 +34,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--portability", dest="portability", action="append", default=[], metavar="CHECKPOINT",
                     help="Checkpoint to check; one test per route (repeatable).")
     add_pytest_options(group, CHECK_OPTIONS)
+    group.addoption("--portability-recipe", dest="portability_recipe", action="append", default=[],
+                    metavar="MODULE:FUNCTION",
+                    help="Run every fault kind on this training recipe (a function returning a "
+                         "portability.TrainingRecipe); one test per fault kind and resume route (repeatable).")
 
 
 @dataclass
@@ -126,7 +133,7 @@ def _cases(config: pytest.Config, kwargs_list: list[dict[str, Any]]) -> list[Rou
         try:
             key, the_plan = runner.plan(kwargs)
         except PortabilityError as exc:
-            raise pytest.UsageError(f"portability: {exc}") from None
+            raise pytest.UsageError(f"portability: {exc}") from exc
         cases += [RouteCheck(key, i, runner) for i in range(len(the_plan.jobs))]
     return cases
 
@@ -166,8 +173,91 @@ class PortabilityItem(pytest.Item):
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    _add_recipe_items(session, config, items)
     configs = option_configs(config)
     if not configs or any("portability_matrix" in getattr(i, "fixturenames", ()) for i in items):
         return  # a user test already takes the matrix from these options
     for case in _cases(config, configs):
         items.append(PortabilityItem.from_parent(session, name=f"portability[{_case_id(case)}]", case=case))
+
+
+# -- --portability-recipe: the fault campaign on a user's training recipe ----------------------
+
+class _RecipeRuns:
+    """Runs the campaign on every ``--portability-recipe`` once, when its first item runs."""
+
+    def __init__(self, references: list[str]) -> None:
+        self.references = references
+        self.report: Any = None
+
+    def get(self) -> Any:
+        if self.report is None:
+            from portability.reports.faults_report import run_faults
+
+            self.report = run_faults(self.references, tf=False)
+        return self.report
+
+
+class RecipeRowItem(pytest.Item):
+    """One fault kind or resume route of a recipe's campaign."""
+
+    def __init__(self, *, runs: _RecipeRuns, reference: str, section: str, row: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.runs, self.reference, self.section, self.row = runs, reference, section, row
+
+    def runtest(self) -> None:
+        from portability.reports.writers import json_text
+
+        found = [r for r in self.runs.get().rows
+                 if r.fixture == self.reference and r.section == self.section and r.name == self.row]
+        if not found:
+            pytest.fail(f"{self.reference} {self.section}:{self.row}: not measured", pytrace=False)
+        row = found[0]
+        if row.status == "skipped":
+            pytest.skip(f"{self.reference} {self.section}:{self.row}: {row.reason}")
+        if row.status != "pass":
+            pytest.fail(f"{self.reference} {self.section}:{self.row}: {row.reason}\n"
+                        f"{json_text(row.figures, indent=None)}", pytrace=False)
+
+    def reportinfo(self):
+        return self.path, None, f"portability-recipe[{self.name}]"
+
+    def repr_failure(self, excinfo, style=None):
+        return str(excinfo.value)
+
+
+def _add_recipe_items(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    references = list(config.option.portability_recipe)
+    if not references:
+        return
+    from portability.errors import PortabilityError
+    from portability.faults.campaign import KINDS
+    from portability.faults.resume_parity import ROUTES
+    from portability.training.tasks import get_task
+
+    for ref in references:
+        try:
+            get_task(ref)  # an unimportable or broken recipe is a usage error, before anything runs
+        except PortabilityError as exc:
+            raise pytest.UsageError(f"portability: {exc}") from exc
+    runs = _RecipeRuns(references)
+    config._portability_recipe_runs = runs
+    for ref in references:
+        for section, names in (("fault", KINDS), ("resume", ROUTES)):
+            for name in names:
+                items.append(RecipeRowItem.from_parent(session, name=f"{ref}|{section}:{name}", runs=runs,
+                                                       reference=ref, section=section, row=name))
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """What each piece of a recipe's training state is worth, under the test results."""
+    runs = getattr(config, "_portability_recipe_runs", None)
+    if runs is None or runs.report is None or not runs.report.components:
+        return
+    from portability.reports.faults_report import COMPONENT_HEADERS, component_rows
+
+    terminalreporter.section("portability: what each piece of training state is worth")
+    rows = [COMPONENT_HEADERS] + component_rows(runs.report)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(COMPONENT_HEADERS))]
+    for r in rows:
+        terminalreporter.write_line("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())

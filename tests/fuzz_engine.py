@@ -2,7 +2,7 @@
 
 Hypothesis draws the mutations (bit flips, byte runs, truncation, inserted and
 deleted bytes, integer fields set to boundary values at zip-header and
-safetensors-header positions, JSON edits), one to three per input, so damage
+safetensors-header positions, zip flag bits set, JSON edits), one to three per input, so damage
 that needs two changes (a flip in the data and one in the checksum record) is
 covered. Each mutated artifact is loaded in full (every tensor and the training
 state) and the outcome is classified:
@@ -85,6 +85,7 @@ MUTATION = st.one_of(
     st.tuples(st.just("insert"), st.integers(0, 2 ** 31), st.binary(min_size=1, max_size=16)),
     st.tuples(st.just("delete"), st.integers(0, 2 ** 31), st.integers(1, 64)),
     st.tuples(st.just("zipfield"), st.integers(0, 2 ** 31), st.integers(4, 45), _int_field(2) | _int_field(4)),
+    st.tuples(st.just("zipflag"), st.integers(0, 2 ** 31), st.integers(0, 15)),
     st.tuples(st.just("headerlen"), _int_field(8)),
     st.tuples(st.just("json"), st.integers(0, 2 ** 31), st.sampled_from(list(_JSON_CHARS))),
 )
@@ -113,6 +114,13 @@ def mutate(data: bytes, mutation: tuple) -> bytes:
             _, pick, offset, (width, value) = mutation
             at = starts[pick % len(starts)] + offset
             out[at:at + width] = (value % (1 << (8 * width))).to_bytes(width, "little")
+    elif kind == "zipflag":
+        # One general-purpose flag bit of a local (offset 6) or central (offset 8) header:
+        # zipfile raises NotImplementedError for some (patched data, strong encryption).
+        starts = [(i, 6) for i in _find_all(data, b"PK\x03\x04")] + [(i, 8) for i in _find_all(data, b"PK\x01\x02")]
+        if starts:
+            at, offset = starts[mutation[1] % len(starts)]
+            out[at + offset + mutation[2] // 8] |= 1 << (mutation[2] % 8)
     elif kind == "headerlen":
         width, value = mutation[1]
         out[0:8] = (value % (1 << 64)).to_bytes(8, "little")

@@ -114,3 +114,23 @@ def test_cli_check_help_lists_every_check_option():
     assert result.exit_code == 0
     missing = [opt.name for opt in CHECK_OPTIONS if f"--{opt.name}" not in result.output]
     assert not missing
+
+
+@pytest.mark.slow
+def test_portability_recipe_runs_every_fault_kind_as_a_test(pytester):
+    result = pytester.runpytest(*_plugin_args(), "--portability-recipe", "portability.training.torch_recipes:toy_sgd",
+                                "-v", "-rs")
+    from portability.faults.campaign import KINDS
+    from portability.faults.resume_parity import ROUTES
+
+    result.assert_outcomes(passed=len(KINDS) + len(ROUTES))
+    result.stdout.fnmatch_lines(["*toy_sgd|fault:kill-mid-step* PASSED*",
+                                 "*toy_sgd|resume:torch->safetensors->torch* PASSED*",
+                                 "*what each piece of training state is worth*",
+                                 "*toy_sgd*scaler*not applicable*the recipe has no scaler*"])
+
+
+def test_portability_recipe_that_cannot_be_imported_is_a_usage_error(pytester):
+    result = pytester.runpytest(*_plugin_args(), "--portability-recipe", "no_such_module_here:recipe")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*portability: --recipe no_such_module_here:recipe: cannot import*"])

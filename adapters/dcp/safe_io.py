@@ -66,7 +66,7 @@ def load_metadata(path: Path) -> Any:
         raise
     except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
             KeyError) as exc:
-        raise FormatError(f"{where}: unreadable DCP metadata ({type(exc).__name__}: {first_line(exc)})") from None
+        raise FormatError(f"{where}: unreadable DCP metadata ({type(exc).__name__}: {first_line(exc)})") from exc
     if not isinstance(found, dcp_metadata.Metadata):
         raise FormatError(f"{where}: holds a {type(found).__name__}, not DCP metadata")
     if getattr(found, "storage_meta", None) is None:
@@ -102,9 +102,9 @@ class SafeLoadPlanner(DefaultLoadPlanner):
                 obj = torch.load(value, weights_only=True)
         except pickle.UnpicklingError as exc:
             raise UnsafeCheckpointError(f"{self._where}: refusing to unpickle entry {fqn!r}: "
-                                        f"{first_line(exc)}") from None
+                                        f"{first_line(exc)}") from exc
         except (RuntimeError, EOFError, ValueError) as exc:
-            raise FormatError(f"{self._where}: entry {fqn!r} is corrupt ({first_line(exc)})") from None
+            raise FormatError(f"{self._where}: entry {fqn!r} is corrupt ({first_line(exc)})") from exc
         if self.flatten_state_dict:
             self.original_state_dict[fqn] = obj
         self.state_dict[fqn] = obj
@@ -129,5 +129,5 @@ def load_entries(path: Path, metadata: Any, entries: dict[str, Any]) -> dict[str
         message = first_line(exc)
         for inner in getattr(exc, "failures", {}).values():
             message = first_line(inner)
-        raise FormatError(f"{path}: cannot read DCP data ({message})") from None
+        raise FormatError(f"{path}: cannot read DCP data ({message})") from exc
     return entries

@@ -52,8 +52,8 @@ def write(ckpt: Checkpoint, path: Path, options: WriteOptions = WriteOptions()) 
     except Exception as exc:  # DCP wraps writer failures in CheckpointException
         inner = next(iter(getattr(exc, "failures", {}).values()), exc)
         if isinstance(inner, OSError):
-            raise inner from None
-        raise WriteError(f"{path}: DCP save failed ({first_line(inner)})") from None
+            raise inner from exc
+        raise WriteError(f"{path}: DCP save failed ({first_line(inner)})") from inner
 
 
 def _by_name(opt: dict[str, Any], names: dict[int, str]) -> dict[str, Any]:

@@ -210,4 +210,4 @@ def value_names(metadata: dict[str, str]) -> dict[str, str]:
     try:
         return {entry["value"]: name for name, entry in json.loads(text).items()}
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise FormatError(f"metadata {KEY_CONSTANT_NAMES!r} is damaged ({exc})") from None
+        raise FormatError(f"metadata {KEY_CONSTANT_NAMES!r} is damaged ({exc})") from exc

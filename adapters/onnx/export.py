@@ -32,6 +32,7 @@ import onnx_ir as ir
 import torch
 
 from portability.adapters.onnx import name_map
+from portability.adapters.onnx.forward_failure import forward_failure
 from portability.adapters.torch import model_inputs as torch_model_inputs
 from portability.adapters.torch import models as torch_models
 from portability.adapters.torch.numpy_bridge import numpy_to_tensor
@@ -94,7 +95,8 @@ def export_model(model: torch.nn.Module, inputs: dict[str, np.ndarray], path: st
 
     Raises:
         UnsupportedOpError: the exporter cannot convert the model (its message).
-        UsageError: a file destination for weights past 2 GB, or bad inputs.
+        UsageError: a file destination for weights past 2 GB, or inputs the model rejects.
+        ModelError: the model's own code fails on the example inputs.
     """
     path = Path(path)
     model = model.eval()
@@ -108,10 +110,8 @@ def export_model(model: torch.nn.Module, inputs: dict[str, np.ndarray], path: st
     try:
         with torch.inference_mode():
             eager = model(**kwargs)
-    except Exception as exc:  # wrong names, dtypes or shapes in the example inputs
-        described = ", ".join(f"{n} {a.dtype}{list(a.shape)}" for n, a in inputs.items())
-        raise UsageError(f"{where} does not run on the example inputs ({described}): "
-                         f"{_summary(exc)}") from exc
+    except Exception as exc:  # the inputs do not fit, or the model's own code fails
+        raise forward_failure(exc, where, inputs, _summary(exc)) from exc
     if output_names is None and isinstance(model, torch_models.FixtureModule):
         output_names = model.output_names
     names_out = list(torch_models.named_outputs(eager, output_names))

@@ -130,7 +130,7 @@ def apply_name_map(props: Mapping[str, str], arrays: Mapping[str, np.ndarray], w
         aliases = json.loads(props.get(KEY_ALIASES, "{}"))
         metadata = json.loads(props.get(KEY_METADATA, "{}"))
     except json.JSONDecodeError as exc:
-        raise FormatError(f"{where}: malformed portability record in metadata_props ({exc})") from None
+        raise FormatError(f"{where}: malformed portability record in metadata_props ({exc})") from exc
     tensors: dict[str, np.ndarray] = {}
     for name, entry in name_map.items():
         source = entry.get("initializer")

@@ -46,7 +46,7 @@ def check_model(path: str | Path) -> Path:
     try:
         onnx.checker.check_model(str(file), full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        raise _classify(f"{file}: onnx.checker rejects the model", exc) from None
+        raise _classify(f"{file}: onnx.checker rejects the model", exc) from exc
     return file
 
 
@@ -87,7 +87,7 @@ class OnnxRuntimeRunner(BaseRunner):
         try:
             self.session = ort.InferenceSession(str(file), options, providers=list(self.providers))
         except Exception as exc:  # ORT's pybind errors share no public base class
-            raise _classify(f"{file}: onnxruntime {ort.__version__} cannot load the model", exc) from None
+            raise _classify(f"{file}: onnxruntime {ort.__version__} cannot load the model", exc) from exc
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
 
@@ -106,7 +106,7 @@ class OnnxRuntimeRunner(BaseRunner):
         try:
             values = self.session.run(None, {n: np.ascontiguousarray(feed[n]) for n in self.input_names})
         except Exception as exc:
-            raise _classify(f"{self.path}: onnxruntime failed to run", exc) from None
+            raise _classify(f"{self.path}: onnxruntime failed to run", exc) from exc
         return dict(zip(self.output_names, values, strict=False))
 
     def deactivate_impl(self) -> None:

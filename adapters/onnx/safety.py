@@ -56,14 +56,14 @@ def load_proto(path: str | Path, *, load_external: bool = True) -> onnx.ModelPro
         proto = onnx.load(str(file), load_external_data=False)
     except Exception as exc:  # protobuf raises DecodeError, onnx raises its own kinds
         raise FormatError(f"{file}: not a readable ONNX model ({type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0] if str(exc) else 'parse failed'})") from None
+                          f"{str(exc).splitlines()[0] if str(exc) else 'parse failed'})") from exc
     check_names_decode(proto, file)
     check_external_locations(proto, file)
     if load_external and any(True for _ in external_tensors(proto)):
         try:
             onnx.load_external_data_for_model(proto, str(file.parent))
         except (OSError, ValueError, TypeError) as exc:
-            raise FormatError(f"{file}: cannot read external data ({exc})") from None
+            raise FormatError(f"{file}: cannot read external data ({exc})") from exc
     return proto
 
 
@@ -173,8 +173,8 @@ def _check_extent(tensor: TensorProto, info: dict[str, str], file: Path, where: 
     try:
         offset = int(info.get("offset", "0"))
         length = int(info["length"]) if "length" in info else None
-    except ValueError:
-        raise FormatError(f"{where}: offset/length are not integers") from None
+    except ValueError as exc:
+        raise FormatError(f"{where}: offset/length are not integers") from exc
     size = file.stat().st_size
     if offset < 0 or (length is not None and (length < 0 or offset + length > size)):
         raise FormatError(f"{where}: offset {offset} length {length} runs past the file's {size} bytes")

@@ -201,7 +201,7 @@ def _read_file(path: Path, options: ReadOptions) -> tuple[dict[str, LazyTensor],
             sums = json.loads(header.metadata[KEY_CHECKSUMS])
         except json.JSONDecodeError as exc:
             raise IntegrityError(f"{path}: its checksum record ({KEY_CHECKSUMS}) is not valid JSON ({exc}): "
-                                 "the header is damaged") from None
+                                 "the header is damaged") from exc
     if options.verify:
         _require_checksums_if_ours(header.metadata, sums, bool(header.entries), path)
         _verify_metadata(header.metadata, path)
@@ -288,7 +288,7 @@ def _read_sharded(index_path: Path, options: ReadOptions) -> Checkpoint:
         weight_map = index["weight_map"]
         metadata = {k: v for k, v in index.get("metadata", {}).items() if k != "total_size"}
     except (json.JSONDecodeError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
-        raise FormatError(f"{index_path}: not a valid safetensors index ({type(exc).__name__}: {exc})") from None
+        raise FormatError(f"{index_path}: not a valid safetensors index ({type(exc).__name__}: {exc})") from exc
     tensors: dict[str, LazyTensor] = {}
     checksummed = True
     for shard in dict.fromkeys(weight_map.values()):
@@ -319,7 +319,7 @@ def _assemble(tensors: dict[str, LazyTensor], metadata: dict[str, str], checksum
         try:
             return json.loads(metadata[key])
         except json.JSONDecodeError as exc:
-            raise FormatError(f"metadata {key} is not valid JSON ({exc})") from None
+            raise FormatError(f"metadata {key} is not valid JSON ({exc})") from exc
 
     aliases = load_json(KEY_ALIASES, {})
     order = load_json(KEY_ORDER, None)

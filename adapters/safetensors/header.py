@@ -67,7 +67,7 @@ def parse_header(path: Path) -> Header:
     try:
         doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"{path}: header is not valid JSON ({exc})") from None
+        raise FormatError(f"{path}: header is not valid JSON ({exc})") from exc
     if not isinstance(doc, dict):
         raise FormatError(f"{path}: header is JSON but not an object")
     metadata = doc.pop(METADATA_KEY, None) or {}
@@ -86,7 +86,7 @@ def _entry(path: Path, name: str, info: object, data_size: int) -> Entry:
     try:
         dtype = numpy_dtype(info.get("dtype"))
     except FormatError as exc:
-        raise FormatError(f"{where}: {exc}") from None
+        raise FormatError(f"{where}: {exc}") from exc
     shape = info.get("shape")
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
                                               for d in shape):

@@ -56,15 +56,15 @@ class TFSavedModelAdapter(FormatAdapter):
 
         graph = onnx_graph_for(ckpt, options)
         if options.onnx_source is None:
-            module = translate(graph, ckpt)
+            module = translate(graph, ckpt, compile_kernels=True)
         else:
             graph, names, upgrade = prepare_onnx_source(graph, ckpt, str(options.onnx_source))
             try:
-                module = translate(graph, ckpt, names)
+                module = translate(graph, ckpt, names, compile_kernels=True)
             except UnsupportedOpError as exc:
                 if not upgrade.failure:
                     raise
-                raise UnsupportedOpError(f"{exc} ({upgrade.describe()})") from None
+                raise UnsupportedOpError(f"{exc} ({upgrade.describe()})") from exc
         save_module(module, ckpt, Path(path))
 
     def runner(self, path: str | Path, options: RunOptions = RunOptions()) -> BaseRunner:

@@ -47,7 +47,7 @@ def _load(path: Path) -> onnx.ModelProto:
     try:
         return onnx.load(str(path))
     except Exception as exc:  # onnx raises DecodeError, OSError, ValueError...
-        raise FormatError(f"{path}: cannot read the ONNX model ({type(exc).__name__}: {exc})") from None
+        raise FormatError(f"{path}: cannot read the ONNX model ({type(exc).__name__}: {exc})") from exc
 
 
 def prepare_onnx_source(model: onnx.ModelProto, ckpt: Checkpoint, source: str):

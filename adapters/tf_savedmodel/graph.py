@@ -5,6 +5,12 @@ state_dict name, and a ``tf.function`` that replays the ONNX nodes with TF ops
 in graph mode. Shapes flow as tensors, so the batch and sequence dimensions
 stay dynamic (``None`` in the signature).
 
+Layout-sensitive ops (convolutions, pools, normalization, resize) and their
+element-wise neighbours run channels-last (``layout.py``); inputs and outputs
+keep the ONNX graph's layout. With ``compile_kernels``, ``serve`` reads Conv
+kernels as constants already in TF's layout (snapshots of their variables),
+and ``serve_from_variables`` computes the same outputs from the variables.
+
 Values of ONNX types TF cannot compute with travel in carrier dtypes
 (``ops.dtypes.CARRIERS``); calling the module converts at its boundary, while
 ``serve`` (and so a saved signature) takes and returns the carriers. Sequence
@@ -24,6 +30,7 @@ import tensorflow as tf
 from onnx import numpy_helper
 
 from portability.adapters.tf_savedmodel.bindings import BindingPlan, is_floating, plan_bindings
+from portability.adapters.tf_savedmodel.layout import LayoutEnv, translate_channels_last
 from portability.adapters.tf_savedmodel.ops import OpContext, translator_for
 from portability.adapters.tf_savedmodel.ops.carriers import (
     carried_types,
@@ -62,10 +69,14 @@ class TranslatedModule(tf.Module):
             signature when a graph input is a sequence or an optional.
         plan: how initializers were bound to variables.
         serving_refusal: why no serving signature can be built, or None.
+        compiled_kernels: state_dict names of the variables whose values ``serve``
+            holds as constants (Conv kernels in TF's layout); ``serve_from_variables``
+            (present when this is not empty) reads them from the variables instead.
     """
 
     def __init__(self, model: onnx.ModelProto, variables: dict[str, tf.Variable],
-                 plan: BindingPlan, constants: dict[str, np.ndarray]) -> None:
+                 plan: BindingPlan, constants: dict[str, np.ndarray],
+                 snapshots: dict[str, np.ndarray] | None = None) -> None:
         super().__init__(name="portability_onnx")
         self.weights = variables
         self.plan = plan
@@ -79,7 +90,12 @@ class TranslatedModule(tf.Module):
         self._carried = carried_types(model)
         self.serving_refusal = _serving_refusal(inputs)
         specs = None if self.serving_refusal else _input_specs(inputs)
+        self._snapshots = snapshots or {}
+        self.compiled_kernels = sorted({plan.bound[n].name for n in self._snapshots})
         self.serve = tf.function(self._run, input_signature=specs, autograph=False)
+        if self._snapshots:
+            self.serve_from_variables = tf.function(self._run_from_variables, input_signature=specs,
+                                                    autograph=False)
 
     @property
     def input_names(self) -> list[str]:
@@ -122,16 +138,23 @@ class TranslatedModule(tf.Module):
         """Replay the graph eagerly on named inputs and return every ONNX value it
         computed, by ONNX value name (to locate where two runs start to differ)."""
         args = [tf.convert_to_tensor(to_carrier_array(inputs[n])) for n in self._input_names]
-        env = self._replay(args)
-        return {name: value.numpy() for name, value in env.items()
-                if isinstance(value, tf.Tensor) and name not in self._constants}
+        env = self._environment(tuple(args), self._snapshots)
+        names = [n for n in dict.fromkeys([*env, *env.last]) if n not in self._constants]
+        return {name: env[name].numpy() for name in names if isinstance(env[name], tf.Tensor)}
 
     def _run(self, *args: tf.Tensor) -> dict[str, tf.Tensor]:
-        env = self._replay(args)
+        return self._replay(args, self._snapshots)
+
+    def _run_from_variables(self, *args: tf.Tensor) -> dict[str, tf.Tensor]:
+        return self._replay(args, {})
+
+    def _replay(self, args: tuple, snapshots: dict[str, np.ndarray]) -> dict[str, tf.Tensor]:
+        env = self._environment(args, snapshots)
         return {key: _named_output(env[onnx_name], key) for key, onnx_name in self._outputs}
 
-    def _replay(self, args) -> dict[str, Any]:
-        env: dict[str, Any] = {}
+    def _environment(self, args: tuple, snapshots: dict[str, np.ndarray]) -> LayoutEnv:
+        """Run every node; every value by ONNX name (channels-last ones in ``env.last``)."""
+        env = LayoutEnv()
         static = dict(self._constants)
         for name, value in self._constants.items():
             env[name] = tf.constant(to_carrier_array(value))
@@ -140,9 +163,11 @@ class TranslatedModule(tf.Module):
             env[init_name] = tf.transpose(value) if binding.transpose else value
         for name, arg in zip(self._onnx_inputs, args, strict=False):
             env[name] = arg
-        ctx = OpContext(env, static, self._opset, self._carried)
+        ctx = OpContext(env, static, self._opset, self._carried, snapshots)
         for node in self._graph.node:
-            result = _translate_node(node, ctx)
+            result = _translate_node(node, ctx, env)
+            if result is _HELD:
+                continue
             results = result if isinstance(result, tuple) else (result,)
             for out_name, value in zip(node.output, results, strict=False):
                 if out_name:
@@ -163,23 +188,30 @@ def _named_output(value: Any, key: str) -> Any:
 _FOLD_LIMIT = 1 << 20
 
 
-def _translate_node(node: onnx.NodeProto, ctx: OpContext) -> Any:
+# What _translate_node returns when the layout pass recorded the node's outputs itself.
+_HELD = object()
+
+
+def _translate_node(node: onnx.NodeProto, ctx: OpContext, env: LayoutEnv) -> Any:
     """Run one node's translator, naming the node in any failure.
 
     A node whose inputs are all known constants is evaluated eagerly and its
     outputs become constants, so shape arithmetic built from constants
-    (axes, split sizes) is static for the nodes that need it.
+    (axes, split sizes) is static for the nodes that need it. Otherwise the
+    layout pass may translate it on channels-last values (returning ``_HELD``).
     """
     _refuse_computing_on_carriers(node, ctx)
     try:
         if _foldable(node, ctx):
             return _fold(node, ctx)
+        if translate_channels_last(node, ctx, env):
+            return _HELD
         return translator_for(node)(node, ctx.bind(node))
     except (UnsupportedOpError, FormatError):
         raise
     except KeyError as exc:
         raise FormatError(f"ONNX node {node.name!r} ({node.op_type}) reads {exc.args[0]!r}, "
-                          "which no earlier node defines") from None
+                          "which no earlier node defines") from exc
     except (ValueError, TypeError, tf.errors.OpError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UnsupportedOpError(f"ONNX op {node.op_type} (node {node.name!r}) could not be "
@@ -285,7 +317,7 @@ def check_supported(model: onnx.ModelProto) -> None:
 
 def translate(model: onnx.ModelProto, ckpt: Checkpoint | None = None,
               names: Mapping[str, str] | None = None,
-              trainable: set[str] | None = None) -> TranslatedModule:
+              trainable: set[str] | None = None, compile_kernels: bool = False) -> TranslatedModule:
     """Build a TF module computing the ONNX graph, holding the checkpoint as variables.
 
     Args:
@@ -296,6 +328,10 @@ def translate(model: onnx.ModelProto, ckpt: Checkpoint | None = None,
         names: initializer name -> state_dict name, where the exporter knows it.
         trainable: names of trainable variables; by default every floating-point
             tensor except BatchNorm statistics.
+        compile_kernels: let ``serve`` hold Conv kernels read from variables as
+            constants in TF's layout (up to ``COMPILED_KERNEL_BYTES``), saving a
+            transpose of each kernel per call; ``serve_from_variables`` then
+            computes from the variables (for training through the module).
 
     Returns:
         The module, already traced once (so any translation error is raised here),
@@ -331,7 +367,31 @@ def translate(model: onnx.ModelProto, ckpt: Checkpoint | None = None,
             is_floating(value.dtype) and not name.endswith(_STATISTICS))
         variables[name] = tf.Variable(value, name=variable_name(name), trainable=is_trainable)
     constants = {n: initializers[n] for n in plan.constants}
-    module = TranslatedModule(model, variables, plan, constants)
+    snapshots = _kernel_snapshots(model, plan, tensors) if compile_kernels else {}
+    module = TranslatedModule(model, variables, plan, constants, snapshots)
     if module.serving_refusal is None:
         module.serve.get_concrete_function()
     return module
+
+
+# At most this many bytes of kernels are compiled into a graph (a GraphDef is a
+# protobuf, limited to 2 GiB); the rest are transposed from their variables per call.
+COMPILED_KERNEL_BYTES = 1 << 30
+
+
+def _kernel_snapshots(model: onnx.ModelProto, plan: BindingPlan,
+                      tensors: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Initializer name -> value, for the variable-bound float kernels of Conv nodes."""
+    out: dict[str, np.ndarray] = {}
+    total = 0
+    for node in model.graph.node:
+        if node.op_type != "Conv" or len(node.input) < 2 or node.input[1] not in plan.bound:
+            continue
+        binding = plan.bound[node.input[1]]
+        value = np.asarray(tensors[binding.name])
+        value = value.T if binding.transpose else value
+        if node.input[1] in out or total + value.nbytes > COMPILED_KERNEL_BYTES:
+            continue
+        out[node.input[1]] = value
+        total += value.nbytes
+    return out

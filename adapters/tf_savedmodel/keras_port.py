@@ -65,7 +65,7 @@ def _run_twin(twin, feed: dict[str, np.ndarray], notes: list[str]) -> np.ndarray
         return np.asarray(next(iter(run_model(twin, feed).values())))
     except RuntimeError as first:
         if not all(v.ndim == 4 for v in feed.values()):
-            raise UsageError(f"the twin cannot run on the Keras model's inputs: {first}") from None
+            raise UsageError(f"the twin cannot run on the Keras model's inputs: {first}") from first
         out = run_model(twin, {k: np.ascontiguousarray(v.transpose(0, 3, 1, 2)) for k, v in feed.items()})
         note = "the twin is channels-first: inputs were fed to it as NCHW"
         if note not in notes:

@@ -27,6 +27,8 @@ from portability.errors import FormatError, IntegrityError, UnsupportedOpError
 
 SIDECAR = Path("assets.extra") / "portability.json"
 SIDECAR_FORMAT = "portability.tf-savedmodel/1"
+# The signature computing from the variables where ``serving_default`` holds compiled kernels.
+FROM_VARIABLES = "from_variables"
 _OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 _VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 _LIST_PREFIX = "variables/"
@@ -36,7 +38,9 @@ def save_module(module: TranslatedModule, ckpt: Checkpoint | None, path: Path) -
     """Write the module as a SavedModel with a ``serving_default`` signature.
 
     The training state, if any, travels as non-trainable variables named
-    ``__training__.*`` plus JSON in the sidecar. Inputs and outputs of ONNX types
+    ``__training__.*`` plus JSON in the sidecar. Where ``serving_default`` holds
+    Conv kernels as constants (``compiled_kernels`` in the sidecar), a second
+    signature, ``from_variables``, computes from the variables, for training. Inputs and outputs of ONNX types
     TF cannot compute with take and return their carrier dtype in the signature;
     the sidecar's ``carried_outputs`` names the ONNX type of such outputs.
 
@@ -50,6 +54,7 @@ def save_module(module: TranslatedModule, ckpt: Checkpoint | None, path: Path) -
                      "variables": {variable_name(n): n for n in module.weights},
                      "frozen": module.plan.frozen,
                      "not_in_graph": module.unread_variables(),
+                     "compiled_kernels": module.compiled_kernels,
                      "inputs": [s.name for s in module.serve.input_signature],
                      "outputs": module.output_names,
                      "carried_outputs": {key: onnx.TensorProto.DataType.Name(elem_type)
@@ -66,8 +71,10 @@ def save_module(module: TranslatedModule, ckpt: Checkpoint | None, path: Path) -
                 n: tf.Variable(as_array(a), name=variable_name(n), trainable=False)
                 for n, a in arrays.items()}
             sidecar["variables"].update({variable_name(n): n for n in arrays})
-    signature = module.serve.get_concrete_function()
-    tf.saved_model.save(module, str(path), signatures={"serving_default": signature})
+    signatures = {"serving_default": module.serve.get_concrete_function()}
+    if module.compiled_kernels:
+        signatures[FROM_VARIABLES] = module.serve_from_variables.get_concrete_function()
+    tf.saved_model.save(module, str(path), signatures=signatures)
     (path / SIDECAR).parent.mkdir(parents=True, exist_ok=True)
     (path / SIDECAR).write_text(json.dumps(sidecar, indent=1))
 
@@ -102,7 +109,7 @@ def read_variables(path: Path) -> dict[str, np.ndarray]:
         return _read_values(path, prefix)
     except _READ_ERRORS as exc:
         raise FormatError(f"{path}: cannot read the variables checkpoint: "
-                          f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+                          f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
 
 
 # What TF's bundle reader and protobuf raise on a damaged variables checkpoint
@@ -166,6 +173,34 @@ def _check_declared_sizes(reader, prefix: str, path: Path) -> None:
                               f"data holds {data_bytes}: damaged or truncated checkpoint")
 
 
+def read_sidecar(path: Path) -> dict | None:
+    """Our record beside a SavedModel's graph (``SIDECAR``), checked; None when there is none
+    (a SavedModel another tool wrote). The reader and the runner both go through here, so a
+    damaged record is the same error whichever opens it.
+
+    Raises:
+        FormatError: the record is not JSON, or its ``variables`` or ``carried_outputs`` are
+            malformed (names the file).
+    """
+    sidecar_path = path / SIDECAR
+    if not sidecar_path.is_file():
+        return None
+    try:
+        sidecar = json.loads(sidecar_path.read_text())
+        if not isinstance(sidecar, dict):
+            raise TypeError("the record is not an object")
+        if not isinstance(sidecar["variables"], dict):
+            raise TypeError("'variables' is not an object")
+        carried = sidecar.get("carried_outputs", {})
+        if not isinstance(carried, dict):
+            raise TypeError("'carried_outputs' is not an object")
+        for name in carried.values():
+            onnx.TensorProto.DataType.Value(name)  # ValueError for a type ONNX does not have
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise FormatError(f"{sidecar_path}: damaged portability record ({exc})") from exc
+    return sidecar
+
+
 def read_savedmodel(path: Path, verify: bool = True) -> Checkpoint:
     """A SavedModel's variables as a Checkpoint (ours come back under state_dict names).
 
@@ -178,17 +213,11 @@ def read_savedmodel(path: Path, verify: bool = True) -> Checkpoint:
         IntegrityError: a variable's bytes differ from its recorded checksum.
     """
     values = read_variables(path)
-    sidecar_path = path / SIDECAR
-    if not sidecar_path.is_file():
+    sidecar = read_sidecar(path)
+    if sidecar is None:
         return Checkpoint(tensors=values, layout="tf-savedmodel",
                           metadata={"portability.source": "tf-savedmodel"})
-    try:
-        sidecar = json.loads(sidecar_path.read_text())
-        names = sidecar["variables"]
-        if not isinstance(names, dict):
-            raise TypeError("'variables' is not an object")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise FormatError(f"{sidecar_path}: damaged portability record ({exc})") from None
+    names = sidecar["variables"]
     by_name = {names.get(tf_name, tf_name): value for tf_name, value in values.items()}
     training = None
     if "training" in sidecar:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ import tensorflow as tf
 
 from portability.adapters.tf_savedmodel.graph import safe_name
 from portability.adapters.tf_savedmodel.ops.carriers import from_carrier_array, to_carrier_array
-from portability.adapters.tf_savedmodel.savedmodel_io import SIDECAR
+from portability.adapters.tf_savedmodel.savedmodel_io import read_sidecar
 from portability.core.runner import BaseRunner
 from portability.errors import FormatError, UsageError
 
@@ -38,7 +37,7 @@ class TFSavedModelRunner(BaseRunner):
             self._loaded = tf.saved_model.load(str(self.path))
         except (OSError, ValueError, tf.errors.OpError) as exc:
             raise FormatError(f"{self.path}: cannot load the SavedModel: "
-                              f"{(str(exc).splitlines() or [''])[0]}") from None
+                              f"{(str(exc).splitlines() or [''])[0]}") from exc
         if SIGNATURE not in self._loaded.signatures:
             raise FormatError(f"{self.path}: no {SIGNATURE!r} signature "
                               f"(has: {', '.join(self._loaded.signatures) or 'none'})")
@@ -77,9 +76,12 @@ class TFSavedModelRunner(BaseRunner):
 
 def _carried_outputs(path: Path) -> dict[str, int]:
     """Output key -> ONNX element type of the outputs our export left in carriers
-    (none for a SavedModel without our sidecar)."""
-    try:
-        named = json.loads((path / SIDECAR).read_text()).get("carried_outputs", {})
-        return {key: onnx.TensorProto.DataType.Value(name) for key, name in named.items()}
-    except (OSError, ValueError, AttributeError):
-        return {}
+    (none for a SavedModel without our sidecar).
+
+    Raises:
+        FormatError: the sidecar is damaged (as the reader says): its outputs would
+            otherwise come back as raw carrier codes.
+    """
+    sidecar = read_sidecar(path)
+    named = {} if sidecar is None else sidecar.get("carried_outputs", {})
+    return {key: onnx.TensorProto.DataType.Value(name) for key, name in named.items()}

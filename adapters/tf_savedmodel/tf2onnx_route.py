@@ -97,7 +97,7 @@ def keras_file_to_onnx(keras_file: str | Path, output: str | Path, **kwargs) -> 
         model = keras.saving.load_model(str(keras_file), safe_mode=True)
     except Exception as exc:  # Keras raises ValueError, TypeError and its own errors
         raise FormatError(f"{keras_file}: Keras cannot load the model ({type(exc).__name__}: "
-                          f"{(str(exc).splitlines() or [''])[0][:200]})") from None
+                          f"{(str(exc).splitlines() or [''])[0][:200]})") from exc
     with tempfile.TemporaryDirectory(prefix="portability-keras-") as tmp:
         exported = Path(tmp) / "savedmodel"
         model.export(str(exported), format="tf_saved_model", verbose=False)
@@ -114,7 +114,7 @@ def _load_session(path: Path, source: str | Path):
     except Exception as exc:  # onnxruntime raises several private exception types
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UnsupportedOpError(f"{source}: tf2onnx reported success but onnxruntime cannot load "
-                                 f"its model: {reason}") from None
+                                 f"its model: {reason}") from exc
 
 
 def _example_feed(session, inputs: str | Path | None) -> dict[str, np.ndarray]:

@@ -13,7 +13,10 @@ TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 
 @register_format
 class TorchAdapter(WeightsOnlyAdapter):
-    """Reads with ``weights_only=True`` (see ``safety``); writes a zip with a checksum record."""
+    """Reads with ``weights_only=True`` (see ``safety``); writes a zip with a checksum record.
+    A Hugging Face Trainer ``checkpoint-N/`` directory is a torch training checkpoint too
+    (``trainer_dir``): read with its optimizer, scheduler, RNG and step, and written back
+    as one when its layout is ``hf-trainer`` and the destination is a directory."""
 
     name = "torch"
     route_order = 0
@@ -33,8 +36,13 @@ class TorchAdapter(WeightsOnlyAdapter):
         # weights); legacy pickles, shards and exotic objects go through torch.load.
         from portability.adapters.torch import streaming
         from portability.adapters.torch.archive import check_archive
+        from portability.adapters.torch.trainer_files import is_trainer_directory
 
         path = Path(path)
+        if is_trainer_directory(path):  # a Hugging Face Trainer checkpoint-N/ directory
+            from portability.adapters.torch import trainer_dir
+
+            return trainer_dir.read(path, options)
         if path.is_file() and not path.name.endswith(".index.json"):
             # The zip layer first: typed errors for damage, CRC-32s, ours-markers. The
             # storages' CRC-32s are checked by the streaming reader as it reads them.
@@ -50,7 +58,13 @@ class TorchAdapter(WeightsOnlyAdapter):
         # Stream the weights into the archive ourselves (flat memory); torch.save
         # handles what that writer does not (dtypes without a torch storage name).
         from portability.adapters.torch import zip_writer
+        from portability.adapters.torch.trainer_files import TRAINER_LAYOUT
 
+        if ckpt.layout == TRAINER_LAYOUT and Path(path).suffix.lower() not in TORCH_SUFFIXES:
+            from portability.adapters.torch import trainer_dir
+
+            trainer_dir.write(ckpt, Path(path), options)
+            return
         try:
             zip_writer.write(ckpt, Path(path))
             return

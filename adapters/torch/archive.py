@@ -42,6 +42,12 @@ ZIP_ERRORS: tuple[type[BaseException], ...] = (
     EOFError, OSError, struct.error, zlib.error, OverflowError, KeyError, IndexError)
 
 
+# General-purpose flag bits of zip features torch never writes and zipfile cannot read
+# (APPNOTE 4.4.4); bit 0, encryption, has its own message above.
+UNSUPPORTED_FLAG_BITS = {5: "compressed patched data", 6: "strong encryption",
+                         13: "encrypted central directory"}
+
+
 def describe(exc: BaseException) -> str:
     """``Type: first line`` of an exception, for one-line messages."""
     lines = str(exc).strip().splitlines()
@@ -58,7 +64,7 @@ def typed_zip_errors(path: Path, what: str = "torch zip archive") -> Iterator[No
     try:
         yield
     except ZIP_ERRORS as exc:
-        raise FormatError(f"{path}: damaged {what} ({describe(exc)})") from None
+        raise FormatError(f"{path}: damaged {what} ({describe(exc)})") from exc
 
 
 def starts_like_zip(path: Path) -> bool:
@@ -116,6 +122,10 @@ class TorchArchive:
                                   "torch stores records uncompressed)")
             if info.flag_bits & 0x1:
                 raise FormatError(f"{where} is marked encrypted)")
+            unsupported = [bit for bit in UNSUPPORTED_FLAG_BITS if info.flag_bits & (1 << bit)]
+            if unsupported:
+                features = ", ".join(f"bit {bit}: {UNSUPPORTED_FLAG_BITS[bit]}" for bit in unsupported)
+                raise FormatError(f"{where} sets zip flags torch never writes ({features}))")
             if info.file_size != info.compress_size or info.header_offset + info.compress_size > self.size:
                 raise FormatError(f"{where} declares {info.file_size} bytes at offset "
                                   f"{info.header_offset}, past the file's {self.size} bytes)")
@@ -178,7 +188,7 @@ class TorchArchive:
         except (FormatError, IntegrityError, ValueError) as exc:
             damage = str(exc).removeprefix(f"{self.path}: ")
             raise IntegrityError(f"{self.path}: its checksum record ({RECORD}) is unreadable "
-                                 f"({damage}): the archive is damaged") from None
+                                 f"({damage}): the archive is damaged") from exc
         if not isinstance(doc, dict) or not isinstance(doc.get("checksums"), dict):
             raise IntegrityError(f"{self.path}: its checksum record ({RECORD}) is malformed: "
                                  "the archive is damaged")
@@ -245,11 +255,11 @@ class TorchArchive:
         except zipfile.BadZipFile as exc:
             if "CRC" in str(exc):
                 raise IntegrityError(f"{self.path}: record {info.filename!r} fails its zip CRC-32: "
-                                     "the data is corrupt") from None
-            raise FormatError(f"{self.path}: damaged torch zip archive ({describe(exc)})") from None
+                                     "the data is corrupt") from exc
+            raise FormatError(f"{self.path}: damaged torch zip archive ({describe(exc)})") from exc
         except ZIP_ERRORS as exc:
             raise FormatError(f"{self.path}: damaged torch zip archive (record {info.filename!r}: "
-                              f"{describe(exc)})") from None
+                              f"{describe(exc)})") from exc
 
 
 def open_archive(path: Path) -> TorchArchive | None:

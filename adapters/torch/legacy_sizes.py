@@ -92,7 +92,7 @@ def check_legacy_sizes(path: Path) -> None:
                 except Exception:  # a damaged or foreign pickle: torch reports it in its own words
                     break
     except OSError as exc:
-        raise FormatError(f"{path}: cannot be read ({exc})") from None
+        raise FormatError(f"{path}: cannot be read ({exc})") from exc
     total = sum(scanner.declared.values())
     if any(n < 0 for n in scanner.declared.values()) or total > size:
         raise FormatError(f"{path}: corrupt legacy torch file: its storages declare {total} bytes "

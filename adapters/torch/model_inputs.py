@@ -13,8 +13,9 @@ import numpy as np
 import torch
 
 from portability.adapters.torch.models import forward_parameters
+from portability.core import fallbacks
 from portability.core.model_spec import ModelSpec, parse_model_spec
-from portability.errors import UsageError
+from portability.errors import FormatError, UsageError
 
 SENTENCES = (
     "Checkpoints should survive the trip between frameworks.",
@@ -48,11 +49,15 @@ def _example_inputs(spec: str | ModelSpec, model: torch.nn.Module,
 
     Taken from ``inputs_path`` (an ``.npz``) when given, else from the fixture's
     evaluation batch, else from the tokenizer in an ``hf:`` directory applied to
-    a few built-in sentences, else synthesized from the model's config:
-    ``input_ids`` within ``vocab_size``, ``attention_mask`` and ``token_type_ids``.
+    a few built-in sentences. Without any of these (a directory without tokenizer
+    files, a factory spec), they are synthesized from the model's config:
+    ``input_ids`` within ``vocab_size``, ``attention_mask`` and ``token_type_ids``;
+    that is a fallback, recorded with ``portability.core.fallbacks``.
 
     Raises:
-        UsageError: no source of inputs applies, or the ``.npz`` is unreadable.
+        UsageError: no source of inputs applies, the ``.npz`` is unreadable, or the
+            tokenizer's outputs fit none of the forward parameters.
+        FormatError: the directory's tokenizer files cannot be loaded.
     """
     spec = parse_model_spec(spec) if isinstance(spec, str) else spec
     params = forward_parameters(model)
@@ -62,12 +67,17 @@ def _example_inputs(spec: str | ModelSpec, model: torch.nn.Module,
         from portability.fixtures import get_fixture
 
         return dict(get_fixture(spec.target).eval_batch())
-    if spec.kind == "hf" and any((spec.directory / f).is_file() for f in _TOKENIZER_FILES):
-        tokenized = _tokenized(spec.directory, params)
-        if tokenized:
-            return tokenized
+    if spec.kind == "hf":
+        found = [f for f in _TOKENIZER_FILES if (spec.directory / f).is_file()]
+        if found:
+            return _tokenized(spec.directory, params, found)
+        missing = f"{spec.directory} has no tokenizer (none of {', '.join(_TOKENIZER_FILES)})"
+    else:
+        missing = "no inputs were given (--inputs)"
     config = getattr(model, "config", None)
     if config is not None and getattr(config, "vocab_size", None):
+        fallbacks.record(f"model {spec}: {missing}: the example inputs are token ids synthesized from its "
+                         "config, not text (pass --inputs FILE.npz)")
         return synthesize_text_inputs(config, params)
     raise UsageError(f"model {spec}: cannot make example inputs (no config with vocab_size); "
                      f"pass --inputs FILE.npz with arrays named {', '.join(params) or 'after forward()'}")
@@ -98,20 +108,32 @@ def _inputs_from_npz(path: Path, params: list[str]) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as data:
             feed = {k: data[k] for k in data.files}
     except ZIP_ERRORS as exc:  # a damaged archive fails in zipfile's many ways
-        raise UsageError(f"{path}: cannot read inputs ({describe(exc)})") from None
+        raise UsageError(f"{path}: cannot read inputs ({describe(exc)})") from exc
     if not feed:
         raise UsageError(f"{path}: holds no arrays (expected {', '.join(params)})")
     return feed
 
 
-def _tokenized(directory: Path, params: list[str]) -> dict[str, np.ndarray]:
+def _tokenized(directory: Path, params: list[str], files: list[str]) -> dict[str, np.ndarray]:
+    """The directory's tokenizer applied to ``SENTENCES``, keeping what forward takes.
+
+    Raises:
+        FormatError: the tokenizer files (``files``) cannot be loaded.
+        UsageError: none of the tokenizer's outputs is a forward parameter.
+    """
     from transformers import AutoTokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory)
-    except (OSError, ValueError):
-        return {}
+    except Exception as exc:  # transformers and tokenizers raise OSError, ValueError and their own kinds
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise FormatError(f"{directory}: its tokenizer ({', '.join(files)}) cannot be loaded "
+                          f"({type(exc).__name__}: {first}); repair it or pass --inputs FILE.npz") from exc
     if tokenizer.pad_token is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token
     encoded = tokenizer(list(SENTENCES), padding=True, return_tensors="np")
-    return {k: np.asarray(v, dtype=np.int64) for k, v in encoded.items() if k in params}
+    feed = {k: np.asarray(v, dtype=np.int64) for k, v in encoded.items() if k in params}
+    if not feed:
+        raise UsageError(f"{directory}: the tokenizer gives {', '.join(encoded)}, none of which the model's "
+                         f"forward takes ({', '.join(params)}); pass --inputs FILE.npz")
+    return feed

@@ -227,7 +227,7 @@ def _hf_model(spec: ModelSpec, ckpt: Checkpoint | None) -> tuple[torch.nn.Module
     try:
         architectures = json.loads(config_path.read_text()).get("architectures") or []
     except (OSError, json.JSONDecodeError) as exc:
-        raise UsageError(f"model {spec}: cannot read {config_path} ({exc})") from None
+        raise UsageError(f"model {spec}: cannot read {config_path} ({exc})") from exc
     if not architectures:
         raise UsageError(f"model {spec}: {config_path} lists no architectures")
     cls = getattr(transformers, architectures[0], None)
@@ -246,7 +246,7 @@ def _factory_model(spec: ModelSpec) -> torch.nn.Module:
     try:
         module = importlib.import_module(spec.target)
     except ImportError as exc:
-        raise UsageError(f"model {spec}: cannot import {spec.target} ({exc})") from None
+        raise UsageError(f"model {spec}: cannot import {spec.target} ({exc})") from exc
     factory = getattr(module, spec.factory, None)
     if not callable(factory):
         raise UsageError(f"model {spec}: {spec.target} has no function {spec.factory!r}")

@@ -43,14 +43,29 @@ def numpy_safe_globals() -> list[Any]:
     return entries
 
 
+def rng_state_globals() -> list[Any]:
+    """Exactly what a pickled ``np.random.get_state()`` needs (a Trainer's ``rng_state.pth``):
+    ``_reconstruct`` (numpy 1 and 2 paths), ``ndarray``, ``dtype`` and the uint32 dtype class
+    of the key array. torch's ``get_unsafe_globals_in_checkpoint`` lists the first three only;
+    without the dtype class the load still fails (found by trying, numpy 2.4, torch 2.13)."""
+    reconstruct = _numpy_multiarray()._reconstruct
+    return [(reconstruct, f"{module}._reconstruct") for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+            ] + [np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
 SAFE_NUMPY_NAMES = frozenset(
     {"numpy.ndarray", "numpy.dtype"}
     | {f"{m}.{f}" for m in ("numpy.core.multiarray", "numpy._core.multiarray") for f in ("_reconstruct", "scalar")}
 )
 
 
-def load_pickle(path: Path, trust_pickle: bool) -> Any:
+def load_pickle(path: Path, trust_pickle: bool, allowed: list[Any] | None = None) -> Any:
     """``torch.load`` a file on the CPU, refusing code-running globals unless trusted.
+
+    Args:
+        path: the file.
+        trust_pickle: run any pickle (``weights_only=False``).
+        allowed: the globals allowed beyond torch's own (default: ``numpy_safe_globals()``).
 
     Raises:
         UnsafeCheckpointError: the pickle needs other globals and ``trust_pickle`` is off.
@@ -63,20 +78,21 @@ def load_pickle(path: Path, trust_pickle: bool) -> Any:
     else:
         check_legacy_sizes(path)
     try:
-        with torch.serialization.safe_globals(numpy_safe_globals()), warnings.catch_warnings():
+        with torch.serialization.safe_globals(numpy_safe_globals() if allowed is None else allowed), \
+                warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about pickle protocols; errors speak for themselves
             return torch.load(path, map_location="cpu", weights_only=not trust_pickle, mmap=is_zip)
     except pickle.UnpicklingError as exc:
         if "Unsupported global" in str(exc) or "not an allowed global" in str(exc) or unsafe_globals(path):
-            raise UnsafeCheckpointError(unsafe_message(path, exc)) from None
-        raise FormatError(f"{path}: corrupt pickle ({first_line(exc)})") from None
+            raise UnsafeCheckpointError(unsafe_message(path, exc)) from exc
+        raise FormatError(f"{path}: corrupt pickle ({first_line(exc)})") from exc
     except RuntimeError as exc:
         if "zip archive" in str(exc) or "PytorchStreamReader" in str(exc):
-            raise FormatError(f"{path}: truncated or corrupt torch zip archive ({first_line(exc)})") from None
-        raise FormatError(f"{path}: cannot be read as a torch checkpoint ({first_line(exc)})") from None
+            raise FormatError(f"{path}: truncated or corrupt torch zip archive ({first_line(exc)})") from exc
+        raise FormatError(f"{path}: cannot be read as a torch checkpoint ({first_line(exc)})") from exc
     except Exception as exc:  # torch's unpicklers raise any type on damaged input
         raise FormatError(f"{path}: not a readable torch checkpoint "
-                          f"({type(exc).__name__}: {first_line(exc)})") from None
+                          f"({type(exc).__name__}: {first_line(exc)})") from exc
 
 
 def unsafe_globals(path: Path) -> list[str]:

@@ -91,7 +91,7 @@ def _read_directory(path: Path, options: ReadOptions) -> Checkpoint:
         weight_map = json.loads(path.read_text())["weight_map"]
         shards = list(dict.fromkeys(weight_map.values()))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise FormatError(f"{path}: not a valid checkpoint index ({type(exc).__name__}: {exc})") from None
+        raise FormatError(f"{path}: not a valid checkpoint index ({type(exc).__name__}: {exc})") from exc
     merged: dict[str, Any] = {}
     for shard in shards:
         if not (path.parent / shard).is_file():
@@ -116,9 +116,9 @@ def write(ckpt: Checkpoint, path: str | Path, options: WriteOptions = WriteOptio
             torch.save(obj, f, pickle_module=_MARKED_PICKLE)
         except RuntimeError as exc:
             # torch wraps the OSError of a failed write (disk full) in a RuntimeError.
-            if isinstance(exc.__context__, OSError):
+            if isinstance(exc.__context__, OSError):  # the root cause itself, without torch's wrapper
                 raise exc.__context__ from None
-            raise WriteError(f"{path}: torch.save failed ({first_line(exc)})") from None
+            raise WriteError(f"{path}: torch.save failed ({first_line(exc)})") from exc
     with TorchArchive(path) as archive:
         pickle_digest = integrity.digest([archive.pickle_bytes()])
     record = {
@@ -248,14 +248,14 @@ def _training_from(obj: dict[str, Any], found: Found, where: str) -> TrainingSta
         try:
             return to_neutral(value, name)
         except FormatError as exc:
-            raise FormatError(f"{where}: {exc}") from None
+            raise FormatError(f"{where}: {exc}") from exc
 
     ts = TrainingState()
     origin = numpy_paths(obj, [])
     if origin:
         ts.extra[NUMPY_ORIGIN] = origin
     if found.optimizer is not None:
-        ts.optimizer = _optimizer_from(neutral(get_path(obj, found.optimizer), path_text(found.optimizer)), where)
+        ts.optimizer = optimizer_from(neutral(get_path(obj, found.optimizer), path_text(found.optimizer)), where)
     if found.scheduler is not None:
         ts.scheduler = neutral(get_path(obj, found.scheduler), path_text(found.scheduler))
     for field, path in found.fields.items():
@@ -268,7 +268,12 @@ def _training_from(obj: dict[str, Any], found: Found, where: str) -> TrainingSta
     return ts
 
 
-def _optimizer_from(sd: Any, where: str) -> OptimizerState:
+def optimizer_from(sd: Any, where: str) -> OptimizerState:
+    """``OptimizerState`` from a torch optimizer state dict in portable form (its kind guessed from its state).
+
+    Raises:
+        FormatError: no ``param_groups``.
+    """
     if not isinstance(sd, dict) or "param_groups" not in sd:
         raise FormatError(f"{where}: optimizer state has no 'param_groups'")
     state = sd.get("state", {})

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from portability.adapters.torch.archive import verify_storage_crcs
+from portability.adapters.torch.archive import ZIP_ERRORS, describe, verify_storage_crcs
 from portability.adapters.torch.zip_structure import NotStreamable, TensorRef, read_structure
 from portability.core import file_copy, integrity
 from portability.core.checkpoint import Checkpoint
@@ -267,5 +267,5 @@ def _read_record(path: Path, prefix: str) -> dict | None:
         with zipfile.ZipFile(path) as z:
             name = f"{prefix}/{RECORD}"
             return json.loads(z.read(name)) if name in z.namelist() else None
-    except (zipfile.BadZipFile, json.JSONDecodeError, OSError) as exc:
-        raise FormatError(f"{path}: unreadable {RECORD} record ({exc})") from None
+    except (json.JSONDecodeError, *ZIP_ERRORS) as exc:
+        raise FormatError(f"{path}: unreadable {RECORD} record ({describe(exc)})") from exc

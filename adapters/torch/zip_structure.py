@@ -17,25 +17,25 @@ import io
 import pickle
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import ml_dtypes
 import numpy as np
 
+from portability.adapters.torch.archive import describe
+from portability.core.dtypes import numpy_dtype
 from portability.errors import FormatError
 
 _LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")
 _LOCAL_SIGNATURE = 0x04034B50
+# torch's legacy typed storages -> canonical dtype names (numpy_dtype resolves them, so
+# ml_dtypes is imported only for a file that holds bfloat16 or float8).
 STORAGE_DTYPES = {
-    "FloatStorage": np.dtype(np.float32), "DoubleStorage": np.dtype(np.float64),
-    "HalfStorage": np.dtype(np.float16), "BFloat16Storage": np.dtype(ml_dtypes.bfloat16),
-    "LongStorage": np.dtype(np.int64), "IntStorage": np.dtype(np.int32),
-    "ShortStorage": np.dtype(np.int16), "CharStorage": np.dtype(np.int8),
-    "ByteStorage": np.dtype(np.uint8), "BoolStorage": np.dtype(np.bool_),
-    "ComplexFloatStorage": np.dtype(np.complex64),
-    "Float8_e4m3fnStorage": np.dtype(ml_dtypes.float8_e4m3fn),
-    "Float8_e5m2Storage": np.dtype(ml_dtypes.float8_e5m2),
+    "FloatStorage": "F32", "DoubleStorage": "F64", "HalfStorage": "F16", "BFloat16Storage": "BF16",
+    "LongStorage": "I64", "IntStorage": "I32", "ShortStorage": "I16", "CharStorage": "I8",
+    "ByteStorage": "U8", "BoolStorage": "BOOL", "ComplexFloatStorage": "C64",
+    "Float8_e4m3fnStorage": "F8_E4M3", "Float8_e5m2Storage": "F8_E5M2",
 }
 
 
@@ -133,7 +133,7 @@ class _StructureUnpickler(pickle.Unpickler):
         if module == "torch._utils" and name == "_rebuild_parameter":
             return lambda data, requires_grad, hooks: data
         if module == "torch" and name in STORAGE_DTYPES:
-            return _StorageType(STORAGE_DTYPES[name])
+            return _StorageType(numpy_dtype(STORAGE_DTYPES[name]))
         raise NotStreamable(f"global {module}.{name}")
 
     def persistent_load(self, pid):
@@ -162,8 +162,8 @@ class _StructureUnpickler(pickle.Unpickler):
         name = f"{self._prefix}/data/{key}"
         try:
             info = self._zip.getinfo(name)
-        except KeyError:
-            raise FormatError(f"{self._path}: storage record {name!r} is missing: corrupt file") from None
+        except KeyError as exc:
+            raise FormatError(f"{self._path}: storage record {name!r} is missing: corrupt file") from exc
         if info.compress_type != zipfile.ZIP_STORED:
             raise NotStreamable(f"compressed record {name}")
         if info.file_size < numel * dtype.itemsize:
@@ -205,8 +205,11 @@ def read_structure(path: Path) -> Structure:
             data = z.read(pkl)
             obj = _StructureUnpickler(data, path, z, prefix).load()
     except (zipfile.BadZipFile, OSError) as exc:
-        raise NotStreamable(str(exc)) from None
+        raise NotStreamable(str(exc)) from exc
+    except (NotImplementedError, zipfile.LargeZipFile, struct.error, zlib.error, UnicodeDecodeError,
+            OverflowError) as exc:  # a zip feature or field no torch writer produces: damage
+        raise FormatError(f"{path}: damaged torch zip archive ({describe(exc)})") from exc
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
             KeyError) as exc:
-        raise NotStreamable(f"{type(exc).__name__}: {exc}") from None
+        raise NotStreamable(f"{type(exc).__name__}: {exc}") from exc
     return Structure(obj, data, prefix)

@@ -29,9 +29,11 @@ from portability.adapters.torch.archive import PICKLE_MARKER, ZIP_COMMENT
 from portability.adapters.torch.zip_structure import STORAGE_DTYPES
 from portability.core import integrity
 from portability.core.checkpoint import Checkpoint
+from portability.core.dtypes import dtype_name
 from portability.core.layout import parse_layout, put_path
 from portability.core.tensors import Tensor, iter_bytes
 from portability.core.training_codec import pack_training
+from portability.errors import FormatError
 
 RECORD = "portability.json"
 RECORD_VERSION = 2  # as state_dict.RECORD_VERSION: the record has a pickle_digest
@@ -41,6 +43,14 @@ _PADDING_ID = 0x4246  # the extra-field id torch pads records with ("FB")
 # Typed storages torch.load(weights_only=True) accepts; torch writes float8 and the wide
 # unsigned types through _rebuild_tensor_v3 instead, so those go through torch.save.
 _STORAGE_NAMES = {dtype: name for name, dtype in STORAGE_DTYPES.items() if not name.startswith("Float8")}
+
+
+def _storage_name(dtype: np.dtype) -> str | None:
+    """torch's legacy storage name for a dtype (None: it has none that weights_only accepts)."""
+    try:
+        return _STORAGE_NAMES.get(dtype_name(dtype))
+    except FormatError:
+        return None
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # reproducible archives
 
 
@@ -87,7 +97,7 @@ class _Pickler(pickle._Pickler):
 
     def persistent_id(self, obj: Any) -> Any:
         if isinstance(obj, _Storage):
-            return ("storage", _Global("torch", _STORAGE_NAMES[obj.dtype]), obj.key, "cpu", obj.numel)
+            return ("storage", _Global("torch", _storage_name(obj.dtype)), obj.key, "cpu", obj.numel)
         return None
 
     def reducer_override(self, obj: Any) -> Any:
@@ -118,7 +128,7 @@ def new_storage(storages: list[_Storage], tensor: Tensor) -> _Storage:
         Unstreamable: a dtype torch has no legacy storage name for.
     """
     dtype = np.dtype(tensor.dtype)
-    if dtype not in _STORAGE_NAMES:
+    if _storage_name(dtype) is None:
         raise Unstreamable(f"dtype {dtype}")
     storage = _Storage(str(len(storages)), dtype, math.prod(tensor.shape), tensor)
     storages.append(storage)

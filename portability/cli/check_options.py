@@ -19,8 +19,8 @@ from portability.reports.check_report import Report
 def _number(text: str, option: str) -> float:
     try:
         value = float(text)
-    except ValueError:
-        raise UsageError(f"{option} {text!r}: {text.split('=')[-1]!r} is not a number") from None
+    except ValueError as exc:
+        raise UsageError(f"{option} {text!r}: {text.split('=')[-1]!r} is not a number") from exc
     if value < 0:
         raise UsageError(f"{option} {text!r}: must not be negative")
     return value
@@ -34,8 +34,8 @@ def _split(item: str, option: str) -> tuple[str | None, str | None, float]:
         raise UsageError(f"{option} {item!r}: empty output name before '='")
     try:
         number = _number(value, option)
-    except UsageError:
-        raise UsageError(f"{option} {item!r}: {value!r} is not a non-negative number") from None
+    except UsageError as exc:
+        raise UsageError(f"{option} {item!r}: {value!r} is not a non-negative number") from exc
     return route_name, (output if eq else None), number
 
 

@@ -26,6 +26,10 @@ def convert(
         None, "--weights-key",
         help="Where the weights sit in a nested torch checkpoint, KEY[.SUB] (default: found by search; "
              "`portability inspect` lists the candidates)."),
+    weights_only: bool = typer.Option(
+        False, "--weights-only",
+        help="Write the weights alone: drop the optimizer, scheduler, RNG and step (a conversion that would "
+             "drop them otherwise fails), and do not even read training files beside the weights."),
     no_fsync: bool = typer.Option(
         False, "--no-fsync",
         help="Publish without flushing to disk first: runs at page-cache speed; a killed process still "
@@ -36,6 +40,7 @@ def convert(
 
     result = run_convert(src, dst, to=to, source_format=source_format, shard_size=shard_size,
                          overwrite=overwrite, trust_pickle=trust_pickle, model=model, opset=opset,
-                         inputs=inputs, weights_key=weights_key, durable=not no_fsync)
+                         inputs=inputs, weights_key=weights_key, durable=not no_fsync,
+                         weights_only=weights_only)
     typer.echo(result.describe())
     return 0

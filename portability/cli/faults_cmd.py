@@ -1,4 +1,5 @@
-"""``portability faults --fixture NAME|all``: crash and corrupt training runs, prove recovery."""
+"""``portability faults --recipe MODULE:FUNCTION | --fixture NAME|all``: crash and corrupt
+training runs, prove recovery, and measure what each piece of training state is worth."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from portability.cli import app
 
 @app.command()
 def faults(
-    fixture: str = typer.Option(..., "--fixture", help="Fixture or task name(s), comma-separated, or 'all'."),
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="Your training recipe: MODULE:FUNCTION or FILE.py:FUNCTION, a function returning a portability.TrainingRecipe."),
+    fixture: Optional[str] = typer.Option(None, "--fixture", help="Built-in task or fixture name(s), comma-separated, or 'all'."),
     kinds: Optional[str] = typer.Option(None, "--kinds", help="Fault kinds, comma-separated (default: all)."),
-    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Training steps per run (default: the recipe's, 30)."),
-    every: int = typer.Option(5, "--every", min=1, help="Checkpoint every K steps."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Training steps per run (default: the recipe's)."),
+    every: Optional[int] = typer.Option(None, "--every", min=1, help="Checkpoint every K steps (default: the recipe's)."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Also measure resume parity per route."),
-    tf: bool = typer.Option(True, "--tf/--no-tf", help="Also continue training in TensorFlow (mlp, bert-tiny, gpt2-tiny)."),
+    components: bool = typer.Option(True, "--components/--no-components", help="Also resume without each piece of state in turn (rng, data position, scheduler, optimizer, scaler, buffers)."),
+    tf: bool = typer.Option(True, "--tf/--no-tf", help="Also continue training in TensorFlow (mlp, toy-mlp, toy-sgd, bert-tiny, gpt2-tiny)."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the JSON report here."),
     junit_path: Optional[Path] = typer.Option(None, "--junit", help="Write JUnit XML here (one testcase per row)."),
     markdown_path: Optional[Path] = typer.Option(None, "--markdown", help="Write a Markdown summary here."),
@@ -32,17 +35,22 @@ def faults(
     from portability.errors import UsageError
     from portability.faults.campaign import KINDS
     from portability.reports.faults_report import print_table, run_faults, write_reports
-    from portability.training.torch_recipes import recipe_names, training_recipe
+    from portability.training.tasks import get_task, task_names
 
-    names = recipe_names() if fixture == "all" else [n.strip() for n in fixture.split(",") if n.strip()]
-    if fixture == "all" and len(names) > 1:
-        names = [n for n in names if n != "toy-mlp"]  # the built-in task stands in only without a zoo
+    if (recipe is None) == (fixture is None):
+        raise UsageError("give --recipe MODULE:FUNCTION (your training recipe) or --fixture NAME|all")
+    if recipe is not None:
+        names = [recipe]
+    else:
+        names = task_names() if fixture == "all" else [n.strip() for n in str(fixture).split(",") if n.strip()]
+        if fixture == "all" and len(names) > 1:
+            names = [n for n in names if n not in ("toy-mlp", "toy-sgd")]  # built-ins stand in only without a zoo
     if not names:
         raise UsageError("--fixture names no fixture")
     for name in names:
-        training_recipe(name)  # unknown names fail here, before any run
+        get_task(name)  # unknown names and broken recipes fail here, before any run
     chosen = tuple(k.strip() for k in kinds.split(",")) if kinds else KINDS
-    report = run_faults(names, chosen, steps, every, resume=resume, tf=tf,
+    report = run_faults(names, chosen, steps, every, resume=resume, tf=tf, components=components,
                         skipped=_untrainable() if fixture == "all" else None)
     if not quiet:
         print_table(report)
@@ -60,12 +68,12 @@ def faults(
 
 
 def _untrainable() -> dict[str, str]:
-    """Zoo fixtures with no PyTorch training recipe, and why."""
-    from portability.training.torch_recipes import recipe_names
+    """Zoo fixtures with no training recipe, and why."""
+    from portability.training.tasks import task_names
 
     try:
         from portability.fixtures.registry import all_fixtures
     except ImportError:
         return {}
-    known = set(recipe_names())
+    known = set(task_names())
     return {f.name: f"no training recipe for a {f.framework} fixture" for f in all_fixtures() if f.name not in known}

@@ -66,7 +66,12 @@ def _render(info: dict, all_rows: bool) -> None:
         opt_text = ("none" if opt is None
                     else f"{opt['kind'] or 'unknown'} ({opt['parameters_with_state']} params with state)")
         console.print(f"training state: optimizer {opt_text}, scheduler {'yes' if ts['scheduler'] else 'no'}, "
-                      f"epoch {ts['epoch']}, step {ts['global_step']}, loss {ts['loss']}, rng {ts['rng'] or 'none'}")
+                      f"epoch {ts['epoch']}, step {ts['global_step']}, loss {ts['loss']}, rng {ts['rng'] or 'none'}"
+                      f"{', grad scaler' if ts['scaler'] else ''}")
+        if ts["carried_files"]:
+            console.print("carried files: " + ", ".join(f"{n} ({size:,} bytes)" for n, size in ts["carried_files"].items()))
+        for note in ts["notes"]:
+            console.print(f"note: {note}")
     else:
         console.print("training state: none")
     colour = "green" if integrity["status"] == "ok" else "yellow"

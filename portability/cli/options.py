@@ -85,7 +85,7 @@ CHECK_OPTIONS: tuple[Option, ...] = (
            metavar="S", minimum=1.0),
     Option("trust-pickle", "Allow torch pickles that need other globals (runs code).", bool, False),
     Option("quiet", "No table or progress; one summary line.", bool, False, short="-q"),
-    Option("strict", "Fail routes that were skipped or judged on weights only.", bool, False),
+    Option("strict", "Fail routes that were skipped, judged on weights only, or fell back.", bool, False),
 )
 
 

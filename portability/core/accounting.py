@@ -3,15 +3,21 @@
 A conversion that exits 0 must not have lost tensors: every tensor name of the
 source (tied names and training-state arrays included) must be in the output
 with at least as many bytes, and a source that holds tensors never yields an
-output that holds none. Training state is excused only for a destination
-format that does not store it (ONNX), which ``ConvertResult`` already reports.
+output that holds none.
+
+Training state is held to the same rule (``check_training_kept``): a conversion
+that would drop optimizer, scheduler or RNG state (into a format that cannot store
+it) is refused before anything is written unless the caller asked for the weights
+alone, and after a write to a format that stores it, every piece the source held
+(optimizer, scheduler, each RNG, step, epoch, data position, every other entry)
+must be read back.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from portability.core.checkpoint import Checkpoint
+from portability.core.checkpoint import Checkpoint, TrainingState
 from portability.core.options import ReadOptions
 from portability.core.tensors import nbytes
 from portability.core.training_codec import pack_training
@@ -54,14 +60,68 @@ def check_nothing_lost(source: Checkpoint, output: Checkpoint, keeps_training: b
     raise WriteError(f"{head} ({total:,} bytes: {names}); nothing was written")
 
 
+# What a conversion may not drop silently (``--weights-only`` drops it on purpose).
+ESSENTIAL = ("optimizer", "scheduler", "rng")
+
+
+def training_pieces(ts: TrainingState | None) -> list[str]:
+    """The pieces of training state ``ts`` holds: ``optimizer``, ``scheduler``, ``rng``
+    (with each generator as ``rng:NAME``), ``step``, ``epoch``, ``loss``, ``data position``,
+    and every other entry as ``entry:KEY`` (bookkeeping keys starting ``__`` left out)."""
+    if ts is None:
+        return []
+    pieces = [name for name, present in (("optimizer", ts.optimizer is not None),
+                                         ("scheduler", ts.scheduler is not None),
+                                         ("rng", bool(ts.rng))) if present]
+    pieces += [f"rng:{k}" for k in (ts.rng or {})]
+    pieces += [name for name, value in (("step", ts.global_step), ("epoch", ts.epoch), ("loss", ts.loss),
+                                        ("data position", ts.data_position)) if value is not None]
+    return pieces + [f"entry:{k}" for k in ts.extra if not str(k).startswith("__")]
+
+
+def check_training_kept(source: Checkpoint, output: Checkpoint | None, keeps_training: bool,
+                        where: str | Path, fmt: str = "the destination format") -> None:
+    """Refuse a conversion that drops training state.
+
+    Args:
+        source: what is (about to be) written.
+        output: what reading the written artifact gives back; None before the write.
+        keeps_training: whether the destination format stores training state.
+        where: the output, for the message.
+        fmt: the destination format, for the message.
+
+    Raises:
+        WriteError: before the write, a destination that cannot store the source's
+            optimizer, scheduler or RNG state; after it, pieces that did not come back.
+    """
+    held = training_pieces(source.training)
+    if not keeps_training:
+        dropped = [p for p in held if p in ESSENTIAL]
+        if dropped:
+            raise WriteError(f"{where}: {fmt} does not store training state, and the source holds "
+                             f"{', '.join(dropped)} state; pass --weights-only (weights_only=True) to write "
+                             "the weights alone; nothing was written")
+        return
+    if output is None:
+        return
+    back = set(training_pieces(output.training))
+    lost = [p for p in held if p not in back]
+    if lost:
+        raise WriteError(f"{where}: the output lost the source's training state ({', '.join(lost)}); "
+                         "nothing was written")
+
+
 def check_written(source: Checkpoint, path: Path, fmt: str, where: str | Path | None = None) -> None:
     """Read back what was just written at ``path`` (in format ``fmt``) and check it.
 
     Raises:
-        WriteError: the output lost tensors (see ``check_nothing_lost``).
+        WriteError: the output lost tensors (see ``check_nothing_lost``) or training
+            state (see ``check_training_kept``).
         PortabilityError: the output cannot be read back.
     """
     from portability.core.formats import load_adapter, spec_for
 
     output = load_adapter(fmt).read(path, ReadOptions(trust_pickle=True))
-    check_nothing_lost(source, output, spec_for(fmt).keeps_training_state, where or path)
+    keeps = spec_for(fmt).keeps_training_state
+    check_nothing_lost(source, output, keeps, where or path)
+    check_training_kept(source, output, keeps, where or path, fmt)

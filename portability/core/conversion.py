@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from portability.core.accounting import check_written
+from portability.core.accounting import check_training_kept, check_written, training_pieces
 from portability.core.atomic import atomic_output, check_destination
 from portability.core.checkpoint import Checkpoint
 from portability.core.formats import (
@@ -130,20 +130,24 @@ def convert(src: str | Path, dst: str | Path, *, to: str | None = None, source_f
             shard_size: int | str | None = None, overwrite: bool = False, trust_pickle: bool = False,
             model: str | None = None, opset: int | None = None,
             inputs: str | Path | None = None, weights_key: str | None = None,
-            durable: bool = True) -> ConvertResult:
+            durable: bool = True, weights_only: bool = False) -> ConvertResult:
     """Convert ``src`` to ``dst``. Nothing appears under ``dst`` unless it completes.
 
     ``inputs`` (an ``.npz``) gives graph exports their example inputs.
     ``durable=False`` skips the fsync before publishing (``WriteOptions.durable``).
     ``weights_key`` (``KEY[.SUB]``) says where the weights sit in a nested torch
     checkpoint. After the write, the output is read back and must account for
-    every tensor of the source (``portability.core.accounting``).
+    every tensor of the source and every piece of its training state
+    (``portability.core.accounting``). A destination that cannot store the
+    source's optimizer, scheduler or RNG state is refused unless ``weights_only``,
+    which writes the weights alone (training files are then not even read).
 
     Raises:
         UsageError: bad options, or ``dst`` exists without ``overwrite``.
         FormatError, IntegrityError, UnsafeCheckpointError: bad input.
-        WriteError: writing failed part-way (e.g. disk full), or the output lost
-            tensors of the source; nothing is left.
+        WriteError: writing failed part-way (e.g. disk full), the output lost
+            tensors or training state of the source, or the destination cannot store
+            that training state and ``weights_only`` is off; nothing is left.
     """
     src, dst = Path(src), Path(dst)
     if src.resolve() == dst.resolve():
@@ -160,13 +164,20 @@ def convert(src: str | Path, dst: str | Path, *, to: str | None = None, source_f
     check_graph_options(dst_fmt, model, opset, inputs, src_fmt)
     if weights_key is not None and src_fmt != "torch":
         raise UsageError(f"--weights-key applies to torch checkpoints, not {src_fmt}")
-    ckpt, _ = read_checkpoint(src, src_fmt, ReadOptions(trust_pickle=trust_pickle, weights_key=weights_key))
+    ckpt, _ = read_checkpoint(src, src_fmt, ReadOptions(trust_pickle=trust_pickle, weights_key=weights_key,
+                                                        weights_only=weights_only))
+    notes: list[str] = []
+    if weights_only and ckpt.training is not None:
+        dropped = [p for p in training_pieces(ckpt.training) if ":" not in p]
+        notes.append(f"--weights-only: training state not written ({', '.join(dropped)})")
+        ckpt.training, ckpt.layout = None, "state_dict"
+    check_training_kept(ckpt, None, spec_for(dst_fmt).keeps_training_state, dst, dst_fmt)
     if not ckpt.tensors and not spec_for(dst_fmt).stores_graph:
         raise FormatError(f"{src}: no weights found (no initializers, no weight-carrying Constant nodes); "
                           f"nothing to write to {dst_fmt}")
-    notes: list[str] = []
     if src_fmt == "tf-savedmodel" and model is not None and not spec_for(dst_fmt).stores_graph:
-        ckpt, notes = _port_keras(src, ckpt, model, inputs)
+        ckpt, ported = _port_keras(src, ckpt, model, inputs)
+        notes += ported
         model = inputs = None
     writer = load_adapter(dst_fmt)
     from_graph = graph_source(src, src_fmt, dst_fmt, model)
@@ -223,9 +234,9 @@ def check_replaceable_directory(src: Path, dst: Path) -> None:
         raise UsageError(f"{dst}: holds the source {src}; --overwrite would delete it (pick another destination)")
     try:
         detect(dst)
-    except FormatError:
+    except FormatError as exc:
         raise UsageError(f"{dst}: an existing directory that holds no checkpoint; --overwrite only "
-                         "replaces checkpoints (remove it yourself or pick another destination)") from None
+                         "replaces checkpoints (remove it yourself or pick another destination)") from exc
 
 
 def check_graph_options(dst_fmt: str, model: str | None, opset: int | None,

@@ -1,23 +1,23 @@
 """Canonical dtype names (the safetensors spelling) and their numpy dtypes.
 
 numpy lacks bfloat16 and float8; ml_dtypes supplies them, so every tensor in the
-core is a plain ``np.ndarray`` whatever its precision.
+core is a plain ``np.ndarray`` whatever its precision. ml_dtypes is imported only
+when one of those names or dtypes is met: its import costs half a second, which a
+float32 conversion should not pay.
 """
 
 from __future__ import annotations
 
-import ml_dtypes
+import functools
+
 import numpy as np
 
 from portability.errors import FormatError
 
-_NUMPY_BY_NAME: dict[str, np.dtype] = {
+_STANDARD: dict[str, np.dtype] = {
     "F64": np.dtype(np.float64),
     "F32": np.dtype(np.float32),
     "F16": np.dtype(np.float16),
-    "BF16": np.dtype(ml_dtypes.bfloat16),
-    "F8_E4M3": np.dtype(ml_dtypes.float8_e4m3fn),
-    "F8_E5M2": np.dtype(ml_dtypes.float8_e5m2),
     "I64": np.dtype(np.int64),
     "I32": np.dtype(np.int32),
     "I16": np.dtype(np.int16),
@@ -29,7 +29,19 @@ _NUMPY_BY_NAME: dict[str, np.dtype] = {
     "BOOL": np.dtype(np.bool_),
     "C64": np.dtype(np.complex64),
 }
-_NAME_BY_NUMPY = {dt: name for name, dt in _NUMPY_BY_NAME.items()}
+# Canonical name -> the ml_dtypes type's attribute name.
+_NARROW = {"BF16": "bfloat16", "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}
+# Widest float first, as readers and reports list them.
+_ORDER = ("F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2", "I64", "I32", "I16", "I8",
+          "U64", "U32", "U16", "U8", "BOOL", "C64")
+_NAME_BY_STANDARD = {dt: name for name, dt in _STANDARD.items()}
+
+
+@functools.cache
+def _narrow_dtypes() -> dict[str, np.dtype]:
+    import ml_dtypes
+
+    return {name: np.dtype(getattr(ml_dtypes, attr)) for name, attr in _NARROW.items()}
 
 
 def dtype_name(dtype: np.dtype) -> str:
@@ -38,10 +50,14 @@ def dtype_name(dtype: np.dtype) -> str:
     Raises:
         FormatError: the dtype has no canonical name.
     """
-    try:
-        return _NAME_BY_NUMPY[np.dtype(dtype)]
-    except KeyError:
-        raise FormatError(f"dtype {np.dtype(dtype)} is not supported") from None
+    dt = np.dtype(dtype)
+    name = _NAME_BY_STANDARD.get(dt)
+    if name is not None:
+        return name
+    for narrow, narrow_dt in _narrow_dtypes().items():  # only a dtype numpy lacks gets here
+        if narrow_dt == dt:
+            return narrow
+    raise FormatError(f"dtype {dt} is not supported")
 
 
 def numpy_dtype(name: str) -> np.dtype:
@@ -50,13 +66,13 @@ def numpy_dtype(name: str) -> np.dtype:
     Raises:
         FormatError: the name is unknown; the message lists the known names.
     """
-    try:
-        return _NUMPY_BY_NAME[name]
-    except KeyError:
-        known = ", ".join(_NUMPY_BY_NAME)
-        raise FormatError(f"unknown dtype {name!r} (known: {known})") from None
+    if name in _STANDARD:
+        return _STANDARD[name]
+    if name in _NARROW:
+        return _narrow_dtypes()[name]
+    raise FormatError(f"unknown dtype {name!r} (known: {', '.join(_ORDER)})")
 
 
 def all_dtype_names() -> list[str]:
     """Every canonical dtype name, widest float first."""
-    return list(_NUMPY_BY_NAME)
+    return list(_ORDER)

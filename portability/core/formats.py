@@ -75,6 +75,10 @@ def detect(path: str | Path) -> str:
     if not path.exists():
         raise FormatError(f"{path}: no such file or directory")
     if path.is_dir():
+        from portability.adapters.torch.trainer_files import is_trainer_directory
+
+        if is_trainer_directory(path):  # Trainer checkpoint-N/: weights beside torch training files
+            return "torch"
         for name in DIRECTORY_ORDER:
             if FORMATS[name]().detect(path):
                 return name

@@ -74,6 +74,14 @@ def _verify_all(ckpt: Checkpoint) -> dict[str, Any]:
     return {"status": "no-checksums", "message": "structure is valid; the file records no checksums"}
 
 
+# The other files of a Trainer directory travel as bytes under this training-state entry.
+CARRIED = "files"
+FILE_NOTES = {
+    "training_args.bin": "training_args.bin: a pickled TrainingArguments object, carried as its bytes and never "
+                         "unpickled (its facts are in trainer_state.json and config.json)",
+}
+
+
 def _training_summary(ckpt: Checkpoint) -> dict[str, Any]:
     ts = ckpt.training
     if ts is None:
@@ -92,7 +100,10 @@ def _training_summary(ckpt: Checkpoint) -> dict[str, Any]:
         "loss": _scalar(ts.loss),
         "rng": sorted(ts.rng),
         "data_position": ts.data_position,
+        "scaler": "scaler_state_dict" in ts.extra,
         "extra_keys": sorted(k for k in ts.extra if not k.startswith("__")),
+        "carried_files": {name: int(getattr(data, "size", 0)) for name, data in ts.extra.get(CARRIED, {}).items()},
+        "notes": [note for name, note in FILE_NOTES.items() if name in ts.extra.get(CARRIED, {})],
     }
 
 

@@ -61,6 +61,8 @@ NAMED = {
         Layout("classic", ("model_state_dict",), ("optimizer_state_dict",), ("scheduler_state_dict",)),
         Layout("lightning", ("state_dict",), ("optimizer_states", 0), ("lr_schedulers", 0)),
         Layout("model-key", ("model",), ("optimizer",), ("scheduler",)),
+        # A Hugging Face Trainer directory's files, held in one object when written to one file.
+        Layout("hf-trainer", ("model",), ("optimizer",), ("scheduler",)),
     )
 }
 

@@ -18,11 +18,14 @@ class ReadOptions:
         verify: check the checksums our writers record.
         weights_key: ``KEY[.SUB]``: where the weights sit in a nested torch
             checkpoint, overriding the search's default (torch sources only).
+        weights_only: read the weights alone; training files that sit beside them
+            (a Trainer directory's) are not opened.
     """
 
     trust_pickle: bool = False
     verify: bool = True
     weights_key: str | None = None
+    weights_only: bool = False
 
 
 @dataclass(frozen=True)

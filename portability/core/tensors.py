@@ -76,6 +76,28 @@ class LazyTensor:
     def size(self) -> int:
         return math.prod(self.shape)
 
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def numpy(self) -> np.ndarray:
+        """The tensor's data as a fresh, writable ``np.ndarray``, read and verified now.
+
+        Raises:
+            IntegrityError: the bytes fail their recorded checksum (names the tensor).
+            FormatError: the file behind the tensor is damaged or gone.
+        """
+        return self.load()
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """numpy's conversion protocol: ``np.asarray(t)`` reads (and verifies) the data.
+
+        Every call reads the file, so the array returned is always a new one that
+        nothing else shares (``copy=False`` included: there is no buffer to share).
+        """
+        out = self.load()
+        return out if dtype is None or np.dtype(dtype) == out.dtype else out.astype(dtype)
+
     def load(self) -> np.ndarray:
         """Read all bytes and return a writable array."""
         out = np.empty(self.shape, dtype=self.dtype)

@@ -42,7 +42,7 @@ def unpack_training(text: str, arrays: dict[str, Any]) -> TrainingState:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise FormatError(f"training state metadata is not valid JSON ({exc}): damaged checkpoint") from None
+        raise FormatError(f"training state metadata is not valid JSON ({exc}): damaged checkpoint") from exc
     state = TrainingState()
     opt = doc.get("optimizer")
     if opt is not None:

@@ -32,8 +32,8 @@ def encode(obj: Any, prefix: str, tensors: dict[str, np.ndarray]) -> Any:
     if isinstance(obj, np.ndarray):
         try:
             dtype_name(obj.dtype)
-        except FormatError:
-            raise FormatError(f"cannot store an array of dtype {obj.dtype} at {prefix!r}") from None
+        except FormatError as exc:
+            raise FormatError(f"cannot store an array of dtype {obj.dtype} at {prefix!r}") from exc
         tensors[prefix] = obj
         return {"__tensor__": prefix}
     if isinstance(obj, bool) or obj is None or isinstance(obj, str):

@@ -1,6 +1,6 @@
 """The fault campaign: crash and corrupt a training run, then prove it recovers.
 
-For one recipe (a fixture's or a built-in task's) the campaign trains an
+For one task (a user's ``TrainingRecipe``, a fixture's or a built-in) the campaign trains an
 uninterrupted reference run, then for each fault kind trains in a subprocess, kills it or damages
 its checkpoints, and then recovers as a
 supervisor would: in the campaign's own process (not the one that crashed) it
@@ -47,6 +47,7 @@ from portability.errors import PortabilityError
 from portability.faults import injection as fi
 from portability.limits import MIN_RECOVERABILITY
 from portability.training.driver import TrainConfig, checkpoint_path, find_latest_valid, stale_temporaries, train
+from portability.training.task import Task
 
 KINDS = ("kill-mid-step", "kill-during-write", "truncated-file", "bitflip-tensor-data",
          "bitflip-header", "missing-shard", "stale-temporary", "missing-optimizer-state")
@@ -100,7 +101,13 @@ class FaultResult:
 
 @dataclass
 class CampaignResult:
-    """Every fault kind's result for one recipe."""
+    """Every fault kind's result for one task.
+
+    Attributes:
+        reference_run: the uninterrupted run (losses per step, final metric), which
+            the resume routes and the state components compare against too.
+        reference_state: that run's final training state.
+    """
 
     fixture: str
     metric: str
@@ -108,6 +115,8 @@ class CampaignResult:
     reference_metric: float | None
     faults: list[FaultResult] = field(default_factory=list)
     seconds: float = 0.0
+    reference_run: Any = field(default=None, repr=False)
+    reference_state: Any = field(default=None, repr=False)
 
     def __bool__(self) -> bool:
         return all(self.faults)
@@ -133,7 +142,7 @@ class _Campaign:
                "--dir", str(directory), "--steps", str(steps), "--every", str(self.every), "--fmt", fmt]
         if hold is not None:
             cmd += [f"--hold-{hold[0]}", str(hold[1])]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=worker_env())
         if hold is not None:
             line = proc.stdout.readline()
             while line and not line.startswith(fi.HOLD_MARKER):
@@ -220,27 +229,37 @@ class _Campaign:
                            done.final_metric, ref.final_metric, bitwise, detail)
 
 
-def run_campaign(fixture: str, kinds: tuple[str, ...] = KINDS, steps: int | None = None,
-                 every: int = 5, seed: int = 0, work: str | Path | None = None) -> CampaignResult:
-    """Inject every fault kind into training runs of one recipe and measure recovery.
+def worker_env() -> dict[str, str]:
+    """The environment of a training worker: this process's import path comes first on
+    ``PYTHONPATH``, so a recipe module this process imported imports there too."""
+    paths = [p for p in sys.path if p and os.path.isdir(p)]
+    inherited = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths + ([inherited] if inherited else []))}
+
+
+def run_campaign(fixture: str | Task, kinds: tuple[str, ...] = KINDS, steps: int | None = None,
+                 every: int | None = None, seed: int = 0, work: str | Path | None = None) -> CampaignResult:
+    """Inject every fault kind into training runs of one task and measure recovery.
 
     Args:
-        fixture: recipe name (``portability.training.torch_recipes.recipe_names()``).
+        fixture: a task name (``portability.training.tasks.task_names()``), a recipe
+            reference (``mypkg.train:recipe``), or the ``Task`` itself.
         kinds: fault kinds to run (default: all of ``KINDS``).
-        steps: run length; the recipe's default when None (must be > 4 * every).
-        every: checkpoint interval K.
+        steps: run length; the task's when None (must be > 4 * every).
+        every: checkpoint interval K; the task's when None.
         seed: chooses which bit the bit-flip faults invert.
         work: directory for the runs; a temporary one (removed after) when None.
 
     Raises:
-        UsageError: unknown recipe or fault kind, or too few steps.
+        UsageError: unknown task or fault kind, or too few steps.
         PortabilityError: a training worker failed for a reason other than the fault.
     """
     from portability.errors import UsageError
-    from portability.training.torch_recipes import training_recipe
+    from portability.training.tasks import get_task
 
-    recipe = training_recipe(fixture)
+    recipe = get_task(fixture) if isinstance(fixture, str) else fixture
     steps = steps or recipe.steps
+    every = every or recipe.every
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
         raise UsageError(f"unknown fault kind(s) {', '.join(unknown)} (known: {', '.join(KINDS)})")
@@ -249,9 +268,16 @@ def run_campaign(fixture: str, kinds: tuple[str, ...] = KINDS, steps: int | None
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="portability-faults-") as tmp:
         base = Path(work) if work is not None else Path(tmp)
-        campaign = _Campaign(recipe, base / fixture, steps, every, seed)
+        campaign = _Campaign(recipe, base / _folder(recipe.name), steps, every, seed)
         campaign.work.mkdir(parents=True, exist_ok=True)
-        campaign.reference = train(recipe.make(), TrainConfig(steps))
+        uninterrupted = recipe.make()
+        campaign.reference = train(uninterrupted, TrainConfig(steps))
         faults = [campaign.recover(kind) for kind in kinds]
-    return CampaignResult(fixture, recipe.metric, recipe.higher_is_better,
-                          campaign.reference.final_metric, faults, round(time.perf_counter() - start, 2))
+    return CampaignResult(recipe.name, recipe.metric, recipe.higher_is_better,
+                          campaign.reference.final_metric, faults, round(time.perf_counter() - start, 2),
+                          campaign.reference, uninterrupted.capture())
+
+
+def _folder(name: str) -> str:
+    """A directory name for a task (a recipe reference holds ``:`` and ``/``)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[-80:] or "task"

@@ -3,7 +3,7 @@
 The damage functions work on files as bytes and know just enough of each
 layout to aim: the middle of a tensor's data, the JSON header of a safetensors
 file, the pickle of a torch zip archive. The worker (``python -m
-portability.fault_injection ...``) trains a recipe with checkpoints and can
+portability.faults.injection ...``) trains a recipe with checkpoints and can
 pause inside a step or inside a checkpoint write, so the campaign can SIGKILL
 it exactly there.
 """
@@ -131,7 +131,7 @@ def _hold(what: str, step: int) -> None:
 def worker(argv: list[str]) -> int:
     """Train one recipe with checkpoints, optionally pausing where the campaign kills it."""
     p = argparse.ArgumentParser(prog="python -m portability.faults.injection")
-    p.add_argument("--recipe", required=True)
+    p.add_argument("--recipe", required=True, help="a task name or a recipe reference MODULE:FUNCTION")
     p.add_argument("--dir", type=Path, required=True)
     p.add_argument("--steps", type=int, required=True)
     p.add_argument("--every", type=int, default=5)
@@ -142,7 +142,7 @@ def worker(argv: list[str]) -> int:
     args = p.parse_args(argv)
 
     from portability.training.driver import TrainConfig, train
-    from portability.training.torch_recipes import training_recipe
+    from portability.training.tasks import get_task
 
     def mid_step(step: int) -> None:
         if step == args.hold_mid_step:
@@ -152,7 +152,7 @@ def worker(argv: list[str]) -> int:
         if step == args.hold_in_write:
             _hold("in-write", step)
 
-    trainable = training_recipe(args.recipe).make(mid_step=mid_step)
+    trainable = get_task(args.recipe).make(mid_step=mid_step)
     train(trainable, TrainConfig(args.steps, args.every, args.dir, args.fmt, args.shard_size),
           before_publish=before_publish)
     return 0

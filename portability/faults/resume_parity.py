@@ -68,7 +68,7 @@ class ResumeResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form: ``name`` is the variant, ``route`` its formats, ``dtype`` its cast."""
         data = asdict(self)
-        formats, dtype = ROUTE_FORMATS[self.route]
+        formats, dtype = ROUTE_FORMATS.get(self.route, (self.route.split("->"), None))
         data.update(name=self.route, route=formats, dtype=dtype)
         return data
 

@@ -12,6 +12,12 @@ a model spec); a route whose artifact only holds weights and that no model
 spec can run passes or fails on its weights alone, marked ``weights_only``;
 ``error`` when the check itself broke (an internal error, a crashed or
 hung worker; see ``portability.harness.workers``).
+
+Integrity is part of every verdict, in ``check`` and ``compare`` alike: an
+artifact on either side that fails its checksums or its format's structure
+(``IntegrityError``, ``FormatError``) fails the route with that reason. Only a
+compared candidate whose weights cannot be read for another reason (a pickle
+that needs other globals...) is judged on its outputs, with a note.
 """
 
 from __future__ import annotations
@@ -23,10 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
+from portability.core import fallbacks
 from portability.core.accounting import check_nothing_lost
 from portability.core.checkpoint import Checkpoint
 from portability.core.formats import ReadOptions, load_adapter, spec_for
-from portability.errors import PortabilityError
+from portability.errors import FormatError, IntegrityError, PortabilityError
 from portability.harness.drift import Tolerance
 from portability.harness.eval_data import EvalData, load_eval_data, metric_for
 from portability.harness.evaluate import (
@@ -46,6 +53,7 @@ from portability.harness.judging import (
     judge_outputs,
     locate_divergence,
 )
+from portability.harness.reference_cache import BoundedCache, content_identity
 from portability.harness.route_steps import GRAPH_TO_GRAPH, applicability, folded_by_tf2onnx, runs_nowhere, write_step
 from portability.harness.weights import compare_weights
 from portability.reports.check_report import RouteResult
@@ -91,20 +99,36 @@ class _Reference:
     outputs: dict[str, np.ndarray] | None
     metric: float | None
     notes: list[str] = field(default_factory=list)
+    fallbacks: list[str] = field(default_factory=list)
     # the evaluation data, the reference's runs on it and how it is scored (None: weights only)
     data: EvalData | None = None
     evaluation: Evaluation | None = None
     scoring: Scoring | None = None
 
 
-_REFERENCES: dict[tuple, _Reference] = {}
-# (reference key, route prefix) -> (artifact, checkpoint read back), shared within a bundle
-_STEPS: dict[tuple, tuple[Path, Checkpoint]] = {}
+# Reference key -> reference: a few subjects' worth (the zoo has five), emptied by
+# ``clear_caches`` when a check starts.
+_REFERENCES: BoundedCache[_Reference] = BoundedCache(8)
+# (reference key, route prefix) -> (artifact, checkpoint read back, fallbacks of the step),
+# shared within a bundle
+_STEPS: dict[tuple, tuple[Path, Checkpoint, list[str]]] = {}
+# What a damaged artifact raises when read: the route fails with it (see the module doc).
+DAMAGE = (IntegrityError, FormatError)
+
+
+def clear_caches() -> None:
+    """Forget the cached references and conversions; every check starts without them."""
+    _REFERENCES.clear()
+    _STEPS.clear()
 
 
 def _ref_key(job: RouteJob) -> tuple:
+    """The reference's identity: the subject, and the content of the files it is made of."""
     s = job.subject
-    return (s.label, s.model, s.inputs, s.checkpoint, s.fixture, job.route[0], job.workdir)
+    config = f"{s.model[3:]}/config.json" if s.model and s.model.startswith("hf:") else None
+    return (s.label, s.model, s.inputs, s.checkpoint, s.fixture, job.route[0], job.workdir,
+            content_identity(s.checkpoint), content_identity(s.inputs), content_identity(config),
+            s.metric_spec, s.labels, s.eval_data)  # what the reference is scored on
 
 
 def run_bundle(jobs: list[RouteJob]) -> list[RouteResult]:
@@ -140,36 +164,52 @@ def writes_our_names(prev: str, fmt: str, subject: Subject) -> bool:
 
 
 def run_job(job: RouteJob) -> RouteResult:
-    """Run one job and return its verdict; never raises for a bad artifact."""
+    """Run one job and return its verdict; never raises for a bad artifact. Fallbacks
+    recorded while it runs (``portability.core.fallbacks``) become its ``fallbacks`` and notes."""
     start = time.perf_counter()
     timings: dict[str, float] = {}
     result = RouteResult(job.subject.label, list(job.route), "error", timings=timings)
-    try:
-        t0 = time.perf_counter()
-        why = applicability(job.route, job.subject) if job.candidate is None else None
-        timings["import"] = time.perf_counter() - t0
-        if why:
-            raise _Skip(why)
-        if job.candidate is not None:
-            _compare(job, result, timings)
-        else:
-            _route(job, result, timings)
-    except _Skip as exc:
-        result.status, result.reason = "skipped", str(exc)
-    except PortabilityError as exc:
-        result.status, result.reason = "fail", str(exc)
-    except Exception as exc:  # the check broke, not the artifact
-        result.status, result.reason = "error", f"internal error: {type(exc).__name__}: {exc}"
+    with fallbacks.collect() as found:
+        try:
+            t0 = time.perf_counter()
+            why = applicability(job.route, job.subject) if job.candidate is None else None
+            timings["import"] = time.perf_counter() - t0
+            if why:
+                raise _Skip(why)
+            if job.candidate is not None:
+                _compare(job, result, timings)
+            else:
+                _route(job, result, timings)
+        except _Skip as exc:
+            result.status, result.reason = "skipped", str(exc)
+        except PortabilityError as exc:
+            result.status, result.reason = "fail", str(exc)
+        except Exception as exc:  # the check broke, not the artifact
+            result.status, result.reason = "error", f"internal error: {type(exc).__name__}: {exc}"
+    result.fallbacks = list(found)
+    result.notes.extend(f"fallback: {message}" for message in found)
     timings["total"] = time.perf_counter() - start
     return result
 
 
 def _reference(job: RouteJob, timings: dict[str, float]) -> _Reference:
-    """Reference checkpoint, source artifact, inputs, outputs and metric (cached per process)."""
-    subject = job.subject
+    """Reference checkpoint, source artifact, inputs, outputs and metric (cached by the
+    content of the files they come from, see ``_ref_key``)."""
     key = _ref_key(job)
-    if key in _REFERENCES:
-        return _REFERENCES[key]
+    ref = _REFERENCES.get(key)
+    if ref is not None:
+        fallbacks.replay(ref.fallbacks)
+        return ref
+    with fallbacks.collect() as found:
+        ref = _new_reference(job, timings)
+    ref.fallbacks = list(found)
+    _REFERENCES.put(key, ref)
+    return ref
+
+
+def _new_reference(job: RouteJob, timings: dict[str, float]) -> _Reference:
+    """Read (or, for a fixture, write) the source artifact, then run and score it."""
+    subject = job.subject
     fmt = job.route[0]
     t0 = time.perf_counter()
     if subject.checkpoint:
@@ -208,9 +248,8 @@ def _reference(job: RouteJob, timings: dict[str, float]) -> _Reference:
         evaluation = evaluate(loaded, subject, data, scoring, timings, float64=True)
         outputs, metric = evaluation.outputs, evaluation.metric
         notes = notes + data.notes
-    ref = _Reference(ckpt, path, inputs, names, outputs, metric, notes, data, evaluation, scoring)
-    _REFERENCES[key] = ref
-    return ref
+    return _Reference(ckpt, path, inputs, names, outputs, metric, notes, data=data, evaluation=evaluation,
+                      scoring=scoring)
 
 
 def _route(job: RouteJob, result: RouteResult, timings: dict[str, float]) -> None:
@@ -222,21 +261,25 @@ def _route(job: RouteJob, result: RouteResult, timings: dict[str, float]) -> Non
     for step, fmt in enumerate(job.route[1:], start=1):
         prefix = (_ref_key(job), job.route[:step + 1])
         if prefix in _STEPS:
-            path, ckpt = _STEPS[prefix]
+            path, ckpt, kept = _STEPS[prefix]
+            fallbacks.replay(kept)
             result.notes.append(f"reused the {'->'.join(job.route[:step + 1])} conversion of the previous route")
             continue
         dst = workdir / f"step{step}-{fmt}{_EXT[fmt]}"
         adapter = load_adapter(fmt)
         try:
-            write_step(fmt, ckpt, dst, job.subject, (job.route[step - 1], path))
-            written = adapter.read(dst, ReadOptions(trust_pickle=True))
+            with fallbacks.collect() as kept:
+                write_step(fmt, ckpt, dst, job.subject, (job.route[step - 1], path))
+                # Read back whole: an artifact written here that fails to read (damage or
+                # anything else) fails the route.
+                written = adapter.read(dst, ReadOptions(trust_pickle=True))
             if writes_our_names(job.route[step - 1], fmt, job.subject):
                 check_nothing_lost(ckpt, written, adapter.keeps_training_state, dst.name)
             ckpt = written
         except PortabilityError as exc:
-            raise type(exc)(f"{job.route[step - 1]}->{fmt}: {exc}") from None
+            raise type(exc)(f"{job.route[step - 1]}->{fmt}: {exc}") from exc
         path = dst
-        _STEPS[prefix] = (path, ckpt)
+        _STEPS[prefix] = (path, ckpt, list(kept))
     timings["convert"] = timings.get("convert", 0.0) + time.perf_counter() - t0
     _judge(job, result, ref, path, job.route[-1], ckpt, job.subject.model, timings)
 
@@ -248,9 +291,11 @@ def _compare(job: RouteJob, result: RouteResult, timings: dict[str, float]) -> N
     cand_path, cand_fmt = Path(job.candidate[0]), job.candidate[1]
     try:
         ckpt = load_adapter(cand_fmt).read(cand_path, ReadOptions(trust_pickle=job.subject.trust_pickle))
-    except PortabilityError as exc:
+    except DAMAGE:
+        raise  # a damaged candidate fails, whatever its outputs
+    except PortabilityError as exc:  # unreadable for another reason: judged on its outputs
         ckpt = None
-        result.notes.append(f"weights not compared: {exc}")
+        fallbacks.record(f"weights not compared: {exc}")
     _judge(job, result, ref, cand_path, cand_fmt, ckpt, job.candidate_model or job.subject.model, timings)
 
 

@@ -19,7 +19,7 @@ from portability.harness.drift import OutputDrift, Tolerance
 from portability.harness.recoverability import Recoverability
 from portability.harness.weights import WeightReport
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 STATUSES = ("pass", "fail", "skipped", "error")
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "report.schema.json"
 
@@ -41,6 +41,10 @@ class RouteResult:
         notes: remarks that do not change the verdict.
         weights_only: judged on its weights alone, because nothing could run the
             artifact (a weights-only format and no model spec); outputs not compared.
+        fallbacks: what the route did instead of its normal step, where nothing better
+            existed (token ids synthesized for a model without a tokenizer, a candidate's
+            weights that could not be read); each is also a note, and ``--strict`` fails
+            a route that has any.
         first_divergence: where a failing route's drift begins, ``{"at", "op",
             "max_abs", "floor"}``; None when the route passes or nothing could be matched.
         layer_drift: every matched layer's drift in execution order (``at``, ``op``,
@@ -57,6 +61,7 @@ class RouteResult:
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     weights_only: bool = False
+    fallbacks: list[str] = field(default_factory=list)
     first_divergence: dict[str, Any] | None = None
     layer_drift: list[dict[str, Any]] = field(default_factory=list)
 
@@ -82,6 +87,7 @@ class RouteResult:
             "outputs": [o.to_dict() for o in self.outputs],
             "recoverability": None if self.recoverability is None else self.recoverability.to_dict(),
             "timings": dict(self.timings), "notes": list(self.notes), "weights_only": self.weights_only,
+            "fallbacks": list(self.fallbacks),
             "first_divergence": None if self.first_divergence is None else dict(self.first_divergence),
             "layer_drift": [dict(layer) for layer in self.layer_drift],
         }
@@ -97,6 +103,7 @@ class RouteResult:
                    else Recoverability.from_dict(data["recoverability"]),
                    timings=dict(data.get("timings", {})), notes=list(data.get("notes", [])),
                    weights_only=bool(data.get("weights_only", False)),
+                   fallbacks=list(data.get("fallbacks", [])),
                    first_divergence=data.get("first_divergence"),
                    layer_drift=list(data.get("layer_drift") or []))
 

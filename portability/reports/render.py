@@ -58,6 +58,8 @@ def _pass_remark(result: RouteResult) -> str:
     """What a passing route was not judged on, for the table's reason column."""
     if result.weights_only:
         return "weights only: outputs not compared"
+    if result.fallbacks:
+        return f"fell back: {'; '.join(result.fallbacks)}"
     if any(note.startswith("weights not judged") for note in result.notes):
         return "weights not judged (folded by tf2onnx); outputs judged"
     return ""

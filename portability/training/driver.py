@@ -3,8 +3,8 @@
 The core knows no framework. A framework supplies a ``Trainable``: something
 that takes one optimizer step on a batch, captures its whole state (weights,
 optimizer, RNG states, data position) as a ``Checkpoint`` and restores from one.
-``portability.training.torch_backend`` builds one from a torch model, loss,
-optimizer and data iterator (the documented interface for user models).
+``portability.training.recipe_trainable`` builds one from a user's
+``portability.TrainingRecipe`` (the documented interface for user models).
 
 Checkpoints go through the format adapters' checksummed writers inside
 ``atomic_output``, so a killed process leaves either no checkpoint or a complete
@@ -172,7 +172,7 @@ def load_checkpoint(path: str | Path, require_optimizer: bool = True) -> Checkpo
         raise
     except (ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as exc:
         # Damage a reader did not anticipate still means "do not resume from this".
-        raise FormatError(f"{path}: damaged checkpoint ({type(exc).__name__}: {exc})") from None
+        raise FormatError(f"{path}: damaged checkpoint ({type(exc).__name__}: {exc})") from exc
     recorded = ckpt.metadata.get(DIGEST_KEY)
     if recorded is None or not ckpt.checksummed:
         raise IntegrityError(f"{path}: no checksums or content digest recorded: cannot prove it is intact; "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from portability.training.task import Task
 from portability.training.zoo_trainable import ZooTrainable
 
 FRAMEWORK = "tensorflow"
@@ -37,18 +38,18 @@ def is_keras_trainable(fixture: Any) -> bool:
     return getattr(fixture, "framework", None) == FRAMEWORK and all(hasattr(fixture, m) for m in METHODS)
 
 
-def keras_fixture_recipe(fixture: Any, steps: int = 30) -> Any:
-    """The ``TrainingRecipe`` of a Keras zoo fixture, for a short run of ``steps`` steps.
+def keras_fixture_task(fixture: Any, steps: int = 30) -> Task:
+    """The task of a Keras zoo fixture, for a short run of ``steps`` steps.
+
+    It stays a ``Trainable`` of its own (TensorFlow has no ``torch.nn.Module`` to put in
+    a ``TrainingRecipe``), so its state is not dropped piece by piece (``components`` is None).
 
     Args:
         fixture: a fixture for which ``is_keras_trainable`` holds.
         steps: the campaign's default run length.
 
     Returns:
-        A ``portability.training.torch_recipes.TrainingRecipe`` whose ``make`` builds a
-        fresh, seeded ``KerasFixtureTrainable``.
+        A ``Task`` whose ``make`` builds a fresh, seeded ``KerasFixtureTrainable``.
     """
-    from portability.training.torch_recipes import TrainingRecipe
-
-    return TrainingRecipe(fixture.name, fixture.metric, fixture.higher_is_better,
-                          lambda mid_step=None: KerasFixtureTrainable(type(fixture)(), mid_step), steps)
+    return Task(fixture.name, fixture.metric, fixture.higher_is_better,
+                lambda mid_step=None: KerasFixtureTrainable(type(fixture)(), mid_step), steps)

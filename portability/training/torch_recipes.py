@@ -1,47 +1,51 @@
-"""Training recipes: how to build a fresh, seeded ``TorchTrainable`` for a named task.
+"""PyTorch tasks as ``TrainingRecipe`` instances: the zoo's fixtures, the built-ins, a user's.
 
-A recipe fixes the model, loss, optimizer, data and metric, so the fault
-campaign and the resume checks can rebuild the same run in any process. Every
-PyTorch fixture of the zoo (``portability.fixtures``: ``start``, ``train_step``,
-``checkpoint``, ``restore``, ``evaluate``) becomes a recipe through
-``FixtureTrainable``; the built-in ``toy-mlp`` task needs nothing but torch.
+Every PyTorch fixture of the zoo (``portability.fixtures``) becomes a recipe
+through ``fixture_recipe``: its model, Adam over named parameters and cosine
+schedule from ``start()``, ``batch_at`` as the data, its loss and its metric.
+The built-in ``toy-mlp`` (Adam) and ``toy-sgd`` (SGD with Nesterov momentum and
+weight decay, StepLR) need nothing but torch. A user's recipe factory becomes
+a task through ``recipe_task``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import torch
 
-from portability.errors import UsageError
-from portability.training.torch_backend import ShuffledBatches, TorchTrainable, set_deterministic
-from portability.training.zoo_trainable import ZooTrainable
+from portability.training.recipe import TrainingRecipe
+from portability.training.recipe_trainable import RecipeTrainable, recipe_components, seed_everything
+from portability.training.task import Task
 
 
-@dataclass(frozen=True)
-class TrainingRecipe:
-    """A named, reproducible training setup.
+def recipe_task(reference: str, factory: Callable[[], TrainingRecipe], name: str | None = None) -> Task:
+    """The campaign's view of a recipe factory (it is called once here to read the settings).
 
-    Attributes:
-        name: task name (a fixture name where it comes from the zoo).
-        metric: name of the final metric.
-        higher_is_better: direction of the metric.
-        make: ``make(mid_step) -> TorchTrainable``, fresh and seeded; ``mid_step``
-            is passed through to the trainable (fault injection).
-        steps: a short campaign length that still moves the metric.
+    Args:
+        reference: how a worker process finds the factory (a task name or ``MODULE:FUNCTION``).
+        factory: the factory itself.
+        name: the name reports use (default: ``reference``).
+
+    Raises:
+        UsageError: the factory breaks the contract.
     """
+    trial = RecipeTrainable(factory, reference=reference)
+    trial.check_data_replays()
+    probe = trial.recipe
+    components = recipe_components(probe)
 
-    name: str
-    metric: str
-    higher_is_better: bool
-    make: Callable[..., TorchTrainable]
-    steps: int = 30
+    def make(mid_step: Callable[[int], None] | None = None) -> RecipeTrainable:
+        return RecipeTrainable(factory, mid_step, reference)
+
+    return Task(name or reference, probe.metric, probe.higher_is_better, make, probe.steps, probe.every,
+                components)
 
 
-def _blobs(seed: int, n: int, features: int, classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+def blobs(seed: int, n: int, features: int, classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gaussian clusters: ``n`` points in ``features`` dimensions, one centre per class."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(0.0, 1.0, size=(classes, features))
     labels = rng.integers(0, classes, size=n)
@@ -49,106 +53,93 @@ def _blobs(seed: int, n: int, features: int, classes: int) -> tuple[torch.Tensor
     return torch.tensor(points, dtype=torch.float32), torch.tensor(labels, dtype=torch.int64)
 
 
-def _mlp(mid_step=None, lr: float = 1e-2) -> TorchTrainable:
-    set_deterministic()
-    torch.manual_seed(0)
+def shuffled(inputs: torch.Tensor, targets: torch.Tensor, batch_size: int, seed: int) -> Callable[[int], Iterator]:
+    """``data(epoch)``: mini-batches in an order seeded by ``(seed, epoch)`` (last partial batch dropped)."""
+    def data(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = torch.from_numpy(np.random.default_rng([seed, epoch]).permutation(len(inputs)))
+        for start in range(0, len(inputs) - batch_size + 1, batch_size):
+            rows = order[start:start + batch_size]
+            yield inputs[rows], targets[rows]
+
+    return data
+
+
+def _toy(optimizer: str) -> TrainingRecipe:
     model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Dropout(0.1),
                                 torch.nn.Linear(32, 4))
-    points, labels = _blobs(1, 768, 16, 4)
-    train_x, train_y, eval_x, eval_y = points[:512], labels[:512], points[512:], labels[512:]
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    points, labels = blobs(1, 768, 16, 4)
+    eval_x, eval_y = points[512:], labels[512:]
+    scheduler: Any = None
+    if optimizer == "sgd":
+        opt: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True,
+                                                     weight_decay=1e-4)
+        scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=12, gamma=0.5)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+
+    def loss(m: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return torch.nn.functional.cross_entropy(m(batch[0]), batch[1])
 
     def accuracy(m: torch.nn.Module) -> float:
         return float((m(eval_x).argmax(dim=1) == eval_y).float().mean())
 
-    return TorchTrainable(model, torch.nn.functional.cross_entropy, optimizer,
-                          ShuffledBatches(train_x, train_y, 32, seed=3), accuracy, mid_step)
+    return TrainingRecipe(model=model, optimizer=opt, scheduler=scheduler,
+                          data=shuffled(points[:512], labels[:512], 32, seed=3), loss=loss, evaluate=accuracy,
+                          steps=30, every=5, metric="accuracy")
 
 
-class FixtureTrainable(ZooTrainable):
-    """A PyTorch zoo fixture's own training recipe seen as a ``Trainable``.
+def toy_mlp() -> TrainingRecipe:
+    """``toy-mlp``: an MLP with dropout on Gaussian clusters, Adam."""
+    return _toy("adam")
+
+
+def toy_sgd() -> TrainingRecipe:
+    """``toy-sgd``: the same MLP with SGD (Nesterov momentum, weight decay) and StepLR."""
+    return _toy("sgd")
+
+
+BUILTIN: dict[str, Callable[[], TrainingRecipe]] = {"toy-mlp": toy_mlp, "toy-sgd": toy_sgd}
+
+
+def fixture_recipe(fixture_type: type) -> TrainingRecipe:
+    """A PyTorch zoo fixture's own training (``start``, ``batch_at``, loss, metric) as a recipe.
 
     Args:
-        fixture: a ``TorchFixture`` (its Adam, cosine schedule, data order and metric).
-        mid_step: called between backward and the optimizer update (fault injection).
+        fixture_type: a ``TorchFixture`` subclass; a fresh instance is made.
     """
+    fixture = fixture_type()
+    run = fixture.start()
+    per_epoch = fixture.batches_per_epoch()
 
-    def __init__(self, fixture: Any, mid_step: Callable[[int], None] | None = None):
-        set_deterministic()
-        super().__init__(fixture, mid_step)
+    def data(epoch: int) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
+        for index in range(per_epoch):
+            inputs, targets = fixture.batch_at(epoch * per_epoch + index)
+            yield {n: torch.from_numpy(inputs[n]) for n in fixture.input_names}, torch.from_numpy(targets)
 
-    def _attach(self, run: Any) -> None:
-        self.run = run
-        if self.mid_step is not None:
-            run.optimizer.register_step_pre_hook(lambda *_: self.mid_step(self.run.step + 1))
+    def loss(model: Any, batch: tuple[dict[str, torch.Tensor], torch.Tensor]) -> Any:
+        return fixture.loss_from(fixture.forward(model, batch[0]), batch[1])
 
-    def loss_of(self, inputs: dict[str, np.ndarray], targets: np.ndarray) -> Any:
-        """The fixture's training loss on a numpy batch (train mode)."""
-        self.run.model.train()
-        feed = {n: torch.from_numpy(inputs[n]) for n in self.fixture.input_names}
-        return self.fixture.loss_from(self.fixture.forward(self.run.model, feed), torch.from_numpy(targets))
-
-    def evaluate(self) -> float:
-        value = super().evaluate()
-        self.run.model.train()
-        return value
+    return TrainingRecipe(model=run.model, optimizer=run.optimizer, scheduler=run.scheduler, data=data,
+                          loss=loss, evaluate=fixture.evaluate, higher_is_better=fixture.higher_is_better,
+                          steps=30, every=5, metric=fixture.metric)
 
 
-def fixture_recipe(fixture: Any, steps: int = 30) -> TrainingRecipe:
-    """The recipe of a PyTorch zoo fixture, for a short run of ``steps`` steps."""
-    return TrainingRecipe(fixture.name, fixture.metric, fixture.higher_is_better,
-                          lambda mid_step=None: FixtureTrainable(type(fixture)(), mid_step), steps)
+def fixture_task(fixture: Any) -> Task:
+    """The task of a PyTorch zoo fixture (a recipe, so its state components are measured too)."""
+    fixture_type = type(fixture)
+    return recipe_task(fixture.name, lambda: fixture_recipe(fixture_type))
 
 
-BUILTIN: dict[str, TrainingRecipe] = {
-    "toy-mlp": TrainingRecipe("toy-mlp", "accuracy", True, _mlp, steps=30),
-}
+def builtin_task(name: str) -> Task:
+    """A built-in task by name (``BUILTIN``)."""
+    return recipe_task(name, BUILTIN[name])
 
 
-def training_recipe(name: str) -> TrainingRecipe:
-    """The recipe for a task: a PyTorch zoo fixture's, else a built-in one.
-
-    Raises:
-        UsageError: no recipe by that name (lists the known ones).
-    """
-    if name in BUILTIN:
-        return BUILTIN[name]
-    fixture = _fixture(name)
-    if fixture is not None and _trainable(fixture):
-        if fixture.framework != "torch":
-            from portability.training.keras_recipes import keras_fixture_recipe
-
-            return keras_fixture_recipe(fixture)
-        return fixture_recipe(fixture)
-    reason = " (a fixture without a training recipe)" if fixture is not None else ""
-    raise UsageError(f"no training recipe for {name!r}{reason} (known: {', '.join(recipe_names())})")
-
-
-def recipe_names() -> list[str]:
-    """Every task with a recipe: the trainable zoo fixtures, then the built-ins."""
-    names = []
-    try:
-        from portability.fixtures.registry import all_fixtures
-
-        names = [f.name for f in all_fixtures() if _trainable(f)]
-    except ImportError:  # the zoo is optional
-        pass
-    return names + [n for n in BUILTIN if n not in names]
-
-
-def _trainable(fixture: Any) -> bool:
-    if getattr(fixture, "framework", None) == "tensorflow":  # Keras fixtures: adapters/keras_recipes.py
-        from portability.training.keras_recipes import is_keras_trainable
-
-        return is_keras_trainable(fixture)
+def is_torch_trainable(fixture: Any) -> bool:
+    """Whether ``fixture`` is a PyTorch fixture with the step-wise training methods."""
     return getattr(fixture, "framework", None) == "torch" and all(
-        hasattr(fixture, m) for m in ("start", "train_step", "checkpoint", "restore", "evaluate"))
+        hasattr(fixture, m) for m in ("start", "batch_at", "batches_per_epoch", "loss_from", "evaluate"))
 
 
-def _fixture(name: str) -> Any:
-    try:
-        from portability.fixtures.registry import get_fixture
-
-        return get_fixture(name)
-    except (ImportError, UsageError):
-        return None
+__all__ = ["BUILTIN", "blobs", "builtin_task", "fixture_recipe", "fixture_task", "is_torch_trainable",
+           "recipe_task", "seed_everything", "shuffled", "toy_mlp", "toy_sgd"]

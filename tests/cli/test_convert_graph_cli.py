@@ -47,20 +47,22 @@ def test_bad_graph_export_options(tmp_path, cli, assert_clean_failure, option, v
         make(tmp_path / value.split("/")[-1])
     model = [] if option == "--model" else ["--model", "fixture:mlp"]
     dst = tmp_path / "out.onnx"
-    result = cli("convert", MLP_PT, dst, *model, option, value)
+    # --weights-only: the bad option, not the training state the destination cannot hold, is the error
+    result = cli("convert", MLP_PT, dst, *model, option, value, "--weights-only")
     assert_clean_failure(result, names=tuple(words), dst=dst)
 
 
 def test_onnx_without_model_says_how(tmp_path, cli, assert_clean_failure):
     dst = tmp_path / "out.onnx"
-    assert_clean_failure(cli("convert", MLP_PT, dst), names=("--model SPEC", "fixture:NAME"), dst=dst)
+    result = cli("convert", MLP_PT, dst, "--weights-only")
+    assert_clean_failure(result, names=("--model SPEC", "fixture:NAME"), dst=dst)
 
 
 @pytest.mark.slow
 def test_opset_the_exporter_cannot_reach_fails_instead_of_writing_opset_18(tmp_path, cli, assert_clean_failure):
     # torch exports opset 18 and converts; LayerNormalization has no opset-13 form.
     dst = tmp_path / "out.onnx"
-    result = cli("convert", MLP_PT, dst, "--model", "fixture:mlp", "--opset", "13")
+    result = cli("convert", MLP_PT, dst, "--model", "fixture:mlp", "--opset", "13", "--weights-only")
     assert_clean_failure(result, names=("opset 13", "stayed at opset 18", "LayerNormalization"), dst=dst)
 
 
@@ -91,11 +93,20 @@ def test_destination_folder_that_cannot_be_created(tmp_path, cli, assert_clean_f
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
 
 
+def test_onnx_output_of_a_training_checkpoint_is_refused_without_weights_only(tmp_path, cli, assert_clean_failure):
+    dst = tmp_path / "mlp.onnx"
+    result = cli("convert", MLP_PT, dst, "--model", "fixture:mlp")
+    assert_clean_failure(result, names=("mlp.onnx: onnx does not store training state, and the source holds "
+                                        "optimizer, scheduler, rng state", "--weights-only", "nothing was written"),
+                         dst=dst)
+
+
 @pytest.mark.slow
-def test_onnx_output_says_the_training_state_was_not_carried(tmp_path, cli):
-    result = cli("convert", MLP_PT, tmp_path / "mlp.onnx", "--model", "fixture:mlp")
+def test_weights_only_onnx_output_says_what_it_dropped(tmp_path, cli):
+    result = cli("convert", MLP_PT, tmp_path / "mlp.onnx", "--model", "fixture:mlp", "--weights-only")
     assert result.code == 0, result.err
-    assert "training state not stored in onnx" in result.out
+    assert ("note: --weights-only: training state not written (optimizer, scheduler, rng, step, epoch, loss, "
+            "data position)") in result.out
     assert "with training state" not in result.out
     assert result.err == ""  # no warnings naming a temporary file, no exporter log lines
     back = cli("convert", tmp_path / "mlp.onnx", tmp_path / "back.safetensors")

@@ -96,19 +96,25 @@ def big_checkpoint(megabytes: int) -> Checkpoint:
                       metadata={"purpose": "kill test"})
 
 
-def wait_for_temp_bytes(directory: Path, proc: subprocess.Popen, minimum: int, timeout: float = 20.0) -> None:
-    """Block until a temporary output of at least ``minimum`` bytes exists (or the child exits)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        for path in directory.iterdir():
-            if TMP_MARKER in path.name:
-                try:
-                    size = path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.iterdir())
-                except OSError:  # renamed into place meanwhile
-                    continue
-                if size >= minimum:
-                    return
-        time.sleep(0.005)
+SLOW_WRITER = Path(__file__).with_name("slow_writer.py")
+
+
+def slowed_convert(markers: Path, pause_after: int, *args, **popen) -> subprocess.Popen:
+    """``portability convert ARGS`` whose writer pauses once ``pause_after`` bytes of tensor
+    data are in its temporary output (see ``slow_writer.py``); stdout is a pipe."""
+    markers.mkdir()
+    return subprocess.Popen([sys.executable, str(SLOW_WRITER), str(markers), str(pause_after), "convert",
+                             *map(str, args)], stdout=subprocess.PIPE, **popen)
+
+
+def wait_for_pause(proc: subprocess.Popen) -> int:
+    """Block until the writer has paused mid-output; returns how many bytes it had copied.
+    A convert that ends without pausing fails the test (it would have tested nothing)."""
+    line = proc.stdout.readline()
+    if isinstance(line, bytes):
+        line = line.decode()
+    assert line.startswith("paused "), f"the convert ended (status {proc.wait()}) without pausing mid-write"
+    return int(line.split()[1])
 
 
 def assert_absent_or_complete(dst: Path, source: Checkpoint) -> str:
@@ -128,9 +134,8 @@ def test_sigkill_during_convert_leaves_no_partial_output(tmp_path):
     source = big_checkpoint(120)
     src = tmp_path / "src.safetensors"
     safetensors_format.write(source, src)
-    outcomes = []
-    # Kills at fixed delays (anywhere from start-up to the end), then kills triggered by a
-    # temporary output of a given size, which land in the middle of the write for sure.
+    # Kills at fixed delays (anywhere from start-up to the end: either outcome is right),
+    # then kills while the writer is paused with that many bytes written (mid-write for sure).
     plans = [("delay", 0.3), ("delay", 1.0), ("delay", 2.0), ("bytes", 1), ("bytes", 40 * 2**20),
              ("bytes", 100 * 2**20)]
     for number, (kind, when) in enumerate(plans):
@@ -138,25 +143,29 @@ def test_sigkill_during_convert_leaves_no_partial_output(tmp_path):
         out_dir = tmp_path / f"run{number}"
         out_dir.mkdir()
         dst = out_dir / ("shards" if sharded else "out.safetensors")
-        args = [sys.executable, "-m", "portability.cli", "convert", str(src), str(dst)]
-        proc = subprocess.Popen(args + (["--shard-size", "30MB"] if sharded else []),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        options = ["--shard-size", "30MB"] if sharded else []
         if kind == "delay":
+            proc = subprocess.Popen([sys.executable, "-m", "portability.cli", "convert", str(src), str(dst),
+                                     *options], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(when)
         else:
-            wait_for_temp_bytes(out_dir, proc, when)
+            proc = slowed_convert(tmp_path / f"markers{number}", int(when), src, dst, *options,
+                                  stderr=subprocess.DEVNULL)
+            wait_for_pause(proc)
+            assert temps(out_dir), "the temporary output exists while the writer is paused"
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
         outcome = assert_absent_or_complete(dst, source)
-        outcomes.append((kind, when, outcome, proc.returncode))
+        if kind == "bytes":
+            assert outcome == "absent", (number, kind, when)  # killed mid-write: nothing published
         if outcome == "absent" and number >= len(plans) - 2:
             # A rerun (single file and sharded) cleans up after the killed writer and completes.
-            assert subprocess.run(args + (["--shard-size", "30MB"] if sharded else []),
-                                  capture_output=True, timeout=120).returncode == 0
+            assert subprocess.run([sys.executable, "-m", "portability.cli", "convert", str(src), str(dst),
+                                   *options], capture_output=True, timeout=120).returncode == 0
             assert assert_absent_or_complete(dst, source) == "complete"
             assert temps(out_dir) == []
-    killed_mid_write = [o for o in outcomes if o[0] == "bytes" and o[2] == "absent"]
-    assert killed_mid_write, outcomes  # the size-triggered kills did interrupt a write
 
 
 @pytest.mark.slow
@@ -166,14 +175,14 @@ def test_sigterm_during_convert_cleans_up(tmp_path):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     dst = out_dir / "out.safetensors"
-    proc = subprocess.Popen([sys.executable, "-m", "portability.cli", "convert", str(src), str(dst)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for_temp_bytes(out_dir, proc, 4 * 2**20)
+    markers = tmp_path / "markers"
+    proc = slowed_convert(markers, 4 * 2**20, src, dst, stderr=subprocess.PIPE, text=True)
+    copied = wait_for_pause(proc)
+    (temp,) = [out_dir / name for name in temps(out_dir)]
+    assert temp.stat().st_size >= copied >= 4 * 2**20 and not dst.exists()  # half-written
     proc.send_signal(signal.SIGTERM)
-    _out, err = proc.communicate(timeout=60)
-    if proc.returncode == 0:  # finished before the signal arrived: then it must be complete
-        assert inspect_checkpoint(dst)["integrity"]["status"] == "ok"
-        return
+    _out, err = proc.communicate(timeout=120)
+    assert (markers / "interrupted-while-paused").exists()  # the signal landed mid-write
     assert proc.returncode == 130 and err.strip() == "interrupted"
     assert not dst.exists() and temps(out_dir) == []
 

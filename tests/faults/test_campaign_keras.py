@@ -24,14 +24,14 @@ from portability.faults.campaign import KINDS, MIN_R
 from portability.faults.resume_parity import loss_deviation
 from portability.training.driver import TrainConfig, checkpoint_path, load_checkpoint, save_checkpoint, train
 from portability.training.keras_recipes import KerasFixtureTrainable
-from portability.training.torch_recipes import recipe_names, training_recipe
+from portability.training.tasks import get_task, task_names
 
 NAME, TOTAL, RESUME_AT = "keras-cnn", 12, 6
 
 
 @pytest.fixture(scope="module")
 def recipe():
-    return training_recipe(NAME)
+    return get_task(NAME)
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +40,8 @@ def reference(recipe):
     return train(recipe.make(), TrainConfig(TOTAL))
 
 
-def test_keras_cnn_has_a_training_recipe(recipe):
-    assert NAME in recipe_names()
+def test_keras_cnn_has_a_get_task(recipe):
+    assert NAME in task_names()
     trainable = recipe.make()
     assert isinstance(trainable, KerasFixtureTrainable) and trainable.step == 0
 

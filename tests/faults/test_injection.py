@@ -18,12 +18,12 @@ from portability.training.driver import (
     save_checkpoint,
     train,
 )
-from portability.training.torch_recipes import training_recipe
+from portability.training.tasks import get_task
 
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    trainable = training_recipe("mlp").make()
+    trainable = get_task("mlp").make()
     train(trainable, TrainConfig(2))
     state = trainable.capture()
     root = tmp_path_factory.mktemp("saved")

@@ -7,12 +7,12 @@ import pytest
 pytest.importorskip("torch")
 from portability.faults.resume_parity import loss_deviation, resume_parity
 from portability.training.driver import TrainConfig, train
-from portability.training.torch_recipes import training_recipe
+from portability.training.tasks import get_task
 
 
 @pytest.fixture(scope="module")
 def mlp_parity():
-    return {r.route: r for r in resume_parity(training_recipe("mlp").make, 20, 10)}
+    return {r.route: r for r in resume_parity(get_task("mlp").make, 20, 10)}
 
 
 @pytest.mark.slow
@@ -36,7 +36,7 @@ def test_parity_needs_the_rng_states(tmp_path):
     """Dropout draws from torch's RNG: resuming without its state breaks bitwise parity."""
     import torch
 
-    recipe = training_recipe("toy-mlp")
+    recipe = get_task("toy-mlp")
     reference = train(recipe.make(), TrainConfig(12))
     first = recipe.make()
     train(first, TrainConfig(6))
@@ -55,7 +55,7 @@ def test_optimizer_state_travels_through_safetensors_without_pickle(tmp_path):
     from portability.core.conversion import convert
     from portability.training.driver import checkpoint_path, save_checkpoint
 
-    trainable = training_recipe("mlp").make()
+    trainable = get_task("mlp").make()
     train(trainable, TrainConfig(2))
     src = save_checkpoint(trainable.capture(), checkpoint_path(tmp_path, 2, "torch"), "torch")
     convert(src, tmp_path / "state.safetensors")
@@ -68,4 +68,4 @@ def test_resume_step_must_lie_inside_the_run():
     from portability.errors import UsageError
 
     with pytest.raises(UsageError, match="strictly between 0 and 5"):
-        resume_parity(training_recipe("toy-mlp").make, 5, 5)
+        resume_parity(get_task("toy-mlp").make, 5, 5)

@@ -63,7 +63,7 @@ def test_weight_routes_pass_with_bitwise_weights_zero_drift_and_r_of_one(toy):
         (out,) = route.outputs
         assert out.name == "output" and out.max_abs == 0.0 and out.cosine == pytest.approx(1.0)
         assert route.recoverability.value == 1.0 and route.recoverability.metric == "agreement"
-        assert route.timings["total"] > 0
+        assert {"convert", "total"} <= set(route.timings)  # recorded (how long is for benchmarks/)
     assert report.routes[1].route == ["torch", "safetensors", "torch"]
     assert "reused the torch->safetensors conversion" in report.routes[1].notes[0]
     assert portability.api.Report.from_json(report.to_json()).to_dict() == report.to_dict()
@@ -122,6 +122,7 @@ def test_planted_perturbed_weight_fails_even_when_outputs_barely_move(toy, tmp_p
 
 def test_onnx_with_an_op_onnxruntime_lacks_fails_with_the_runtime_message(toy, tmp_path):
     onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")  # with both installed, the route runs: it must fail, not skip
     from onnx import TensorProto, helper
 
     ckpt, inputs, _ = toy
@@ -134,8 +135,6 @@ def test_onnx_with_an_op_onnxruntime_lacks_fails_with_the_runtime_message(toy, t
     onnx.save(model, bad)
     report = compare(ckpt, bad, model="toy_models:mlp", inputs=inputs, workers=0, tolerance=None)
     (route,) = report.routes
-    if route.status == "skipped":
-        pytest.skip(route.reason)
     assert route.status == "fail" and not report
     assert route.reason.startswith("onnx artifact cannot run:")
     assert "FancyGelu" in route.reason

@@ -50,14 +50,10 @@ def test_a_route_whose_runtime_crashes_is_reported_and_the_run_completes(tmp_pat
 
 
 def test_workers_exit_at_once_with_their_exit_handlers_run(tmp_path):
-    import time
-
     markers = [str(tmp_path / f"marker{i}") for i in range(2)]
-    start = time.monotonic()
     results = run_parallel(worker_jobs.slow_teardown, markers, workers=2)
-    elapsed = time.monotonic() - start
     assert all(r.startswith("registered in ") for r in results)
     # A normal exit would wait 30 s for the thread, so the pool would kill the worker after
     # 5 s, before its exit handlers ran: the markers show the workers exited by themselves.
+    # (How long the pool takes is measured by benchmarks/workers.py.)
     assert [open(m).read() for m in markers] == ["exit handlers ran"] * 2
-    assert elapsed < 20

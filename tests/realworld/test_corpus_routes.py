@@ -43,6 +43,10 @@ def test_inspect_finds_the_weights(entry):
     if entry.name == "resemblyzer-lstm":  # pickled on a GPU, legacy format, with Adam state
         assert info["training_state"]["optimizer"] == {"kind": "Adam", "param_groups": 1, "parameters_with_state": 16}
         assert info["training_state"]["global_step"] == 1564501
+    if entry.name == "pesto-mir1k":  # a Lightning .ckpt whose optimizer state was stripped before release
+        ts = info["training_state"]
+        assert (ts["optimizer"], ts["epoch"], ts["global_step"]) == (None, 49, 54800)
+        assert {"loops", "hparams", "pytorch-lightning_version"} <= set(ts["extra_keys"])
 
 
 @pytest.mark.parametrize("entry", [_param(e) for e in TORCH_FILES])

@@ -13,6 +13,16 @@ FAULT = {"kind": "truncated-file", "detected": True, "recovered": True, "recover
          "steps_lost": 7, "recoverability": 1.0, "time_to_recover_s": 0.05}
 
 
+COMPONENTS = [
+    {"fixture": "mypkg.train:recipe", "component": "rng", "applicable": True, "bitwise": False,
+     "loss_deviation": 0.125, "R": 0.9875, "resumed_from_step": 20, "final_metric": 0.79,
+     "reference_metric": 0.8, "reason": ""},
+    {"fixture": "mypkg.train:recipe", "component": "scaler", "applicable": False, "bitwise": None,
+     "loss_deviation": None, "R": None, "resumed_from_step": None, "final_metric": None,
+     "reference_metric": None, "reason": "the recipe has no scaler"},
+]
+
+
 def _report(*extra: Row) -> FaultsReport:
     rows = [Row("mlp", "fault", "truncated-file", "pass", dict(FAULT)),
             Row("mlp", "resume", "torch", "pass", {"name": "torch", "route": ["torch"], "dtype": None,
@@ -71,7 +81,7 @@ def test_json_validates_against_the_faults_schema_with_routes_as_format_lists(tm
 
     write_reports(_report(), tmp_path / "r.json")
     doc = json.loads((tmp_path / "r.json").read_text())
-    assert doc["schema_version"] == "2.0"
+    assert doc["schema_version"] == "2.1"
     assert validate(doc, load_schema("faults")) == []
     doc["resume"][0]["route"] = "torch->safetensors"  # the old string form is refused
     assert validate(doc, load_schema("faults"))
@@ -83,3 +93,34 @@ def test_non_finite_figures_follow_the_report_json_rule(tmp_path):
     write_reports(_report(row), tmp_path / "r.json")
     doc = json.loads((tmp_path / "r.json").read_text())
     assert doc["faults"][-1]["recoverability"] == "nan"
+
+
+def test_state_components_inform_without_failing_and_validate(tmp_path):
+    from portability.reports.schema import load_schema, validate
+
+    report = _report()
+    report.components = [dict(c) for c in COMPONENTS]
+    assert report and report.exit_code() == 0  # a component that breaks bitwise resume fails nothing
+    write_reports(report, tmp_path / "r.json", markdown_path=tmp_path / "r.md")
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert [(c["component"], c["applicable"], c["bitwise"]) for c in doc["state_components"]] == [
+        ("rng", True, False), ("scaler", False, None)]
+    assert validate(doc, load_schema("faults")) == []
+    doc["state_components"][0]["component"] = "weights"
+    assert validate(doc, load_schema("faults")) == ["$.state_components[0].component: 'weights' is not one of "
+                                                   "['rng', 'data-position', 'scheduler', 'optimizer', 'scaler', "
+                                                   "'model-buffers']"]
+    text = (tmp_path / "r.md").read_text()
+    assert "| mypkg.train:recipe | rng | DIVERGES | 1.25e-01 | 0.9875 | 20 | keep it in every checkpoint |" in text
+    assert "| mypkg.train:recipe | scaler | not applicable | - | - | - | the recipe has no scaler |" in text
+
+
+def test_terminal_table_shows_the_state_components(capsys):
+    from portability.reports.faults_report import print_table
+
+    report = _report()
+    report.components = [dict(c) for c in COMPONENTS]
+    print_table(report)
+    out = capsys.readouterr().out
+    assert "what each piece of training state is worth" in out
+    assert "not applicable" in out and "DIVERGES" in out and "the recipe has no scaler" in out

@@ -18,23 +18,24 @@ from portability.training.driver import (
 )
 
 torch = pytest.importorskip("torch")
-from portability.training.torch_recipes import training_recipe
+from portability.training.tasks import get_task
 
 
 @pytest.fixture(scope="module")
 def toy_state():
-    trainable = training_recipe("toy-mlp").make()
+    trainable = get_task("toy-mlp").make()
     train(trainable, TrainConfig(3))
     return trainable.capture()
 
 
 @pytest.mark.parametrize("fmt", ["torch", "safetensors", "safetensors-sharded"])
 def test_train_writes_a_checkpoint_every_k_steps_that_loads_intact(tmp_path, fmt):
-    result = train(training_recipe("toy-mlp").make(), TrainConfig(7, 3, tmp_path, fmt, shard_size=2048))
+    result = train(get_task("toy-mlp").make(), TrainConfig(7, 3, tmp_path, fmt, shard_size=2048))
     assert [p.name for p in result.checkpoints] == [checkpoint_path(tmp_path, s, fmt).name for s in (3, 6)]
     assert sorted(result.losses) == list(range(1, 8))
     ckpt = load_checkpoint(result.checkpoints[-1])
-    assert ckpt.training.global_step == 6 and ckpt.training.data_position == 6
+    # 512 training rows in batches of 32: 16 batches an epoch, so step 6 stands in epoch 0
+    assert ckpt.training.global_step == 6 and ckpt.training.data_position == {"epoch": 0, "batch": 6}
     assert {"python", "numpy", "torch"} <= set(ckpt.training.rng)
     assert ckpt.training.optimizer.state and ckpt.metadata[DIGEST_KEY]
     if fmt == "safetensors-sharded":
@@ -74,7 +75,7 @@ def test_content_digest_catches_a_changed_value_the_format_checksums_miss(tmp_pa
 
 
 def test_scan_skips_damaged_checkpoints_and_stale_temporaries(tmp_path):
-    train(training_recipe("toy-mlp").make(), TrainConfig(6, 2, tmp_path, "torch"))
+    train(get_task("toy-mlp").make(), TrainConfig(6, 2, tmp_path, "torch"))
     newest = checkpoint_path(tmp_path, 6, "torch")
     newest.write_bytes(newest.read_bytes()[:100])
     stale = tmp_path / ".step-000008.portability-tmp-1-abcd.pt"
@@ -100,10 +101,10 @@ def test_unknown_checkpoint_format_is_a_usage_error(tmp_path):
 
 
 def test_restore_puts_back_weights_optimizer_rng_and_position(toy_state):
-    trainable = training_recipe("toy-mlp").make()
+    trainable = get_task("toy-mlp").make()
     trainable.restore(toy_state)
     again = trainable.capture()
-    assert trainable.step == 3 and trainable.data_position == 3
+    assert trainable.step == 3 and (trainable.epoch, trainable.batch) == (0, 3)
     for name, value in toy_state.tensors.items():
         assert np.array_equal(value, again.tensors[name])
     assert np.array_equal(toy_state.training.rng["torch"], again.training.rng["torch"])

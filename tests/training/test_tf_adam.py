@@ -113,5 +113,34 @@ def test_continue_the_mlp_fixture_in_tf(forward):
     assert one.params_bitwise_fraction > 0.98 and one.max_abs_diff < 1e-6
     assert len(result.tf_losses) == len(result.torch_losses) == 6
     assert result.max_loss_deviation < 1e-5 and result.max_rel_deviation < 1e-5
-    if forward == "direct-tf":
-        assert result.forward == "direct-tf"
+    # ``auto`` uses the TF adapter on the mlp fixture; it must not have fallen back.
+    assert result.forward == ("direct-tf" if forward == "direct-tf" else "tf-adapter")
+    assert result.fallback == ""
+
+
+@pytest.mark.slow
+def test_auto_falls_back_only_when_the_adapter_refuses_the_model(monkeypatch):
+    from portability.adapters.tf_savedmodel import export_route
+    from portability.core import fallbacks
+    from portability.errors import UnsupportedOpError
+    from portability.training.tf_resume import tf_resume
+
+    def refuse(ckpt, options):
+        raise UnsupportedOpError("ONNX op Foo (node 'foo') has no TensorFlow translation")
+
+    monkeypatch.setattr(export_route, "onnx_graph_for", refuse)
+    with fallbacks.collect() as found:
+        result = tf_resume("mlp", resume_at=2, steps=2, forward="auto")
+    assert result.forward == "direct-tf"
+    assert result.fallback == ("TF adapter cannot run 'mlp' (ONNX op Foo (node 'foo') has no TensorFlow "
+                               "translation): continued with direct TF ops")
+    assert found == [result.fallback] and result.to_dict()["fallback"] == result.fallback
+    with pytest.raises(UnsupportedOpError, match="TF adapter cannot run 'mlp': ONNX op Foo"):
+        tf_resume("mlp", resume_at=2, steps=2, forward="tf-adapter")
+
+    def broken(ckpt, options):
+        raise ZeroDivisionError("a bug in the adapter")
+
+    monkeypatch.setattr(export_route, "onnx_graph_for", broken)
+    with pytest.raises(ZeroDivisionError, match="a bug in the adapter"):  # a bug is not a fallback
+        tf_resume("mlp", resume_at=2, steps=2, forward="auto")

@@ -5,7 +5,7 @@ import importlib
 from portability.adapters.tf_savedmodel.ops.registry import OpContext, register, supported_ops, translator_for
 
 # Each family registers its translators when imported.
-FAMILIES = ("conv", "elementwise", "index_ops", "layout_ops", "nn_ops", "pooling", "random_ops",
+FAMILIES = ("channels_last_ops", "conv", "elementwise", "index_ops", "layout_ops", "nn_ops", "pooling", "random_ops",
             "reduce_ops", "resize", "rnn", "sequence_ops", "shape_ops")
 for _family in FAMILIES:
     importlib.import_module(f"{__name__}.{_family}")

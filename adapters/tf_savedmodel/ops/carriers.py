@@ -13,6 +13,12 @@ import onnx
 from onnx import helper
 
 from portability.adapters.tf_savedmodel.ops.dtypes import BIT_PATTERNS, CARRIERS
+from portability.errors import FormatError
+
+# Initializers with more elements than this go into shape inference without their data:
+# types and shapes come from the declaration, and only small tensors (shapes, axes) are
+# ever read as values. This also keeps a model past protobuf's 2 GB limit inferable.
+_INFERENCE_DATA_ELEMENTS = 4096
 
 
 def numpy_type(elem_type: int) -> np.dtype:
@@ -56,18 +62,55 @@ def carried_types(model: onnx.ModelProto) -> dict[str, int]:
 
     Declared types (inputs, outputs, value_info, initializers, Constant values)
     and Cast targets come first; when any carried type appears, ONNX shape inference types the
-    values in between (an INT4 input reshaped before its Cast, say).
+    values in between (an INT4 input reshaped before its Cast, say), on any model size.
+
+    Raises:
+        FormatError: shape inference rejects the model (without it, a carried value could
+            pass for a plain uint8/int8 one and be computed on as codes).
     """
     graph = model.graph
     types = _declared_types(graph)
     if any(t in CARRIERS for t in types.values()):
-        try:
-            inferred = onnx.shape_inference.infer_shapes(model)
-        except Exception:  # inference is a best effort: the declared types still hold
-            inferred = None
-        if inferred is not None:
-            types = {**_declared_types(inferred.graph), **types}
+        types = {**_declared_types(_inferred(model).graph), **types}
     return {name: t for name, t in types.items() if t in CARRIERS}
+
+
+def _inferred(model: onnx.ModelProto) -> onnx.ModelProto:
+    """ONNX shape inference on ``model`` with the data of its large initializers left out.
+
+    Raises:
+        FormatError: inference fails (the message names the graph and onnx's reason).
+    """
+    try:
+        return onnx.shape_inference.infer_shapes(_without_large_data(model))
+    except Exception as exc:  # onnx raises InferenceError, ValidationError, protobuf errors...
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise FormatError(f"ONNX graph {model.graph.name!r}: shape inference fails ({type(exc).__name__}: "
+                          f"{first}); it is needed to find the values held in carriers for narrow types "
+                          "(int4, float8...)") from exc
+
+
+def _without_large_data(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``model`` for inference: initializers past ``_INFERENCE_DATA_ELEMENTS``
+    keep their name, type and dims and become external references to nothing (inference
+    reads no external data); everything else is copied as it is."""
+    skeleton = onnx.ModelProto(ir_version=model.ir_version)
+    skeleton.opset_import.extend(model.opset_import)
+    skeleton.functions.extend(model.functions)
+    graph = skeleton.graph
+    graph.name = model.graph.name
+    for part in ("node", "input", "output", "value_info", "sparse_initializer"):
+        getattr(graph, part).extend(getattr(model.graph, part))
+    for tensor in model.graph.initializer:
+        kept = graph.initializer.add()
+        if int(np.prod(tensor.dims, dtype=np.int64)) <= _INFERENCE_DATA_ELEMENTS:
+            kept.CopyFrom(tensor)
+            continue
+        kept.name, kept.data_type = tensor.name, tensor.data_type
+        kept.dims.extend(tensor.dims)
+        kept.data_location = onnx.TensorProto.EXTERNAL
+        kept.external_data.add(key="location", value="(left out of shape inference)")
+    return skeleton
 
 
 def _declared_types(graph: onnx.GraphProto) -> dict[str, int]:

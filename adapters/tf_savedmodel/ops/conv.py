@@ -1,18 +1,28 @@
-"""ONNX Conv and ConvTranspose, 1-D to 3-D.
+"""ONNX Conv and ConvTranspose, 1-D to 3-D, computed channels-last.
 
-TF's CPU convolutions are channels-last, so inputs are transposed in and out.
-Pads (explicit, or from auto_pad) are applied with ``tf.pad`` and the TF
-convolution runs VALID. TF refuses strides combined with dilations, so a
-dilated strided convolution runs at stride 1 and is subsampled. Groups run
-as separate convolutions. ConvTranspose is the convolution of the
-zero-upsampled input with the spatially flipped kernel.
+TF's CPU convolutions are channels-last. The layout pass (``layout.py``) hands
+these translators channels-last inputs and keeps their outputs channels-last;
+the plain translators, used where the pass does not apply, transpose in and out.
+
+A 2-D (or 1-D, run as 2-D) Conv is one TF kernel: ``conv2d`` (grouped when
+``group`` > 1), or ``depthwise_conv2d`` when each group reads one input
+channel, with explicit pads, followed by ``bias_add`` so that Grappler's
+remapper can fuse conv + bias + activation. Pads that depend on the input size
+(SAME_LOWER) are applied with ``tf.pad``. TF refuses strides combined with
+dilations, so a dilated strided convolution runs at stride 1 and is subsampled.
+Kernels known while translating (constants, or variable snapshots the module
+compiles in) are transposed to TF's layout then; others are transposed in the
+graph. ConvTranspose is the convolution of the zero-upsampled input with the
+spatially flipped kernel.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from portability.adapters.tf_savedmodel.ops import spatial as geo
+from portability.adapters.tf_savedmodel.ops.channels_last import register_last, run_channels_last
 from portability.adapters.tf_savedmodel.ops.registry import register
 
 
@@ -28,28 +38,92 @@ def _convolve(xl, kernel, strides, dilations, group):
     else:
         xs, ks = tf.split(xl, group, axis=-1), tf.split(kernel, group, axis=-1)
         y = tf.concat([one(xi, ki) for xi, ki in zip(xs, ks, strict=False)], axis=-1)
+    return _subsample(y, strides, dilated)
+
+
+def _subsample(y, strides, dilated):
+    """Every stride-th output of a stride-1 dilated convolution."""
     if dilated and any(s != 1 for s in strides):
         y = y[(slice(None),) + tuple(slice(None, None, s) for s in strides)]
     return y
 
 
-def _kernel_last(w, spatial):
-    """ONNX [out, in, k...] -> TF [k..., in, out]."""
-    return tf.transpose(w, list(range(2, 2 + spatial)) + [1, 0])
+def _tf_kernel(ctx, i, perm, reshape=None):
+    """Input ``i`` (an ONNX kernel) permuted to TF's layout: at translation time
+    when its value is known, else in the graph."""
+    known = ctx.known_value(i)
+    if known is not None:
+        array = np.asarray(known)
+        if reshape is not None:
+            array = array.reshape(reshape)
+        return tf.constant(np.ascontiguousarray(array.transpose(perm)))
+    w = ctx.input(i)
+    if reshape is not None:
+        w = tf.reshape(w, reshape)
+    return tf.transpose(w, perm)
+
+
+def conv_last(node, ctx):
+    """Conv on a channels-last input (``ctx.input(0)``); returns channels-last."""
+    xl, w, b = ctx.input(0), ctx.input(1), ctx.input(2)
+    spatial = geo.spatial_rank(node, xl)
+    kernel = list(ctx.attr("kernel_shape") or w.shape[2:])
+    strides, dilations, extents = geo.geometry(ctx, spatial, kernel)
+    group = ctx.attr("group", 1)
+    static = geo.static_pads(ctx, spatial)
+    if static is None or spatial == 3:
+        pads = geo.padding(node, ctx, xl, spatial, strides, extents, first_axis=1)
+        xl = tf.pad(xl, [[0, 0]] + [list(p) for p in pads] + [[0, 0]])
+        static = [(0, 0)] * spatial
+    if spatial == 3:
+        kernel_tf = _tf_kernel(ctx, 1, [2, 3, 4, 1, 0])
+        y = _convolve(xl, kernel_tf, strides, dilations, group)
+    else:
+        if spatial == 1:  # run as 2-D over a unit height
+            xl, kernel, strides, dilations = xl[:, None], [1, *kernel], [1, *strides], [1, *dilations]
+            static = [(0, 0), *static]
+        y = _conv2d(ctx, xl, w, kernel, strides, dilations, static, group)
+        if spatial == 1:
+            y = y[:, 0]
+    if b is not None:
+        y = tf.nn.bias_add(y, b)
+    return y
+
+
+def _conv2d(ctx, xl, w, kernel, strides, dilations, pads, group):
+    """One 2-D TF convolution kernel (plain, grouped or depthwise) with explicit pads."""
+    dilated = any(d != 1 for d in dilations)
+    step = [1, 1] if dilated else list(strides)
+    padding = "VALID" if not any(p for pair in pads for p in pair) else \
+        [[0, 0], list(pads[0]), list(pads[1]), [0, 0]]
+    out_channels = w.shape[0]
+    in_channels = xl.shape[-1]
+    depthwise = group > 1 and w.shape[1] == 1 and in_channels == group and step[0] == step[1]
+    if depthwise:
+        shape = [group, out_channels // group, *kernel]
+        k = _tf_kernel(ctx, 1, [2, 3, 0, 1], reshape=shape)
+        y = tf.nn.depthwise_conv2d(xl, k, strides=[1, *step, 1], padding=padding, dilations=dilations)
+    elif group == 1:
+        k = _tf_kernel(ctx, 1, [2, 3, 1, 0], reshape=[out_channels, -1, *kernel])
+        y = tf.nn.conv2d(xl, k, strides=step, padding=padding, dilations=dilations)
+    else:
+        # One convolution per group: TF's CPU Conv2D computes groups, but Grappler
+        # fuses it with a following BiasAdd into a kernel that refuses them.
+        if padding != "VALID":
+            xl = tf.pad(xl, padding)
+        k = _tf_kernel(ctx, 1, [2, 3, 1, 0], reshape=[out_channels, -1, *kernel])
+        return _convolve(xl, k, list(strides), dilations, group)
+    return _subsample(y, strides, dilated)
+
+
+@register_last("Conv")
+def conv_channels_last(node, ctx):
+    return conv_last(node, ctx)
 
 
 @register("Conv")
 def conv(node, ctx):
-    x, w, b = ctx.input(0), ctx.input(1), ctx.input(2)
-    spatial = geo.spatial_rank(node, x)
-    kernel = list(ctx.attr("kernel_shape") or w.shape[2:])
-    strides, dilations, extents = geo.geometry(ctx, spatial, kernel)
-    pads = geo.padding(node, ctx, x, spatial, strides, extents)
-    xl = tf.pad(geo.channels_last(x), [[0, 0]] + [list(p) for p in pads] + [[0, 0]])
-    y = _convolve(xl, _kernel_last(w, spatial), strides, dilations, ctx.attr("group", 1))
-    if b is not None:
-        y = y + b
-    return geo.channels_first(y)
+    return geo.channels_first(run_channels_last(node, ctx, conv_last))
 
 
 def _upsample(x, axis, stride):
@@ -65,7 +139,7 @@ def _upsample(x, axis, stride):
     return tf.gather(x, tf.range(tf.shape(x)[axis] - (stride - 1)), axis=axis)
 
 
-def _transpose_pads(node, ctx, x, spatial, strides, extents):
+def _transpose_pads(node, ctx, xl, spatial, strides, extents):
     """(begin, end) crops of the full transposed output, and the output_padding."""
     out_pad = list(ctx.attr("output_padding", [0] * spatial))
     output_shape = ctx.attr("output_shape")
@@ -73,11 +147,11 @@ def _transpose_pads(node, ctx, x, spatial, strides, extents):
     if output_shape is None and auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
         pads = list(ctx.attr("pads", [0] * (2 * spatial)))
         return [(pads[i], pads[i + spatial]) for i in range(spatial)], out_pad
-    dims = tf.shape(x, out_type=tf.int64)
+    dims = tf.shape(xl, out_type=tf.int64)
     pairs = []
     for i in range(spatial):
-        full = strides[i] * (dims[2 + i] - 1) + out_pad[i] + extents[i]
-        target = output_shape[-spatial + i] if output_shape is not None else dims[2 + i] * strides[i]
+        full = strides[i] * (dims[1 + i] - 1) + out_pad[i] + extents[i]
+        target = output_shape[-spatial + i] if output_shape is not None else dims[1 + i] * strides[i]
         total = full - target
         small = total // 2
         begin, end = (small, total - small) if auto_pad == "SAME_UPPER" else (total - small, small)
@@ -87,16 +161,15 @@ def _transpose_pads(node, ctx, x, spatial, strides, extents):
     return pairs, out_pad
 
 
-@register("ConvTranspose")
-def conv_transpose(node, ctx):
-    """Weights are [in, out/group, k...]; output_shape, output_padding and auto_pad honoured."""
-    x, w, b = ctx.input(0), ctx.input(1), ctx.input(2)
-    spatial = geo.spatial_rank(node, x)
+def conv_transpose_last(node, ctx):
+    """ConvTranspose on a channels-last input; weights are [in, out/group, k...];
+    output_shape, output_padding and auto_pad honoured. Returns channels-last."""
+    xl, w, b = ctx.input(0), ctx.input(1), ctx.input(2)
+    spatial = geo.spatial_rank(node, xl)
     group = ctx.attr("group", 1)
     kernel = list(ctx.attr("kernel_shape") or w.shape[2:])
     strides, dilations, extents = geo.geometry(ctx, spatial, kernel)
-    crops, out_pad = _transpose_pads(node, ctx, x, spatial, strides, extents)
-    xl = geo.channels_last(x)
+    crops, out_pad = _transpose_pads(node, ctx, xl, spatial, strides, extents)
     for i in range(spatial):
         xl = _upsample(xl, 1 + i, strides[i])
     full = [[0, 0]] + [[e - 1, e - 1 + p] for e, p in zip(extents, out_pad, strict=False)] + [[0, 0]]
@@ -106,7 +179,7 @@ def conv_transpose(node, ctx):
     parts = tf.split(flipped, group, axis=0)
     kernels = [tf.transpose(p, list(range(2, 2 + spatial)) + [0, 1]) for p in parts]
     kernel_tf = tf.concat(kernels, axis=-1) if group > 1 else kernels[0]
-    y = _convolve_groups(xl, kernel_tf, dilations, group)
+    y = _convolve(xl, kernel_tf, [1] * spatial, dilations, group)
     extend = [[0, 0]] + [[0, tf.maximum(-tf.cast(c[1], tf.int64), 0)] for c in crops] + [[0, 0]]
     y = tf.pad(y, extend)
     crops = [(c[0], tf.maximum(tf.cast(c[1], tf.int64), 0)) for c in crops]
@@ -116,10 +189,15 @@ def conv_transpose(node, ctx):
     y = tf.strided_slice(y, tf.stack([tf.cast(v, tf.int64) for v in begin]),
                          tf.stack([tf.cast(v, tf.int64) for v in end]))
     if b is not None:
-        y = y + b
-    return geo.channels_first(y)
+        y = tf.nn.bias_add(y, b)
+    return y
 
 
-def _convolve_groups(xl, kernel, dilations, group):
-    """Stride-1 grouped convolution where each group's kernel maps in/group -> out/group."""
-    return _convolve(xl, kernel, [1] * len(dilations), dilations, group)
+@register_last("ConvTranspose")
+def conv_transpose_channels_last(node, ctx):
+    return conv_transpose_last(node, ctx)
+
+
+@register("ConvTranspose")
+def conv_transpose(node, ctx):
+    return geo.channels_first(run_channels_last(node, ctx, conv_transpose_last))

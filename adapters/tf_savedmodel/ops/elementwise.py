@@ -112,10 +112,7 @@ def cast(node, ctx):
     if to in CARRIERS:
         return narrow_dtypes.encode(x, to, bool(ctx.attr("saturate", 1)), ctx.attr("round_mode", "up"))
     target = tf_dtype(to, f"ONNX op Cast (node {node.name!r})")
-    if target in FLOAT8_MAX and ctx.attr("saturate", 1) and x.dtype.is_floating:
-        limit = FLOAT8_MAX[target]
-        x = tf.clip_by_value(tf.cast(x, tf.float32), -limit, limit)
-    return tf.cast(x, target)
+    return _cast_to(x, target, bool(ctx.attr("saturate", 1)))
 
 
 @register("CastLike")
@@ -124,7 +121,19 @@ def cast_like(node, ctx):
     like = ctx.carried_type(1)
     if like is not None:
         return narrow_dtypes.encode(x, like, bool(ctx.attr("saturate", 1)), ctx.attr("round_mode", "up"))
-    return tf.cast(x, ctx.input(1).dtype)
+    return _cast_to(x, ctx.input(1).dtype, bool(ctx.attr("saturate", 1)))
+
+
+def _cast_to(x: tf.Tensor, target: tf.DType, saturate: bool) -> tf.Tensor:
+    """``tf.cast``, saturating reals to a float8 type's largest finite value if ``saturate``
+    (Cast's saturate=1 table: +-Inf and out-of-range values give +-FLT_MAX)."""
+    if target in FLOAT8_MAX and saturate and x.dtype.is_floating:
+        # Clip in float32, or in float64 for a double: narrowing a double to float32
+        # first would round twice and miss the nearest float8 just above a tie.
+        limit = FLOAT8_MAX[target]
+        wide = x if x.dtype == tf.float64 else tf.cast(x, tf.float32)
+        x = tf.clip_by_value(wide, -limit, limit)
+    return tf.cast(x, target)
 
 
 def _readable(ctx, i: int, wide: bool) -> tf.Tensor:

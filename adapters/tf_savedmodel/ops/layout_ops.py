@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from portability.adapters.tf_savedmodel.ops import spatial as geo
+from portability.adapters.tf_savedmodel.ops.channels_last import register_last
 from portability.adapters.tf_savedmodel.ops.registry import rank_of, register, unsupported
 
 
@@ -66,12 +68,36 @@ def pad(node, ctx):
     if mode not in ("constant", "reflect", "edge", "wrap"):
         raise unsupported(node, f"mode {mode!r}")
     pairs, fill = _pads_and_fill(node, ctx, x, rank)
-    static = tf.get_static_value(pairs)
-    for axis in range(rank):
+    return _pad_all(x, pairs, tf.get_static_value(pairs), mode, fill)
+
+
+def _pad_all(x, pairs, static, mode, fill):
+    """Pad every axis by ``pairs`` ([rank, 2]; ``static`` its value when known):
+    one ``tf.pad`` for constant non-negative pads, else axis by axis."""
+    if static is not None and mode == "constant" and (static >= 0).all():
+        return tf.pad(x, static, constant_values=fill)
+    for axis in range(x.shape.rank):
         if static is not None and not static[axis].any():
             continue
         x = _pad_axis(x, axis, pairs[axis, 0], pairs[axis, 1], mode, fill)
     return x
+
+
+def _pad_last_accepts(node, ctx, x) -> bool:
+    rank = x.shape.rank
+    return rank is not None and rank >= 3 and ctx.attr("mode", "constant") in ("constant", "reflect", "edge", "wrap")
+
+
+@register_last("Pad", accepts=_pad_last_accepts)
+def pad_last(node, ctx):
+    """Pad a channels-last tensor: the pads, listed channels-first, are reordered."""
+    x = ctx.input(0)
+    rank = x.shape.rank
+    pairs, fill = _pads_and_fill(node, ctx, x, rank)
+    static = tf.get_static_value(pairs)
+    perm = geo.to_last_perm(rank)
+    return _pad_all(x, tf.gather(pairs, perm), None if static is None else static[perm],
+                    ctx.attr("mode", "constant"), fill)
 
 
 @register("DepthToSpace")

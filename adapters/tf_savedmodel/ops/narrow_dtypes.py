@@ -6,9 +6,22 @@ translated graph such a value therefore travels in a *carrier* (see
 ``dtypes.CARRIERS``): the float types as their bit patterns in ``tf.uint8``,
 the integer types as their values in ``tf.int8`` / ``tf.uint8``. This module
 converts between carriers and ordinary TF tensors with integer and float64
-ops, matching ONNX's reference: ml_dtypes' conversions (round to nearest even,
-the fnuz and float4 NaN conventions, wrapping integer casts), and ONNX's own
-rounding rules for FLOAT8E8M0.
+ops, by the ONNX specification's rules rather than any one library's release
+(ml_dtypes changed its float -> int4 cast in 0.7; onnx's reference Cast follows
+whichever ml_dtypes is installed):
+
+- float8 (Cast's operator text, saturate=1 and saturate=0 tables): round to
+  nearest even; saturate clamps out-of-range values and infinities to the
+  largest finite value; otherwise an fnuz overflow is the single NaN (0x80).
+- FLOAT4E2M1 (docs/technical/float4.md): round to nearest even within
+  [-6, 6], larger magnitudes and infinities saturate, NaN gives 6, +-0 kept.
+- INT4/UINT4 and INT2/UINT2 (docs/technical/int4.md, int2.md): reals round to
+  the nearest integer, ties to even, then saturate to the type's range (the
+  rule of onnx's first reference, ``np.rint(np.clip(x, lo, hi))``); NaN gives 0,
+  a choice of ours, since the spec leaves it undefined. Integers keep their low
+  bits (Cast: "fixed point to fixed point: discard higher bits", as
+  onnxruntime does).
+- FLOAT8E8M0: ONNX's own rounding rules (``onnx.numpy_helper.to_float8e8m0``).
 """
 
 from __future__ import annotations
@@ -25,7 +38,7 @@ class MiniFloat:
 
     ``fnuz``: no infinities, no negative zero, and the one NaN is the code with
     only the sign bit set (0x80). Without it the format has no NaN or infinity
-    at all (FLOAT4E2M1), and ml_dtypes saturates every overflow.
+    at all (FLOAT4E2M1), and every overflow saturates.
     """
 
     exponent_bits: int
@@ -52,6 +65,11 @@ class MiniFloat:
     def sign_bit(self) -> int:
         return 1 << (self.exponent_bits + self.mantissa_bits)
 
+    @property
+    def largest_code(self) -> int:
+        """The code of the largest finite value (every code below the sign bit is finite here)."""
+        return self.sign_bit - 1
+
 
 FLOAT8E4M3FNUZ = MiniFloat(exponent_bits=4, mantissa_bits=3, bias=8, fnuz=True)
 FLOAT8E5M2FNUZ = MiniFloat(exponent_bits=5, mantissa_bits=2, bias=16, fnuz=True)
@@ -74,11 +92,11 @@ def _power_of_two(exponent: tf.Tensor) -> tf.Tensor:
 def encode_minifloat(x: tf.Tensor, spec: MiniFloat, saturate: bool) -> tf.Tensor:
     """Round a real tensor to ``spec`` (nearest, ties to even); returns the codes as uint8.
 
-    Every TF float type widens to float64 exactly, so there is one rounding, as
-    in ml_dtypes. ``saturate`` clamps out-of-range values (infinities too) to the
-    largest finite value, as ONNX's saturating Cast does; otherwise an fnuz
-    overflow is NaN. FLOAT4E2M1 always saturates and maps NaN to a zero of the
-    opposite sign, which is what ml_dtypes does.
+    Every TF float type widens to float64 exactly, so there is one rounding.
+    ``saturate`` clamps out-of-range values (infinities too) to the largest
+    finite value, as ONNX's saturating Cast does; otherwise an fnuz overflow is
+    NaN. FLOAT4E2M1 always saturates and, by its table in ONNX's float4.md,
+    maps NaN of either sign to 6 (ml_dtypes gives a zero of the opposite sign).
     """
     x = tf.cast(x, tf.float64)
     negative = tf.bitcast(x, tf.int64) < 0  # the sign bit, so -0.0 counts as negative
@@ -103,7 +121,8 @@ def encode_minifloat(x: tf.Tensor, spec: MiniFloat, saturate: bool) -> tf.Tensor
         code = tf.where(tf.logical_and(negative, code != 0), code + spec.sign_bit, code)  # no -0
         code = tf.where(tf.logical_or(nan, overflow), tf.constant(_FNUZ_NAN, tf.int64), code)
     else:
-        code = tf.where(tf.math.logical_xor(negative, nan), code + spec.sign_bit, code)
+        code = tf.where(negative, code + spec.sign_bit, code)
+        code = tf.where(nan, tf.constant(spec.largest_code, tf.int64), code)
     return tf.cast(code, tf.uint8)
 
 
@@ -172,23 +191,28 @@ def decode_e8m0(codes: tf.Tensor, dtype: tf.DType = tf.float32) -> tf.Tensor:
     return tf.cast(tf.bitcast(bits, tf.float32), dtype)
 
 
-def wrap_integer(x: tf.Tensor, bits: int, signed: bool) -> tf.Tensor:
-    """Values of a ``bits``-wide integer type, as ml_dtypes converts: reals truncate toward
-    zero through int32 (NaN and anything beyond int32 give 0), then every integer keeps
-    its low ``bits`` bits (two's complement). Returns int8 values if ``signed``, else uint8."""
+def to_narrow_integer(x: tf.Tensor, bits: int, signed: bool) -> tf.Tensor:
+    """Values of a ``bits``-wide integer type, by ONNX's rules; int8 values if ``signed``,
+    else uint8.
+
+    Reals round to the nearest integer, ties to even, and saturate to the type's
+    range, infinities included (int4.md / int2.md: "rounding to the nearest-integer
+    (with ties to even) ... and truncating"; onnx's first reference helper,
+    ``float32_to_4bit_unpacked``, was ``np.rint(np.clip(x, lo, hi))``). NaN gives 0:
+    the spec leaves it undefined. Integers and booleans keep their low ``bits`` bits,
+    two's complement (Cast: "fixed point to fixed point: when OOR, discard higher bits
+    and reinterpret").
+    """
+    low_value, high_value = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
     if x.dtype.is_floating:
-        whole = _truncate(tf.cast(x, tf.float64))
-        fits = tf.logical_and(whole >= -2.0 ** 31, whole < 2.0 ** 31)  # False for NaN
-        x = tf.where(fits, whole, 0.0)
+        wide = tf.cast(x, tf.float64)  # exact for every TF float type, so rint sees the true value
+        clipped = tf.minimum(tf.maximum(wide, float(low_value)), float(high_value))
+        value = tf.where(tf.math.is_nan(wide), tf.constant(0.0, tf.float64), tf.math.rint(clipped))
+        return tf.cast(value, tf.int8 if signed else tf.uint8)
     low = tf.bitwise.bitwise_and(tf.cast(x, tf.int64), (1 << bits) - 1)
     if signed:
         low = tf.where(low >= 1 << (bits - 1), low - (1 << bits), low)
     return tf.cast(low, tf.int8 if signed else tf.uint8)
-
-
-def _truncate(x: tf.Tensor) -> tf.Tensor:
-    """Round toward zero."""
-    return tf.where(x < 0, tf.math.ceil(x), tf.math.floor(x))
 
 
 _MINIFLOATS = {TensorProto.FLOAT8E4M3FNUZ: FLOAT8E4M3FNUZ, TensorProto.FLOAT8E5M2FNUZ: FLOAT8E5M2FNUZ,
@@ -206,7 +230,7 @@ def encode(x: tf.Tensor, elem_type: int, saturate: bool = True, round_mode: str 
     """
     if elem_type in _NARROW_INTEGERS:
         if x.dtype.is_floating or x.dtype.is_integer or x.dtype == tf.bool:
-            return wrap_integer(x, *_NARROW_INTEGERS[elem_type])
+            return to_narrow_integer(x, *_NARROW_INTEGERS[elem_type])
         raise ValueError(f"no cast from {x.dtype.name} to a narrow integer type")
     if not (x.dtype.is_floating or x.dtype.is_integer or x.dtype == tf.bool):
         raise ValueError(f"no cast from {x.dtype.name} to a narrow float type")

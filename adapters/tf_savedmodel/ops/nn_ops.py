@@ -30,13 +30,29 @@ def matmul(node, ctx):
 
 @register("Gemm")
 def gemm(node, ctx):
+    """alpha * A' @ B' + beta * C, with A' = A^T if transA, B' = B^T if transB, C broadcast.
+
+    The transposes are explicit ops, and a C of shape [1, N] is added as its rank-1 row.
+    The row is what matters: in a traced graph grappler folds a transpose back into
+    MatMul's transpose_a and fuses the Add into _FusedMatMul; with transpose_a, TF keeps
+    the Eigen fused kernel (oneDNN's refuses a transposed A), which takes only a rank-1
+    bias, so a [1, N] C failed at run time: "InvalidArgumentError: Graph execution error
+    ... bias must be 1-dimensional" (tensorflow/tensorflow#126661, TF 2.21). Grappler
+    fuses a 2-D bias only where oneDNN is on (TF_ENABLE_ONEDNN_OPTS=1, on by default on
+    some x86 CPUs only). A rank-1 C broadcasts the same way, so the result is unchanged.
+    """
     a, b, c = ctx.input(0), ctx.input(1), ctx.input(2)
-    out = tf.linalg.matmul(a, b, transpose_a=bool(ctx.attr("transA", 0)),
-                           transpose_b=bool(ctx.attr("transB", 0)))
+    if ctx.attr("transA", 0):
+        a = tf.transpose(a)
+    if ctx.attr("transB", 0):
+        b = tf.transpose(b)
+    out = tf.linalg.matmul(a, b)
     alpha, beta = ctx.attr("alpha", 1.0), ctx.attr("beta", 1.0)
     if alpha != 1.0:
         out = out * tf.cast(alpha, out.dtype)
     if c is not None:
+        if c.shape.rank == 2 and c.shape[0] == 1:
+            c = tf.squeeze(c, axis=0)
         out = out + (c if beta == 1.0 else c * tf.cast(beta, c.dtype))
     return out
 

@@ -39,7 +39,7 @@ def _draws(node, ctx, shape: tf.Tensor) -> tf.Tensor:
     try:
         return mt19937.uniform(seed, shape)
     except ValueError as exc:
-        raise unsupported(node, str(exc)) from None
+        raise unsupported(node, str(exc)) from exc
 
 
 @register("Dropout")

@@ -23,12 +23,26 @@ _TRANSLATORS: dict[str, Translator] = {}
 
 
 def register(*op_types: str) -> Callable[[Translator], Translator]:
-    """Decorator: register a translator for one or more ONNX op types (default domain)."""
+    """Decorator: register a translator for one or more ONNX op types (default domain).
+
+    Raises:
+        ValueError: an op type already has another translator (as a format registered
+            twice does): two translators for one op would leave the winner to import order.
+    """
     def wrap(fn: Translator) -> Translator:
+        for op_type in op_types:
+            known = _TRANSLATORS.get(op_type)
+            if known is not None and known is not fn:
+                raise ValueError(f"ONNX op {op_type!r} is registered twice: {_where(known)} and {_where(fn)}")
         for op_type in op_types:
             _TRANSLATORS[op_type] = fn
         return fn
     return wrap
+
+
+def _where(fn: Translator) -> str:
+    """``module.function`` of a translator, for the duplicate-registration message."""
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
 def supported_ops() -> list[str]:
@@ -66,19 +80,29 @@ class OpContext:
         opset: the default-domain opset of the model.
         carried: value name -> ONNX element type, for values held in a carrier
             dtype (``dtypes.CARRIERS``): a uint8 tensor may hold FLOAT8E4M3FNUZ bits.
+        snapshots: value name -> the value a variable holds while the graph is
+            built, for weights the graph may compile in as constants (convolution
+            kernels in their TF layout); empty unless the module asks for it.
     """
 
     def __init__(self, env: dict[str, Any], static: dict[str, np.ndarray], opset: int,
-                 carried: dict[str, int] | None = None) -> None:
+                 carried: dict[str, int] | None = None,
+                 snapshots: dict[str, np.ndarray] | None = None) -> None:
         self.env = env
         self.static = static
         self.opset = opset
         self.carried = carried or {}
+        self.snapshots = snapshots or {}
         self.node: onnx.NodeProto | None = None
 
     def bind(self, node: onnx.NodeProto) -> OpContext:
         self.node = node
         self._attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        return self
+
+    def with_attrs(self, **overrides: Any) -> OpContext:
+        """Override attribute values of the bound node (a layout pass remaps axes)."""
+        self._attrs.update(overrides)
         return self
 
     def has_input(self, i: int) -> bool:
@@ -95,6 +119,13 @@ class OpContext:
         """Every present input, in order."""
         return [self.env[name] for name in self.node.input if name]
 
+    def known_value(self, i: int) -> np.ndarray | None:
+        """Input ``i``'s value if it is static or a variable's snapshot, else None."""
+        value = self.static_value(i)
+        if value is None and self.has_input(i):
+            value = self.snapshots.get(self.node.input[i])
+        return value
+
     def carried_type(self, i: int) -> int | None:
         """The ONNX element type of input ``i`` if its tensor is a carrier, else None."""
         return self.carried.get(self.node.input[i]) if self.has_input(i) else None
@@ -106,6 +137,8 @@ class OpContext:
         name = self.node.input[i]
         if name in self.static:
             return self.static[name]
+        if name not in self.env and name in getattr(self.env, "last", ()):
+            return None  # held channels-last: computed at run time, never static
         value = tf.get_static_value(self.env[name])
         return None if value is None else np.asarray(value)
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from portability.adapters.tf_savedmodel.ops import spatial as geo
+from portability.adapters.tf_savedmodel.ops.channels_last import register_last, view_context
 from portability.adapters.tf_savedmodel.ops.registry import normalize_axis, rank_of, register, unsupported
 
 _F64 = tf.float64
@@ -181,3 +183,91 @@ def resize(node, ctx):
     if interpolating and x.dtype.is_integer:
         out = tf.round(tf.clip_by_value(out, x.dtype.min, x.dtype.max))
     return tf.cast(out, x.dtype)
+
+
+def _resize_last_accepts(node, ctx, x) -> bool:
+    rank = x.shape.rank
+    return node.op_type == "Resize" and ctx.opset >= 11 and rank is not None and 3 <= rank <= 5
+
+
+@register_last("Resize", accepts=_resize_last_accepts)
+def resize_last(node, ctx):
+    """Channels-last Resize: TF's ResizeBilinear where it computes what ONNX asks,
+    else the separable resize on the channels-last axes."""
+    xl = ctx.input(0)
+    rank = xl.shape.rank
+    perm = geo.to_last_perm(rank)
+    fast = _bilinear_last(node, ctx, xl)
+    if fast is not None:
+        return fast
+    listed = ctx.attr("axes")
+    if listed is not None:  # the vectors follow the listed axes: remap the axes
+        axes = [perm.index(normalize_axis(a, rank)) for a in listed]
+        return resize(node, view_context(ctx, node, {node.input[0]: xl}).with_attrs(axes=axes))
+    overrides: dict = {node.input[0]: xl}
+    static: dict = {}
+    for i in (1, 2, 3):
+        if not _present(ctx, i):
+            continue
+        order = perm + [p + rank for p in perm] if i == 1 else perm
+        value = ctx.static_value(i)
+        if value is not None:
+            static[node.input[i]] = np.asarray(value).reshape(-1)[order]
+            overrides[node.input[i]] = tf.constant(static[node.input[i]])
+        else:
+            overrides[node.input[i]] = tf.gather(tf.reshape(ctx.input(i), [-1]), order)
+    return resize(node, view_context(ctx, node, overrides, static))
+
+
+_BILINEAR_MODES = {"half_pixel": (False, True), "pytorch_half_pixel": (False, True),
+                   "align_corners": (True, False), "asymmetric": (False, False)}
+
+
+def _bilinear_last(node, ctx, xl):
+    """ResizeBilinear of a 4-D float32 channels-last tensor whose spatial axes only are
+    resized, with output sizes TF's own scale (in / out) reproduces exactly; else None."""
+    attrs = _attrs(ctx)
+    if (xl.shape.rank != 4 or xl.dtype != tf.float32 or attrs["mode"] != "linear" or attrs["antialias"]
+            or attrs["ctm"] not in _BILINEAR_MODES or ctx.attr("keep_aspect_ratio_policy", "stretch") != "stretch"):
+        return None
+    listed = ctx.attr("axes")
+    axes = [normalize_axis(a, 4) for a in listed] if listed is not None else [0, 1, 2, 3]
+    spatial = [axes.index(2), axes.index(3)] if set(axes) >= {2, 3} and set(axes) <= {0, 1, 2, 3} else None
+    if spatial is None:
+        return None
+    untouched = [axes.index(a) for a in (0, 1) if a in axes]
+    size = _bilinear_size(ctx, xl, spatial, untouched)
+    if size is None:
+        return None
+    align, half = _BILINEAR_MODES[attrs["ctm"]]
+    return tf.raw_ops.ResizeBilinear(images=xl, size=size, align_corners=align, half_pixel_centers=half)
+
+
+def _bilinear_size(ctx, xl, spatial, untouched):
+    """The int32 output (height, width), or None where TF's scale would differ from ONNX's."""
+    if _present(ctx, 3):
+        sizes = ctx.static_value(3)
+        if sizes is None:
+            return None
+        sizes = np.asarray(sizes).reshape(-1)
+        batch_channels = [xl.shape[0], xl.shape[-1]]
+        if any(sizes[i] != batch_channels[k] for k, i in enumerate(untouched)):
+            return None
+        out = [int(sizes[i]) for i in spatial]
+        if ctx.attr("coordinate_transformation_mode", "half_pixel") == "pytorch_half_pixel" and min(out) < 2:
+            return None
+        return tf.constant(out, tf.int32)
+    scales = ctx.static_value(2) if _present(ctx, 2) else None
+    if scales is None:
+        return None
+    scales = np.asarray(scales, np.float64).reshape(-1)
+    if any(scales[i] != 1 for i in untouched):
+        return None
+    wanted = [scales[i] for i in spatial]
+    dims = [xl.shape[1], xl.shape[2]]
+    exact = all(s == int(s) and s >= 2 for s in wanted) or all(
+        d is not None and float(d * s).is_integer() and d * s >= 2 for d, s in zip(dims, wanted, strict=True))
+    if not exact:
+        return None
+    shape = tf.shape(xl)[1:3]
+    return tf.cast(tf.floor(tf.cast(shape, tf.float64) * tf.constant(wanted, tf.float64)), tf.int32)

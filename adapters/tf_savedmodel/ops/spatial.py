@@ -28,8 +28,9 @@ def geometry(ctx, spatial: int, kernel: list[int]):
     return strides, dilations, extents
 
 
-def padding(node, ctx, x, spatial, strides, extents):
-    """Per spatial dim, (begin, end) pads as int64 scalars."""
+def padding(node, ctx, x, spatial, strides, extents, first_axis=2):
+    """Per spatial dim, (begin, end) pads as int64 scalars; ``first_axis`` is where
+    the spatial dims of ``x`` start (2 channels-first, 1 channels-last)."""
     auto_pad = ctx.attr("auto_pad", "NOTSET")
     if auto_pad == "VALID":
         zero = tf.constant(0, tf.int64)
@@ -38,7 +39,7 @@ def padding(node, ctx, x, spatial, strides, extents):
         dims = tf.shape(x, out_type=tf.int64)
         pairs = []
         for i in range(spatial):
-            size = dims[2 + i]
+            size = dims[first_axis + i]
             out = (size + strides[i] - 1) // strides[i]
             total = tf.maximum((out - 1) * strides[i] + extents[i] - size, 0)
             small = total // 2
@@ -46,18 +47,54 @@ def padding(node, ctx, x, spatial, strides, extents):
         return pairs
     if auto_pad != "NOTSET":
         raise unsupported(node, f"auto_pad {auto_pad!r}")
+    pads = static_pads(ctx, spatial)
+    return [(tf.constant(b, tf.int64), tf.constant(e, tf.int64)) for b, e in pads]
+
+
+def static_pads(ctx, spatial: int) -> list[tuple[int, int]] | None:
+    """Per spatial dim, (begin, end) pads as Python ints when the pads do not depend on
+    the input's size (explicit pads or VALID), else None (SAME_*)."""
+    auto_pad = ctx.attr("auto_pad", "NOTSET")
+    if auto_pad == "VALID":
+        return [(0, 0)] * spatial
+    if auto_pad != "NOTSET":
+        return None
     pads = list(ctx.attr("pads", [0] * (2 * spatial)))
-    return [(tf.constant(pads[i], tf.int64), tf.constant(pads[i + spatial], tf.int64))
-            for i in range(spatial)]
+    return [(int(pads[i]), int(pads[i + spatial])) for i in range(spatial)]
+
+
+def to_last_perm(rank: int) -> list[int]:
+    """The permutation taking NC... to N...C."""
+    return [0] + list(range(2, rank)) + [1]
+
+
+def to_first_perm(rank: int) -> list[int]:
+    """The permutation taking N...C to NC..."""
+    return [0, rank - 1] + list(range(1, rank - 1))
 
 
 def channels_last(x):
     """NC... -> N...C."""
-    rank = x.shape.rank
-    return tf.transpose(x, [0] + list(range(2, rank)) + [1])
+    return tf.transpose(x, to_last_perm(x.shape.rank))
 
 
 def channels_first(y):
     """N...C -> NC..."""
-    rank = y.shape.rank
-    return tf.transpose(y, [0, rank - 1] + list(range(1, rank - 1)))
+    return tf.transpose(y, to_first_perm(y.shape.rank))
+
+
+def permute(x: tf.Tensor, perm: list[int]) -> tf.Tensor:
+    """``tf.transpose(x, perm)``, as a reshape when only dimensions of size 1 move."""
+    dims = x.shape.as_list() if x.shape.rank is not None else None
+    if perm == list(range(len(perm))):
+        return x
+    if dims is not None and 0 not in dims:
+        moved = [p for p in perm if dims[p] != 1]
+        if moved == sorted(moved):
+            target = [dims[p] for p in perm]
+            if sum(d is None for d in target) <= 1:
+                return tf.reshape(x, [-1 if d is None else d for d in target])
+            out = tf.reshape(x, tf.gather(tf.shape(x), perm))
+            out.set_shape(target)
+            return out
+    return tf.transpose(x, perm)

@@ -9,13 +9,14 @@ tier with ``-m "not conformance"`` skips that.
 
 from __future__ import annotations
 
+import numpy as np
+import onnx_cast_spec as spec
 import pytest
 
-pytest.importorskip("onnx")
+onnx = pytest.importorskip("onnx")
 pytest.importorskip("tensorflow")
-conformance = pytest.importorskip("portability.adapters.tf_savedmodel.conformance")
-ops = pytest.importorskip("portability.adapters.tf_savedmodel.ops")
-KNOWN_GAPS = pytest.importorskip("portability.adapters.tf_savedmodel.ops.known_gaps").KNOWN_GAPS
+from portability.adapters.tf_savedmodel import conformance, ops
+from portability.adapters.tf_savedmodel.ops.known_gaps import KNOWN_GAPS
 
 # The tier is part of the whole suite (.ci/run), not of the fast tier.
 pytestmark = [pytest.mark.conformance, pytest.mark.slow]
@@ -56,3 +57,50 @@ def test_outcome_reports_the_failure():
     broken = conformance.Case(case.name, case.op, case.model, case.inputs, [case.outputs[0] + 1])
     outcome = conformance.run_case(broken)
     assert not outcome.passed and "output 0" in outcome.error
+
+
+def test_spec_expected_names_real_cases():
+    stale = set(conformance.SPEC_EXPECTED) - set(conformance.yardstick_cases())
+    assert not stale, f"SPEC_EXPECTED lists cases the suite no longer has: {sorted(stale)}"
+
+
+def test_cast_to_int4_is_held_to_the_spec_value():
+    """onnx's input is -9..15; the spec saturates to [-8, 7] (ml_dtypes gave -7 or 0 for 9.0)."""
+    case = conformance.yardstick_cases()["test_cast_FLOAT_to_INT4"]
+    want = np.clip(np.arange(-9, 16), -8, 7).reshape(5, 5)
+    got = case.outputs[0]
+    assert got.dtype == onnx.helper.tensor_dtype_to_np_dtype(onnx.TensorProto.INT4)
+    np.testing.assert_array_equal(got.astype(np.int64), want)
+
+
+_FORMATS = {"FLOAT8E4M3FN": spec.E4M3FN, "FLOAT8E5M2": spec.E5M2, "FLOAT8E4M3FNUZ": spec.E4M3FNUZ,
+            "FLOAT8E5M2FNUZ": spec.E5M2FNUZ, "FLOAT4E2M1": spec.E2M1}
+_INTEGERS = {"INT4": (4, True), "UINT4": (4, False), "INT2": (2, True), "UINT2": (2, False)}
+
+
+def _cast_cases_to_narrow_types():
+    for case in conformance.yardstick_cases().values():
+        node = case.model.graph.node[0]
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        target = onnx.TensorProto.DataType.Name(attrs.get("to", 0))
+        if case.op == "Cast" and (target in _FORMATS or target in _INTEGERS):
+            yield case, target, bool(attrs.get("saturate", 1))
+
+
+def test_every_cast_to_a_narrow_type_is_held_to_the_spec():
+    """Recomputed cases (SPEC_EXPECTED) hold the spec's values; the others keep onnx's
+    outputs, which must then agree with the spec, or the case belongs in SPEC_EXPECTED."""
+    checked = []
+    for case, target, saturate in _cast_cases_to_narrow_types():
+        x = onnx.numpy_helper.to_array(case.inputs[0])
+        want = np.asarray(conformance._as_array(case.outputs[0]))
+        with np.errstate(invalid="ignore"):
+            if target in _INTEGERS:
+                np.testing.assert_array_equal(want.astype(np.int64), spec.integer_from_real(x, *_INTEGERS[target]),
+                                              err_msg=case.name)
+            else:
+                fmt = _FORMATS[target]
+                spec.same_values(want.astype(np.float64), spec.decode(spec.encode(x, fmt, saturate), fmt))
+        checked.append(case.name)
+    assert set(conformance.SPEC_EXPECTED) <= set(checked)
+    assert len(checked) >= 18, checked

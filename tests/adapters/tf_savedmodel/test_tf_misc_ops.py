@@ -7,8 +7,10 @@ import pytest
 
 onnx = pytest.importorskip("onnx")
 tf = pytest.importorskip("tensorflow")
-onnx_graphs = pytest.importorskip("onnx_graphs")
-translate = pytest.importorskip("portability.adapters.tf_savedmodel.graph").translate
+import onnx_graphs
+
+from portability.adapters.tf_savedmodel.graph import translate
+
 TensorProto = onnx.TensorProto
 
 RNG = np.random.default_rng(0)

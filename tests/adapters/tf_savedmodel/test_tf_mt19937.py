@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 tf = pytest.importorskip("tensorflow")
-mt19937 = pytest.importorskip("portability.adapters.tf_savedmodel.ops.mt19937")
+from portability.adapters.tf_savedmodel.ops import mt19937
 
 SEEDS = [0, 1, 5489, 123456789, 2**32 - 1]
 

@@ -19,8 +19,9 @@ onnx = pytest.importorskip("onnx")
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # realistic_models:NAME specs resolve from here
-realistic_models = pytest.importorskip("realistic_models")
-main = pytest.importorskip("portability.cli").main
+import realistic_models
+
+from portability.cli import main
 
 CASES = {"lstm_tagger": ({"LSTM"}, realistic_models.lstm_inputs),
          "upsampler": ({"Pad", "Resize", "ConvTranspose"}, realistic_models.upsampler_inputs)}

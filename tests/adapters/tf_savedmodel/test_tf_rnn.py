@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 
 pytest.importorskip("tensorflow")
-onnx_graphs = pytest.importorskip("onnx_graphs")
-translate = pytest.importorskip("portability.adapters.tf_savedmodel.graph").translate
+pytest.importorskip("onnx")
+import onnx_graphs
+import spec_oracles
+
+from portability.adapters.tf_savedmodel.graph import translate
 
 RNG = np.random.default_rng(0)
 SEQ, BATCH, INPUT, HIDDEN = 5, 3, 4, 3
@@ -26,10 +29,9 @@ def _weights(op, directions):
 @pytest.mark.parametrize("op", ["LSTM", "GRU", "RNN"])
 @pytest.mark.parametrize("direction", ["forward", "reverse", "bidirectional"])
 @pytest.mark.parametrize("layout", [0, 1])
-def test_recurrence_matches_onnxruntime_with_lengths_and_states(op, direction, layout):
-    """onnxruntime is the reference: onnx's evaluator ignores sequence_lens, and
-    onnxruntime has no layout=1, so the batch-first graph is compared with the
-    time-major one on transposed data."""
+def test_recurrence_matches_the_spec_with_lengths_and_states(op, direction, layout):
+    """The spec's equations are the reference (onnx's evaluator ignores sequence_lens); the
+    batch-first graph (layout=1) is compared with them on transposed data."""
     directions = 2 if direction == "bidirectional" else 1
     w, r, b = _weights(op, directions)
     x = RNG.standard_normal((SEQ, BATCH, INPUT)).astype(np.float32)
@@ -44,8 +46,11 @@ def test_recurrence_matches_onnxruntime_with_lengths_and_states(op, direction, l
     if op == "GRU":
         attrs["linear_before_reset"] = 1
     time_major = [onnx_graphs.node(op, names, outputs, **attrs)]
+    spec = spec_oracles.recurrence(op, x, w, r, b, constants["lens"], feeds["h0"], feeds.get("c0"),
+                                   hidden_size=HIDDEN, direction=direction,
+                                   linear_before_reset=attrs.get("linear_before_reset", 0))
     expected, got = onnx_graphs.run_both(time_major, feeds, constants, opset=14, outputs=len(outputs),
-                                         static=True, reference="ort")
+                                         static=True, expected=spec)
     if layout:
         batch_first = [onnx_graphs.node(op, names, outputs, layout=1, **attrs)]
         swapped = {k: np.swapaxes(v, 0, 1) for k, v in feeds.items()}
@@ -65,7 +70,7 @@ def test_recurrence_matches_onnxruntime_with_lengths_and_states(op, direction, l
     ("RNN", ["ScaledTanh"], [1.5], [0.7]),
 ])
 def test_activations_with_alpha_beta(op, activations, alpha, beta):
-    """Against onnxruntime: onnx's evaluator ignores the activations attribute (and clip)."""
+    """Against the spec: onnx's evaluator ignores the activations attribute (and clip)."""
     w, r, b = _weights(op, 1)
     x = RNG.standard_normal((SEQ, BATCH, INPUT)).astype(np.float32)
     attrs = {"hidden_size": HIDDEN, "activations": activations}
@@ -74,16 +79,27 @@ def test_activations_with_alpha_beta(op, activations, alpha, beta):
     if beta:
         attrs["activation_beta"] = beta
     nodes = [onnx_graphs.node(op, ["x", "w", "r", "b"], ["y", "y_h"], **attrs)]
-    onnx_graphs.check(nodes, {"x": x}, {"w": w, "r": r, "b": b}, opset=14, outputs=2, reference="ort")
+    expected = spec_oracles.recurrence(op, x, w, r, b, hidden_size=HIDDEN, activations=activations,
+                                       activation_alpha=alpha, activation_beta=beta)[:2]
+    onnx_graphs.check(nodes, {"x": x}, {"w": w, "r": r, "b": b}, opset=14, outputs=2, expected=expected)
 
 
 def test_lstm_peepholes_and_clip():
+    """Large inputs, so the gates' inputs are clipped. The spec leaves open whether the cell
+    state is clipped as the input of h: a forget-gate bias of -20 keeps the forget gate at
+    sigmoid(-0.8) and the cell state under the clip, so both readings give the same values."""
     w, r, b = _weights("LSTM", 1)
+    b[0, 2 * HIDDEN:3 * HIDDEN] = -20.0  # Wb[iofc]: the forget gate's bias
     p = RNG.standard_normal((1, 3 * HIDDEN)).astype(np.float32)
     x = RNG.standard_normal((SEQ, BATCH, INPUT)).astype(np.float32) * 3
     nodes = [onnx_graphs.node("LSTM", ["x", "w", "r", "b", "", "", "", "p"], ["y", "y_h", "y_c"],
                               hidden_size=HIDDEN, clip=0.8)]
-    onnx_graphs.check(nodes, {"x": x}, {"w": w, "r": r, "b": b, "p": p}, opset=14, outputs=3, reference="ort")
+    expected = spec_oracles.recurrence("LSTM", x, w, r, b, p=p, hidden_size=HIDDEN, clip=0.8)
+    other = spec_oracles.recurrence("LSTM", x, w, r, b, p=p, hidden_size=HIDDEN, clip=0.8, clip_cell_for_h=False)
+    assert all(np.array_equal(a, o) for a, o in zip(expected, other, strict=True))
+    unclipped = spec_oracles.recurrence("LSTM", x, w, r, b, p=p, hidden_size=HIDDEN)
+    assert np.abs(unclipped[0] - expected[0]).max() > 1e-2  # the clip does change the outputs
+    onnx_graphs.check(nodes, {"x": x}, {"w": w, "r": r, "b": b, "p": p}, opset=14, outputs=3, expected=expected)
 
 
 def test_time_loop_is_a_tf_loop_and_the_sequence_length_stays_dynamic():

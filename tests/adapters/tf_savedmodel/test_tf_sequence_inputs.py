@@ -8,9 +8,9 @@ import pytest
 
 onnx = pytest.importorskip("onnx")
 tf = pytest.importorskip("tensorflow")
-translate = pytest.importorskip("portability.adapters.tf_savedmodel.graph").translate
 from onnx import TensorProto, helper
 
+from portability.adapters.tf_savedmodel.graph import translate
 from portability.errors import UnsupportedOpError
 
 A = np.arange(6, dtype=np.float32).reshape(2, 3)

@@ -101,8 +101,8 @@ def test_compressed_patched_data_flag_is_a_format_error(tmp_path):
         _set(raw, at, int.from_bytes(raw[at:at + 2], "little") | 0x20, 2)
 
     path = _damaged(tmp_path, flag)
-    with pytest.raises(FormatError, match=r"ckpt\.pt: damaged torch zip archive \(record 'archive/data\.pkl': "
-                                          r"NotImplementedError: compressed patched data"):
+    with pytest.raises(FormatError, match=r"ckpt\.pt: damaged torch zip archive \(record 'archive/data\.pkl' "
+                                          r"sets zip flags torch never writes \(bit 5: compressed patched data\)"):
         portability.load(path)
 
 
@@ -196,3 +196,33 @@ def test_damaged_zip_on_the_command_line_is_one_line_and_exit_2(tmp_path, capsys
     assert main(["inspect", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {path}: damaged torch zip archive") and "\n" not in err
+
+
+def _foreign(path: Path) -> Path:
+    torch.save({"w": torch.arange(12.0).reshape(3, 4), "b": torch.ones(3)}, path)
+    return path
+
+
+@pytest.mark.parametrize("header", ["local", "central"])
+@pytest.mark.parametrize("bit", range(16))
+def test_every_zip_flag_bit_loads_bitwise_or_is_a_format_error(tmp_path, header, bit):
+    # zipfile raises NotImplementedError for bits 5 and 6 (patched data, strong encryption):
+    # those must reach the user as FormatError naming the file, like any other damage.
+    path = _foreign(tmp_path / "model.pt")
+    raw = bytearray(path.read_bytes())
+    signature, offset = (b"PK\x03\x04", 6) if header == "local" else (b"PK\x01\x02", 8)
+    at = raw.find(signature)
+    while at >= 0:
+        raw[at + offset + bit // 8] |= 1 << (bit % 8)
+        at = raw.find(signature, at + 1)
+    path.write_bytes(bytes(raw))
+    try:
+        ckpt = portability.load(path)
+        loaded = {name: as_array(t) for name, t in ckpt.tensors.items()}
+    except FormatError as exc:
+        assert str(exc).startswith(f"{path}: ")
+        return
+    # zipfile reads the flags of the central directory; a local header's are not consulted.
+    assert header == "local" or bit not in (0, 5, 6, 13), f"flag bit {bit} of the {header} headers was accepted"
+    np.testing.assert_array_equal(loaded["w"], np.arange(12.0, dtype=np.float32).reshape(3, 4))
+    np.testing.assert_array_equal(loaded["b"], np.ones(3, np.float32))

@@ -16,6 +16,7 @@ from portability.adapters.torch.models import (
 )
 from portability.adapters.torch.runner import TorchRunner
 from portability.adapters.torch.state_dict import checkpoint_from_object
+from portability.core import fallbacks
 from portability.core.tensors import as_array
 from portability.errors import FormatError, UsageError
 
@@ -74,7 +75,12 @@ def test_tied_weights_may_be_absent_from_the_checkpoint(tmp_path):
 def test_inputs_synthesized_from_hf_config(tmp_path):
     directory = onnx_toys.save_tiny_bert(tmp_path / "bert")
     model = build_model(f"hf:{directory}")
-    feed = example_inputs(f"hf:{directory}", model)
+    with fallbacks.collect() as found:
+        feed = example_inputs(f"hf:{directory}", model)
+    # A directory without a tokenizer is a legitimate fallback, and it is recorded.
+    assert found == [f"model hf:{directory}: {directory} has no tokenizer (none of tokenizer.json, vocab.txt, "
+                     "vocab.json, tokenizer_config.json): the example inputs are token ids synthesized from its "
+                     "config, not text (pass --inputs FILE.npz)"]
     assert list(feed) == ["input_ids", "attention_mask", "token_type_ids"]
     ids = feed["input_ids"]
     assert ids.dtype == np.int64 and ids.shape == (2, 8)
@@ -96,6 +102,25 @@ def test_tokenizer_in_directory_is_used(tmp_path):
     ids = feed["input_ids"]
     assert ids[0, 0] == words.index("[CLS]") and words.index("survive") in ids[0].tolist()
     assert feed["attention_mask"].sum() == (ids != words.index("[PAD]")).sum()
+
+
+@pytest.mark.parametrize("damage", ["not json", "truncated"])
+def test_a_tokenizer_that_cannot_load_is_an_error_not_random_ids(tmp_path, damage):
+    directory = onnx_toys.save_tiny_bert(tmp_path / "bert")
+    onnx_toys.write_bert_vocab(directory)
+    from transformers import BertTokenizerFast
+
+    BertTokenizerFast(str(directory / "vocab.txt")).save_pretrained(directory)
+    tokenizer_json = directory / "tokenizer.json"
+    text = tokenizer_json.read_text()
+    tokenizer_json.write_text("{not json" if damage == "not json" else text[: len(text) // 2])
+    model = build_model(f"hf:{directory}")
+    with fallbacks.collect() as found, pytest.raises(FormatError) as info:
+        example_inputs(f"hf:{directory}", model)
+    assert str(info.value).startswith(f"{directory}: its tokenizer (tokenizer.json, vocab.txt, "
+                                      "tokenizer_config.json) cannot be loaded (")
+    assert str(info.value).endswith("repair it or pass --inputs FILE.npz")
+    assert info.value.__cause__ is not None and found == []
 
 
 def test_npz_inputs_and_their_errors(tmp_path):
