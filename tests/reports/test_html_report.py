@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from html.parser import HTMLParser
 
@@ -107,6 +108,8 @@ def _browser():
 def browser(tmp_path):
     found, why = _browser()
     if found is None:
+        if os.environ.get("PORTABILITY_REQUIRE_BROWSER"):  # .ci/run sets it: CI must run this test
+            pytest.fail(f"PORTABILITY_REQUIRE_BROWSER is set but {why}")
         pytest.skip(why)
     webdriver, service_cls, binary, driver_path = found
     options = webdriver.ChromeOptions()
