@@ -8,10 +8,12 @@ names are the model's input names, output names come from its output structure
 ``name_map.py`` is written into the model's ``metadata_props``.
 
 Destinations:
-- a path ending in ``.onnx``: one self-contained file. A graph whose weights
-  would pass protobuf's 2 GB limit is refused with a message asking for a
-  directory destination, because external data beside a file written under a
-  temporary name could not be renamed with it atomically.
+- a path ending in ``.onnx``: one self-contained file while the weights fit
+  protobuf's 2 GiB limit; past it (or with ``external_data=True``) the weights
+  go to ``<name>.onnx.data`` beside the file. This function writes in place;
+  ``portability convert`` stages both files and publishes them together
+  (``portability.core.atomic.atomic_pair``). ``external_data=False`` refuses a
+  graph past the limit instead.
 - any other path: a directory holding ``model.onnx`` and, next to it, all
   weights in ``model.onnx.data`` (external data). The directory is published
   as one unit, so the graph and its data always match.
@@ -20,6 +22,7 @@ Destinations:
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import logging
 import warnings
@@ -31,14 +34,13 @@ import numpy as np
 import onnx_ir as ir
 import torch
 
-from portability.adapters.onnx import name_map
+from portability.adapters.onnx import exporter_state, name_map
 from portability.adapters.onnx.forward_failure import forward_failure
 from portability.adapters.torch import model_inputs as torch_model_inputs
 from portability.adapters.torch import models as torch_models
 from portability.adapters.torch.numpy_bridge import numpy_to_tensor
 from portability.core.checkpoint import Checkpoint
 from portability.core.model_spec import ModelSpec, parse_model_spec
-from portability.core.tensors import as_array
 from portability.errors import UnsupportedOpError, UsageError
 
 DIRECTORY_MODEL_NAME = "model.onnx"
@@ -83,8 +85,9 @@ def export_model(model: torch.nn.Module, inputs: dict[str, np.ndarray], path: st
         output_names: names for the flattened outputs; None derives them.
         checkpoint: the tensors the import must give back (names, aliases,
             metadata); None means the model's own state_dict.
-        external_data: force (True) or forbid (False) external data for a
-            directory destination; None uses it there always.
+        external_data: force (True) or forbid (False) external data; None uses it
+            always for a directory destination and, for a ``.onnx`` file, past
+            protobuf's 2 GiB limit.
         optimize: run the exporter's graph optimizer (constant folding,
             BatchNorm folded into Conv, initializer merging). False keeps one
             initializer per parameter and explicit Transpose nodes.
@@ -95,7 +98,8 @@ def export_model(model: torch.nn.Module, inputs: dict[str, np.ndarray], path: st
 
     Raises:
         UnsupportedOpError: the exporter cannot convert the model (its message).
-        UsageError: a file destination for weights past 2 GB, or inputs the model rejects.
+        UsageError: a file destination for weights past 2 GiB with ``external_data=False``,
+            or inputs the model rejects.
         ModelError: the model's own code fails on the example inputs.
     """
     path = Path(path)
@@ -124,10 +128,11 @@ def export_model(model: torch.nn.Module, inputs: dict[str, np.ndarray], path: st
     external = _wants_external(program.model, directory, external_data, path)
     if directory:
         path.mkdir(parents=True, exist_ok=True)
-    ir.save(program.model, model_path, external_data=EXTERNAL_DATA_NAME if external else None)
+    data_name = external_data_name(model_path) if external else None
+    ir.save(program.model, model_path, external_data=data_name)
     return ExportResult(model_path, list(binding.values()), names_out,
                         int(program.model.opset_imports.get("", 0)), stored,
-                        model_path.parent / EXTERNAL_DATA_NAME if external else None)
+                        model_path.parent / data_name if data_name else None)
 
 
 def export_checkpoint(ckpt: Checkpoint, spec: str | ModelSpec, path: str | Path, *,
@@ -150,8 +155,15 @@ def export_checkpoint(ckpt: Checkpoint, spec: str | ModelSpec, path: str | Path,
     spec = parse_model_spec(spec) if isinstance(spec, str) else spec
     model = torch_models.build_model(spec, ckpt)
     feed = inputs if isinstance(inputs, dict) else torch_model_inputs.example_inputs(spec, model, inputs)
-    return export_model(model, feed, path, opset=opset, checkpoint=ckpt,
-                        external_data=external_data, optimize=optimize, where=str(spec))
+    try:
+        return export_model(model, feed, path, opset=opset, checkpoint=ckpt,
+                            external_data=external_data, optimize=optimize, where=str(spec))
+    finally:
+        # The exported program's graph modules hold the model's parameters in reference
+        # cycles: free them now, before whatever reads the export (a SavedModel translation).
+        del model
+        exporter_state.release()
+        gc.collect()
 
 
 def check_opset(opset: int | None) -> None:
@@ -266,7 +278,7 @@ def _state_checkpoint(model: torch.nn.Module) -> Checkpoint:
 def _attach_record(model: ir.Model, ckpt: Checkpoint) -> list[str]:
     initializers = {name: value.const_value.numpy() for name, value in model.graph.initializers.items()
                     if value.const_value is not None}
-    canonical = {n: as_array(ckpt.tensors[n]) for n in ckpt.canonical_names()}
+    canonical = {n: ckpt.tensors[n] for n in ckpt.canonical_names()}  # lazy ones are read one at a time
     mapping, extras = name_map.build_name_map(initializers, canonical)
     for name, arr in extras.items():
         tensor = ir.tensor(np.ascontiguousarray(arr), name=name)
@@ -278,20 +290,22 @@ def _attach_record(model: ir.Model, ckpt: Checkpoint) -> list[str]:
     return stored
 
 
+def external_data_name(model_path: Path) -> str:
+    """The external-data file of a graph file: ``model.onnx.data`` beside ``model.onnx``."""
+    return model_path.name + ".data"
+
+
 def _wants_external(model: ir.Model, directory: bool, requested: bool | None, path: Path) -> bool:
     total = sum(int(v.const_value.nbytes) for v in model.graph.initializers.values()
                 if v.const_value is not None)
     if not directory:
         _check_single_file(path, total, requested)
-        return False
+        return bool(requested) or (requested is None and total >= SINGLE_FILE_LIMIT)
     return requested is not False
 
 
 def _check_single_file(path: Path, total: int, requested: bool | None) -> None:
-    if requested:
-        raise UsageError(f"{path}: external data needs a directory destination "
-                         f"(e.g. {path.with_suffix('')}/), so the graph and its data move together")
-    if total >= SINGLE_FILE_LIMIT:
+    if requested is False and total >= SINGLE_FILE_LIMIT:
         raise UsageError(f"{path}: the weights take {total / 2**30:.1f} GiB, past protobuf's 2 GiB "
-                         "limit for one .onnx file; give a directory destination (a path without "
-                         ".onnx, with --to onnx) to write model.onnx plus model.onnx.data")
+                         "limit for one .onnx file; write them as external data (a directory "
+                         "destination, or a .onnx file with its .onnx.data beside it)")
