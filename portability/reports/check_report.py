@@ -19,7 +19,7 @@ from portability.harness.drift import OutputDrift, Tolerance
 from portability.harness.recoverability import Recoverability
 from portability.harness.weights import WeightReport
 
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "1.6"
 STATUSES = ("pass", "fail", "skipped", "error")
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "report.schema.json"
 
@@ -49,6 +49,9 @@ class RouteResult:
             "max_abs", "floor"}``; None when the route passes or nothing could be matched.
         layer_drift: every matched layer's drift in execution order (``at``, ``op``,
             ``max_abs``, ``floor``, ``exceeded``), for the report's chart.
+        casts: where the route left the checkpoint's own dtype: weights the artifact
+            stores in another dtype, outputs its runtime computes in another dtype
+            (``bfloat16 -> float32``...), one line each; each is also a note.
     """
 
     subject: str
@@ -64,6 +67,7 @@ class RouteResult:
     fallbacks: list[str] = field(default_factory=list)
     first_divergence: dict[str, Any] | None = None
     layer_drift: list[dict[str, Any]] = field(default_factory=list)
+    casts: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -90,6 +94,7 @@ class RouteResult:
             "fallbacks": list(self.fallbacks),
             "first_divergence": None if self.first_divergence is None else dict(self.first_divergence),
             "layer_drift": [dict(layer) for layer in self.layer_drift],
+            "casts": list(self.casts),
         }
 
     @classmethod
@@ -105,7 +110,8 @@ class RouteResult:
                    weights_only=bool(data.get("weights_only", False)),
                    fallbacks=list(data.get("fallbacks", [])),
                    first_divergence=data.get("first_divergence"),
-                   layer_drift=list(data.get("layer_drift") or []))
+                   layer_drift=list(data.get("layer_drift") or []),
+                   casts=list(data.get("casts") or []))
 
 
 @dataclass
