@@ -271,6 +271,7 @@ def run_plan(the_plan: Plan, *, workers: int | str | None = None, timeout_s: flo
         base.mkdir(parents=True, exist_ok=True)
         for job in the_plan.jobs:
             job.workdir = str(base)
+            job.keep_artifacts = workdir is not None  # a temporary folder's go as each bundle ends
         logger.info("running %d routes (%d skipped)", len(the_plan.jobs), len(the_plan.skipped))
         results = _run(the_plan.jobs, the_plan.skipped, workers, timeout_s, progress, max_memory)
     if strict:

@@ -14,11 +14,18 @@ The reference (the source model run once in float32 and once in float64) has its
 own estimate: the float64 copy takes 8 bytes per weight; where the budget cannot
 hold it the reference runs without it (no float64 floor, and the route's note
 says why) rather than not at all.
+
+Disk is budgeted the same way: a route writes about the checkpoint's bytes per
+step; a check in a temporary folder deletes each bundle's artifacts when it ends,
+so routes run side by side only while their artifacts fit in the free space
+together (less ``DISK_HEADROOM_BYTES``), and a route whose artifacts alone do not
+fit is skipped with both figures rather than filling the disk.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -40,6 +47,8 @@ REFERENCE_FACTOR = 1.25
 # Left free: a share of what is available, and at least this much.
 HEADROOM = 0.15
 MIN_HEADROOM_BYTES = GIB
+# Left free on the disk the artifacts go to: a share of the free space, and at least this much.
+DISK_HEADROOM_BYTES = 2 * GIB
 
 
 def parse_memory(value: str | int | float | None) -> int | None:
@@ -129,23 +138,55 @@ def too_big(estimate: int, budget: int | None, what: str, max_memory: int | None
             "skipped rather than risk the system killing it (--max-memory overrides the budget)")
 
 
+def disk_budget(folder: str | Path) -> int | None:
+    """The bytes a check may write under ``folder``: its free space less the headroom
+    (None: unknown)."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return None
+    return max(0, free - max(DISK_HEADROOM_BYTES, int(HEADROOM * free)))
+
+
+def disk_estimate(route: Sequence[str], model_bytes: int) -> int:
+    """The artifacts ``route`` writes: about the checkpoint's bytes per step."""
+    return max(0, len(route) - 1) * model_bytes
+
+
+def too_big_for_disk(estimate: int, budget: int | None, what: str, folder: str | Path) -> str | None:
+    """The skip reason when a route's artifacts alone pass the free disk space, else None."""
+    if budget is None or estimate <= budget:
+        return None
+    return (f"{what} writes about {gib(estimate)} of artifacts and {gib(budget)} is free in {folder}, less the "
+            "headroom; skipped rather than fill the disk")
+
+
 @dataclass
 class MemoryGate:
-    """Admits jobs whose estimates fit in the budget together with those running.
+    """Admits jobs whose estimates fit in the budget together with those running, in
+    memory and (where given) on disk.
 
     Attributes:
         estimates: per job, its worker's peak in bytes.
         budget: the bytes all running jobs may take together (None: no limit).
+        disk: per job, the bytes of artifacts it writes (None: disk not budgeted).
+        disk_budget: the bytes all running jobs may write together (None: no limit).
     """
 
     estimates: Sequence[int]
     budget: int | None
+    disk: Sequence[int] | None = None
+    disk_budget: int | None = None
 
     def admits(self, index: int, running: Iterable[int]) -> bool:
         """Whether job ``index`` fits beside the ``running`` ones."""
-        if self.budget is None:
+        running = list(running)
+        if self.budget is not None and \
+                sum(self.estimates[i] for i in running) + self.estimates[index] > self.budget:
+            return False
+        if self.disk is None or self.disk_budget is None:
             return True
-        return sum(self.estimates[i] for i in running) + self.estimates[index] <= self.budget
+        return sum(self.disk[i] for i in running) + self.disk[index] <= self.disk_budget
 
 
 def dtype_width(path: str | None) -> int:

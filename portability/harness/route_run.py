@@ -23,6 +23,7 @@ that needs other globals...) is judged on its outputs, with a note.
 from __future__ import annotations
 
 import gc
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -69,6 +70,8 @@ class RouteJob:
             the worker computes it; see ``portability.harness.reference``).
         float64_limit: the most bytes the reference's float64 copy may take (the memory
             budget's share), or None for the size policy alone (``noise_floor``).
+        keep_artifacts: False deletes the route's artifacts when its bundle ends (a check
+            in a temporary folder), so a large model's artifacts never pile up on disk.
     """
 
     subject: Subject
@@ -79,6 +82,7 @@ class RouteJob:
     candidate_model: str | None = None
     reference: ReferenceRun | None = None
     float64_limit: int | None = None
+    keep_artifacts: bool = True
 
     @property
     def name(self) -> str:
@@ -92,6 +96,8 @@ class _Skip(Exception):
 # (reference key, route prefix) -> (artifact, checkpoint read back, fallbacks of the step),
 # shared within a bundle
 _STEPS: dict[tuple, tuple[Path, Checkpoint, list[str]]] = {}
+# The folders of the bundle's routes whose artifacts go when the bundle ends.
+_DISPOSABLE: list[Path] = []
 # What a damaged artifact raises when read: the route fails with it (see the module doc).
 DAMAGE = (IntegrityError, FormatError)
 
@@ -119,6 +125,9 @@ def run_bundle(jobs: list[RouteJob]) -> list[RouteResult]:
         return results
     finally:
         _STEPS.clear()
+        gc.collect()  # lazy tensors over the artifacts go before their files
+        while _DISPOSABLE:
+            shutil.rmtree(_DISPOSABLE.pop(), ignore_errors=True)
 
 
 def source_format(subject: Subject) -> str:
@@ -172,6 +181,8 @@ def _route(job: RouteJob, result: RouteResult, timings: dict[str, float]) -> Non
     ref = reference_for(job, timings)
     result.notes.extend(f"reference: {note}" for note in ref.notes)
     workdir = Path(tempfile.mkdtemp(prefix=job.name.replace("->", "-") + "-", dir=job.workdir))
+    if not job.keep_artifacts:
+        _DISPOSABLE.append(workdir)
     path, ckpt = ref.path, ref.ckpt
     t0 = time.perf_counter()
     for step, fmt in enumerate(job.route[1:], start=1):

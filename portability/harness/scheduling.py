@@ -19,7 +19,8 @@ from portability.harness.route_run import RouteJob
 
 # A reference of a checkpoint this large is computed once, in its own worker, before its routes.
 APART_BYTES = 256 * 2**20
-# Checkpoints this small always run: their routes' memory is the frameworks', whatever the budget.
+# Checkpoints this small always run: their routes' memory is the frameworks', whatever the budget
+# (and their artifacts are not budgeted on disk either).
 SMALL_BYTES = 64 * 2**20
 
 
@@ -34,17 +35,23 @@ class MemoryPlan:
             the reference is computed apart.
         references: (the job whose subject's reference is computed apart, the jobs using it,
             the reference's estimate), one per such subject.
+        disk_budget: the bytes of artifacts running jobs may write together (None: unknown).
+        disk_estimates: job index -> the bytes of artifacts it writes.
     """
 
     budget: int | None
     skipped: dict[int, str] = field(default_factory=dict)
     route_estimates: dict[int, int] = field(default_factory=dict)
     references: list[tuple[int, list[int], int]] = field(default_factory=list)
+    disk_budget: int | None = None
+    disk_estimates: dict[int, int] = field(default_factory=dict)
 
     def bundle_gate(self, bundles: list[list[int]]) -> mb.MemoryGate:
-        """A gate over bundles: each is estimated at its largest route (they run in turn)."""
+        """A gate over bundles: each is estimated at its largest route (they run in turn,
+        and a bundle's routes share their first steps' artifacts)."""
         return mb.MemoryGate([max(self.route_estimates.get(i, mb.FRAMEWORK_BYTES) for i in b) for b in bundles],
-                             self.budget)
+                             self.budget, [max(self.disk_estimates.get(i, 0) for i in b) for b in bundles],
+                             self.disk_budget)
 
     def reference_gate(self) -> mb.MemoryGate:
         return mb.MemoryGate([estimate for _, _, estimate in self.references], self.budget)
@@ -62,6 +69,9 @@ def plan_memory(jobs: list[RouteJob], skipped: dict[int, str], max_memory: int |
         in_process: the check runs in this process (``workers=0``): nothing is apart.
     """
     plan = MemoryPlan(mb.budget_bytes(max_memory))
+    folders = {job.workdir for job in jobs if job.workdir}
+    if len(folders) == 1:
+        plan.disk_budget = mb.disk_budget(next(iter(folders)))
     by_subject: dict[str, list[int]] = {}
     for i, job in enumerate(jobs):
         if i not in skipped:
@@ -93,7 +103,12 @@ def _plan_subject(plan: MemoryPlan, jobs: list[RouteJob], users: list[int], max_
     for i in users:
         job = jobs[i]
         estimate = mb.route_estimate(job.route, model)
-        why = None if small else mb.too_big(estimate, budget, f"route {'->'.join(job.route)}", max_memory)
+        what = f"route {'->'.join(job.route)}"
+        why = None if small else mb.too_big(estimate, budget, what, max_memory)
+        if job.candidate is None:  # a comparison writes nothing
+            plan.disk_estimates[i] = mb.disk_estimate(job.route, model)
+            if not small:
+                why = why or mb.too_big_for_disk(plan.disk_estimates[i], plan.disk_budget, what, job.workdir)
         if why:
             plan.skipped[i] = why
             continue

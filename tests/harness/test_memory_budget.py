@@ -9,8 +9,8 @@ import pytest
 
 from portability.errors import UsageError
 from portability.harness import memory_budget as mb
-from portability.harness.evaluate import Subject
 from portability.harness.drift import Tolerance
+from portability.harness.evaluate import Subject
 from portability.harness.route_run import RouteJob
 from portability.harness.scheduling import APART_BYTES, parse_workers, plan_memory
 
@@ -133,3 +133,31 @@ def test_parse_workers():
         parse_workers("many")
     with pytest.raises(UsageError, match=r"^--workers '-1': cannot be negative$"):
         parse_workers("-1")
+
+
+def test_a_route_whose_artifacts_cannot_fit_on_disk_is_skipped_with_both_figures(tmp_path, monkeypatch):
+    checkpoint = tmp_path / "model.safetensors"
+    with open(checkpoint, "wb") as f:
+        f.truncate(2 * GIB)
+    jobs = _jobs(str(checkpoint))
+    for job in jobs:
+        job.workdir = str(tmp_path)
+    monkeypatch.setattr(mb, "disk_budget", lambda folder: 3 * GIB)
+    memory = plan_memory(jobs, {}, 64 * GIB)
+    assert memory.skipped == {2: f"route safetensors->onnx->safetensors writes about 4.0 GiB of artifacts and "
+                                 f"3.0 GiB is free in {tmp_path}, less the headroom; skipped rather than fill "
+                                 "the disk"}
+    assert memory.disk_estimates == {0: 2 * GIB, 1: 2 * GIB, 2: 4 * GIB}
+    gate = memory.bundle_gate([[0], [1]])
+    assert gate.admits(0, []) and not gate.admits(1, [0])  # 4 GiB of artifacts at once would not fit
+
+
+def test_disk_headroom_keeps_a_share_of_the_free_space(tmp_path, monkeypatch):
+    import shutil
+
+    free = 40 * GIB
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: shutil._ntuple_diskusage(100 * GIB, 60 * GIB, free))
+    assert mb.disk_budget(tmp_path) == 34 * GIB  # 15 % of 40 GiB
+    free = 3 * GIB
+    assert mb.disk_budget(tmp_path) == GIB  # at least 2 GiB
+    assert mb.disk_estimate(("torch", "onnx", "torch"), 5) == 10
