@@ -7,21 +7,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from portability.core.formats import FORMATS, detect, unavailable
+from portability.envs.builder import Env
 from portability.errors import UsageError
 from portability.harness.drift import Tolerance
 from portability.harness.evaluate import Predict, Subject
+from portability.harness.executors import get_executor
 from portability.harness.route_run import RouteJob, clear_caches, run_bundle, source_format
 from portability.harness.routes import Route, parse_formats, parse_routes, select_routes
-from portability.harness.workers import DEFAULT_TIMEOUT_S, WorkerFailure, run_parallel
+from portability.harness.workers import DEFAULT_TIMEOUT_S, WorkerFailure
 from portability.reports.check_report import Report, RouteResult, environment
 from portability.reports.faults_report import FaultsReport
 from portability.training.recipe import TrainingRecipe
@@ -151,12 +154,13 @@ def _bundles(indices: list[int], jobs: list[RouteJob]) -> list[list[int]]:
 
 
 def _run(jobs: list[RouteJob], skipped: dict[int, str], workers: int | None, timeout_s: float | None,
-         progress: Progress | None) -> list[RouteResult]:
+         progress: Progress | None, executor: str | None = None, device: str | None = None) -> list[RouteResult]:
+    runner = get_executor(executor, device)
     clear_caches()  # routes run in this process (workers=0) start from this check's files
     results: list[RouteResult | None] = [None] * len(jobs)
     for i, why in skipped.items():
         job = jobs[i]
-        results[i] = RouteResult(job.subject.label, list(job.route), "skipped", why)
+        results[i] = RouteResult(job.subject.label, list(job.route), "skipped", why, env=_env_name(job))
         progress and progress("done", job, results[i])
     bundles = _bundles([i for i in range(len(jobs)) if i not in skipped], jobs)
 
@@ -168,24 +172,71 @@ def _run(jobs: list[RouteJob], skipped: dict[int, str], workers: int | None, tim
         for n, i in enumerate(bundles[k]):
             job = jobs[i]
             if isinstance(value, WorkerFailure):
-                results[i] = RouteResult(job.subject.label, list(job.route), "error", value.reason)
+                results[i] = RouteResult(job.subject.label, list(job.route), "error", value.reason, env=_env_name(job))
             else:
                 results[i] = value[n]
             progress and progress("done", job, results[i])
 
     per_bundle = None if timeout_s is None else timeout_s * max((len(b) for b in bundles), default=1)
-    run_parallel(run_bundle, [[jobs[i] for i in b] for b in bundles], workers=workers, timeout_s=per_bundle,
-                 on_start=on_start, on_done=on_done)
+    runner.run(run_bundle, [[jobs[i] for i in b] for b in bundles], workers=workers, timeout_s=per_bundle,
+               on_start=on_start, on_done=on_done)
     return [r for r in results if r is not None]
+
+
+def _env_name(job: RouteJob) -> str | None:
+    return None if job.env is None else job.env.name
 
 
 @dataclass
 class Plan:
-    """The jobs a check will run, and why any of them is skipped up front."""
+    """The jobs a check will run, and why any of them is skipped up front.
+
+    ``envs`` are the deployment environments (``--env``), already built.
+    """
 
     jobs: list[RouteJob]
     skipped: dict[int, str]
     tolerance: Tolerance
+    envs: list[Env] = field(default_factory=list)
+
+
+def _targeted(subjects: list[Subject], envs: Sequence[str] | None, opset: int | None,
+              target_env: str | None) -> tuple[list[Subject], list[Env]]:
+    """Build the environments and give every subject the export target."""
+    if not envs and opset is None and target_env is None:
+        return subjects, []
+    from portability.harness.env_rows import prepare_envs
+
+    environments, target = prepare_envs(envs, target_env, opset)
+    if target is not None:
+        subjects = [dataclasses.replace(s, opset=target.opset, max_ir=target.max_ir, export_note=target.note)
+                    for s in subjects]
+    return subjects, environments
+
+
+def _with_env_rows(jobs: list[RouteJob], skipped: dict[int, str],
+                   envs: list[Env]) -> tuple[list[RouteJob], dict[int, str]]:
+    """Each job followed by one job per environment that runs its final artifact."""
+    if not envs:
+        return jobs, skipped
+    from portability.harness.env_rows import env_runs
+
+    out: list[RouteJob] = []
+    out_skipped: dict[int, str] = {}
+    for i, job in enumerate(jobs):
+        fmt = job.candidate[1] if job.candidate is not None else job.route[-1]
+        for env in [None, *(e for e in envs if env_runs(e, fmt))]:
+            if i in skipped:
+                out_skipped[len(out)] = skipped[i]
+            out.append(job if env is None else dataclasses.replace(job, env=env))
+    return out, out_skipped
+
+
+def _environment(envs: list[Env]) -> dict[str, str]:
+    found = environment()
+    for env in envs:
+        found[f"env:{env.name}"] = env.describe().split(" (", 1)[1].rstrip(")") + f"; spec {env.spec}"
+    return found
 
 
 def plan(checkpoint: str | Path | None = None, *, model: str | None = None,
@@ -193,11 +244,15 @@ def plan(checkpoint: str | Path | None = None, *, model: str | None = None,
          routes: str | Sequence[str] | None = None, inputs: str | Path | None = None,
          tolerance: Tolerance | None = None, metric: str | Callable[[Predict], float] | None = None,
          metric_name: str = "metric", higher_is_better: bool = True, workdir: str | Path = "",
-         trust_pickle: bool = False, labels: str = "labels", eval_data: str | Path | None = None) -> Plan:
+         trust_pickle: bool = False, labels: str = "labels", eval_data: str | Path | None = None,
+         envs: Sequence[str] | None = None, opset: int | None = None,
+         target_env: str | None = None) -> Plan:
     """The routes ``check`` would run, without running them (arguments as for ``check``).
+    Deployment environments are built (or reused from the cache) here.
 
     Raises:
         UsageError, FormatError: bad arguments or an unreadable checkpoint.
+        EnvError: an environment cannot be built.
     """
     tolerance = tolerance or Tolerance()
     chosen_formats = parse_formats(formats if formats is None or isinstance(formats, str) else list(formats))
@@ -206,6 +261,7 @@ def plan(checkpoint: str | Path | None = None, *, model: str | None = None,
                          labels, eval_data)
     for subject in subjects:
         _check_labels(subject)
+    subjects, environments = _targeted(subjects, envs, opset, target_env)
     jobs: list[RouteJob] = []
     skipped: dict[int, str] = {}
     for subject in subjects:
@@ -214,7 +270,8 @@ def plan(checkpoint: str | Path | None = None, *, model: str | None = None,
             if why:
                 skipped[len(jobs)] = why
             jobs.append(RouteJob(subject, route.formats, tolerance.for_route(route.name), str(workdir)))
-    return Plan(jobs, skipped, tolerance)
+    jobs, skipped = _with_env_rows(jobs, skipped, environments)
+    return Plan(jobs, skipped, tolerance, environments)
 
 
 def apply_strict(results: list[RouteResult]) -> None:
@@ -233,8 +290,9 @@ def apply_strict(results: list[RouteResult]) -> None:
 
 def run_plan(the_plan: Plan, *, workers: int | None = None, timeout_s: float | None = DEFAULT_TIMEOUT_S,
              workdir: str | Path | None = None, progress: Progress | None = None,
-             strict: bool = False) -> Report:
-    """Run a ``Plan`` in worker processes and gather the ``Report`` (``strict``: see ``check``)."""
+             strict: bool = False, executor: str | None = None, device: str | None = None) -> Report:
+    """Run a ``Plan`` in worker processes (or on Ray) and gather the ``Report``
+    (``strict``, ``executor``, ``device``: see ``check``)."""
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="portability-check-") as tmp:
         base = Path(workdir) if workdir else Path(tmp)
@@ -242,11 +300,11 @@ def run_plan(the_plan: Plan, *, workers: int | None = None, timeout_s: float | N
         for job in the_plan.jobs:
             job.workdir = str(base)
         logger.info("running %d routes (%d skipped)", len(the_plan.jobs), len(the_plan.skipped))
-        results = _run(the_plan.jobs, the_plan.skipped, workers, timeout_s, progress)
+        results = _run(the_plan.jobs, the_plan.skipped, workers, timeout_s, progress, executor, device)
     if strict:
         apply_strict(results)
     return Report(results, the_plan.tolerance, duration_s=time.perf_counter() - start,
-                  environment=environment())
+                  environment=_environment(the_plan.envs))
 
 
 def check(checkpoint: str | Path | None = None, *, model: str | None = None,
@@ -256,7 +314,9 @@ def check(checkpoint: str | Path | None = None, *, model: str | None = None,
           metric_name: str = "metric", higher_is_better: bool = True, workers: int | None = None,
           timeout_s: float | None = DEFAULT_TIMEOUT_S, workdir: str | Path | None = None,
           trust_pickle: bool = False, progress: Progress | None = None, strict: bool = False,
-          labels: str = "labels", eval_data: str | Path | None = None) -> Report:
+          labels: str = "labels", eval_data: str | Path | None = None,
+          envs: Sequence[str] | None = None, opset: int | None = None, target_env: str | None = None,
+          executor: str | None = None, device: str | None = None) -> Report:
     """Check every conversion route of a checkpoint (or of built-in fixtures).
 
     An ONNX file or a SavedModel needs no model spec: its own runtime gives the
@@ -293,21 +353,32 @@ def check(checkpoint: str | Path | None = None, *, model: str | None = None,
         progress: ``progress(event, job, result)`` with event ``start`` or ``done``.
         strict: a skipped route, one judged on its weights only, or one with a
             fallback (see ``RouteResult.fallbacks``) fails.
+        envs: deployment environments, ``NAME=SPEC`` each (``ort116=onnxruntime==1.16.3,numpy<2``,
+            ``prod=@requirements.txt``, ``edge=python:/opt/edge/bin/python``): every route
+            artifact an environment can run (ONNX with onnxruntime, a SavedModel with
+            TensorFlow) is also run there and judged the same way, one row per (route, env).
+        opset: ONNX exports' opset (the file carries the lowest IR version it allows).
+        target_env: the name of one of ``envs``: ONNX exports take the newest opset and
+            IR version its onnxruntime reads.
+        executor: ``local`` (worker processes, the default) or ``ray`` (Ray tasks; a
+            local cluster unless ``RAY_ADDRESS`` names one).
+        device: ``cuda`` places each job on a Ray node with a GPU.
 
     Returns:
         A ``Report``: truthy iff no route failed or errored and at least one passed.
 
     Raises:
         UsageError, FormatError: bad arguments or an unreadable checkpoint.
+        EnvError: an environment cannot be built.
     """
     the_plan = plan(checkpoint, model=model, fixture=fixture, formats=formats, routes=routes, inputs=inputs,
                     tolerance=tolerance, metric=metric, metric_name=metric_name,
                     higher_is_better=higher_is_better, trust_pickle=trust_pickle, labels=labels,
-                    eval_data=eval_data)
+                    eval_data=eval_data, envs=envs, opset=opset, target_env=target_env)
     if progress is not None and hasattr(progress, "set_total"):
         progress.set_total(len(the_plan.jobs))
     return run_plan(the_plan, workers=workers, timeout_s=timeout_s, workdir=workdir, progress=progress,
-                    strict=strict)
+                    strict=strict, executor=executor, device=device)
 
 
 def compare(reference: str | Path, candidate: str | Path, *, model: str | None = None,
@@ -317,7 +388,7 @@ def compare(reference: str | Path, candidate: str | Path, *, model: str | None =
             higher_is_better: bool = True, timeout_s: float | None = DEFAULT_TIMEOUT_S,
             workers: int | None = None, trust_pickle: bool = False,
             progress: Progress | None = None, labels: str = "labels",
-            eval_data: str | Path | None = None) -> Report:
+            eval_data: str | Path | None = None, envs: Sequence[str] | None = None) -> Report:
     """Run two artifacts (any formats) on the same inputs and judge the candidate.
 
     Args:
@@ -326,6 +397,8 @@ def compare(reference: str | Path, candidate: str | Path, *, model: str | None =
         candidate_model: model spec for the candidate when it differs.
         inputs: ``.npz`` of named inputs (or the fixture's batch).
         fixture: fixture whose batch and metric to use.
+        envs: deployment environments, as for ``check``: the candidate is also run in
+            each one that can run it.
         Others: as for ``check``.
 
     Returns:
@@ -343,13 +416,16 @@ def compare(reference: str | Path, candidate: str | Path, *, model: str | None =
                       **_metric_fields(metric, metric_name, higher_is_better, labels, eval_data))
     _check_labels(subject)
     route = Route((ref_fmt, cand_fmt))
+    _, environments = _targeted([], envs, None, None)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="portability-compare-") as tmp:
         job = RouteJob(subject, route.formats, tolerance.for_route(route.name), tmp,
                        candidate=(str(candidate), cand_fmt), candidate_model=candidate_model)
         why = next((w for w in map(unavailable, dict.fromkeys(route.formats)) if w), None)
-        results = _run([job], {0: why} if why else {}, 1 if workers is None else workers, timeout_s, progress)
-    return Report(results, tolerance, duration_s=time.perf_counter() - start, environment=environment())
+        jobs, skipped = _with_env_rows([job], {0: why} if why else {}, environments)
+        results = _run(jobs, skipped, 1 if workers is None else workers, timeout_s, progress)
+    return Report(results, tolerance, duration_s=time.perf_counter() - start,
+                  environment=_environment(environments))
 
 
 def faults(recipe: str | Callable[[], TrainingRecipe] | None = None, *, fixture: str | Sequence[str] | None = None,

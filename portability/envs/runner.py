@@ -52,7 +52,10 @@ def _bytes(num: int, data: bytes | str) -> bytes:
 def probe_model(ir_version: int, opset: int) -> bytes:
     """A serialized ONNX model ``y = Identity(x)`` on float[1] at this IR version and opset."""
     tensor_type = _bytes(1, _int(1, 1) + _bytes(2, _bytes(1, _int(1, 1))))  # float, shape [1]
-    value = (lambda name: _bytes(1, name) + _bytes(2, tensor_type))
+
+    def value(name: str) -> bytes:
+        return _bytes(1, name) + _bytes(2, tensor_type)
+
     node = _bytes(1, "x") + _bytes(2, "y") + _bytes(3, "probe") + _bytes(4, "Identity")
     graph = _bytes(1, node) + _bytes(2, "probe") + _bytes(11, value("x")) + _bytes(12, value("y"))
     return _int(1, ir_version) + _bytes(2, "portability-probe") + _bytes(7, graph) + \
@@ -91,6 +94,19 @@ def _read_varint(data: bytes, i: int) -> tuple[int, int]:
         shift += 7
         if not byte & 0x80:
             return result, i
+
+
+def onnx_header(data: bytes) -> dict:
+    """``{"ir_version", "opsets": {domain: version}}`` of a serialized ONNX model."""
+    ir_version, opsets = None, {}
+    for num, _, value in read_fields(data):
+        if num == 1:
+            ir_version = value
+        elif num == 8:
+            sub = read_fields(value)  # type: ignore[arg-type]
+            domain = next((d.decode() for k, _, d in sub if k == 1), "")  # type: ignore[union-attr]
+            opsets[domain or "ai.onnx"] = next((v for k, _, v in sub if k == 2), 1)
+    return {"ir_version": ir_version, "opsets": opsets}
 
 
 def savedmodel_header(path: str) -> dict:
@@ -274,7 +290,7 @@ class Session:
             if missing:
                 raise ValueError(f"inputs {missing} are missing (the graph takes {self.inputs})")
             values = self.session.run(None, {n: np.ascontiguousarray(feed[n]) for n in self.inputs})
-            return dict(zip(self.outputs, values))
+            return dict(zip(self.outputs, values, strict=True))
         import tensorflow as tf
 
         by_key = {_safe_name(n): v for n, v in feed.items()}
@@ -290,8 +306,12 @@ def _safe_name(name: str) -> str:
     return cleaned if cleaned and cleaned[0].isalpha() else f"t_{cleaned}"
 
 
+_CPP_FRAME = re.compile(r"/onnxruntime_src/\S+:\d+ .*?\) (?=[A-Z*])")
+
+
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    """The error on one line, without onnxruntime's C++ source location and signature."""
+    text = _CPP_FRAME.sub("", " ".join(str(exc).split()))
     return (text or type(exc).__name__)[:600]
 
 

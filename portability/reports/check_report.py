@@ -19,7 +19,7 @@ from portability.harness.drift import OutputDrift, Tolerance
 from portability.harness.recoverability import Recoverability
 from portability.harness.weights import WeightReport
 
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "1.4"
 STATUSES = ("pass", "fail", "skipped", "error")
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "report.schema.json"
 
@@ -49,6 +49,8 @@ class RouteResult:
             "max_abs", "floor"}``; None when the route passes or nothing could be matched.
         layer_drift: every matched layer's drift in execution order (``at``, ``op``,
             ``max_abs``, ``floor``, ``exceeded``), for the report's chart.
+        env: the deployment environment (``--env NAME=SPEC``) the artifact ran in;
+            None for the environment the check runs in.
     """
 
     subject: str
@@ -64,6 +66,7 @@ class RouteResult:
     fallbacks: list[str] = field(default_factory=list)
     first_divergence: dict[str, Any] | None = None
     layer_drift: list[dict[str, Any]] = field(default_factory=list)
+    env: str | None = None
 
     @property
     def name(self) -> str:
@@ -72,8 +75,8 @@ class RouteResult:
 
     @property
     def id(self) -> str:
-        """Subject and route, unique within a report."""
-        return f"{self.subject} {self.name}"
+        """Subject, route and environment, unique within a report."""
+        return f"{self.subject} {self.name}" + (f" [env {self.env}]" if self.env else "")
 
     def __bool__(self) -> bool:
         return self.status == "pass"
@@ -90,6 +93,7 @@ class RouteResult:
             "fallbacks": list(self.fallbacks),
             "first_divergence": None if self.first_divergence is None else dict(self.first_divergence),
             "layer_drift": [dict(layer) for layer in self.layer_drift],
+            "env": self.env,
         }
 
     @classmethod
@@ -105,7 +109,7 @@ class RouteResult:
                    weights_only=bool(data.get("weights_only", False)),
                    fallbacks=list(data.get("fallbacks", [])),
                    first_divergence=data.get("first_divergence"),
-                   layer_drift=list(data.get("layer_drift") or []))
+                   layer_drift=list(data.get("layer_drift") or []), env=data.get("env"))
 
 
 @dataclass
