@@ -72,6 +72,8 @@ def read_fields(data: bytes) -> list[tuple[int, int, object]]:
             value, i = _read_varint(data, i)
         elif wire == 2:
             size, i = _read_varint(data, i)
+            if i + size > len(data):
+                raise ValueError("truncated protobuf field")
             value, i = data[i:i + size], i + size
         elif wire == 1:
             value, i = data[i:i + 8], i + 8
