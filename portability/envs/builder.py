@@ -101,7 +101,7 @@ def uv_binary() -> str:
     try:
         import uv
     except ImportError:
-        raise MissingDependencyError("building environments needs uv: pip install uv") from None
+        raise MissingDependencyError("building environments needs uv: pip install 'portability[envs]'") from None
     return uv.find_uv_bin()
 
 

@@ -55,12 +55,13 @@ def connect() -> bool:
         return False
     address = os.environ.get("RAY_ADDRESS")
     env_vars = {k: os.environ[k] for k in _FORWARDED if k in os.environ}
+    quiet = {} if os.environ.get("PORTABILITY_DEBUG") else {"logging_level": logging.ERROR, "log_to_driver": False}
     if address:
-        ray.init(address=address, runtime_env={"env_vars": env_vars}, log_to_driver=False)
+        ray.init(address=address, runtime_env={"env_vars": env_vars}, **quiet)
     else:
         env_vars["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         ray.init(address="local", num_cpus=default_workers(1 << 16), include_dashboard=False,
-                 runtime_env={"env_vars": env_vars}, log_to_driver=False)
+                 runtime_env={"env_vars": env_vars}, **quiet)
     return True
 
 
