@@ -100,8 +100,8 @@ def uv_binary() -> str:
     """
     try:
         import uv
-    except ImportError:
-        raise MissingDependencyError("building environments needs uv: pip install 'portability[envs]'") from None
+    except ImportError as exc:
+        raise MissingDependencyError("building environments needs uv: pip install 'portability[envs]'") from exc
     return uv.find_uv_bin()
 
 
@@ -218,9 +218,9 @@ def ask(name: str, python: str, runner: Path) -> dict[str, Any]:
         raise EnvError(f"--env {name}: cannot run {python}: {exc}") from exc
     try:
         info = json.loads(done.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
+    except (ValueError, IndexError) as exc:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise EnvError(f"--env {name}: {python} cannot run the environment runner: {last[:300]}") from None
+        raise EnvError(f"--env {name}: {python} cannot run the environment runner: {last[:300]}") from exc
     if not info.get("numpy"):
         raise EnvError(f"--env {name}: {python} has no working numpy ({info.get('numpy_error', '')[:200]}); "
                        "the environment needs numpy and its runtime")

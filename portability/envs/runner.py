@@ -244,7 +244,7 @@ class Session:
         try:
             self.session = ort.InferenceSession(file, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # the runtime's own words are the reason
-            raise RuntimeError(f"onnxruntime {ort.__version__} cannot load the model: {_one_line(exc)}") from None
+            raise RuntimeError(f"onnxruntime {ort.__version__} cannot load the model: {_one_line(exc)}") from exc
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.outputs = [o.name for o in self.session.get_outputs()]
         self.runtime = f"onnxruntime {ort.__version__}"
@@ -275,7 +275,7 @@ class Session:
             self.loaded = tf.saved_model.load(self.path)
         except Exception as exc:  # TF's own words are the reason
             raise RuntimeError(f"TensorFlow {tf.__version__} cannot load the SavedModel ({written}): "
-                               f"{_one_line(exc)}") from None
+                               f"{_one_line(exc)}") from exc
         if "serving_default" not in self.loaded.signatures:
             raise RuntimeError(f"the SavedModel has no 'serving_default' signature ({written})")
         self.fn = self.loaded.signatures["serving_default"]

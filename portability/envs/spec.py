@@ -65,7 +65,7 @@ def parse_env(text: str) -> EnvSpec:
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except OSError as exc:
-            raise UsageError(f"--env {text!r}: cannot read the requirements file {path}: {exc.strerror}") from None
+            raise UsageError(f"--env {text!r}: cannot read the requirements file {path}: {exc.strerror}") from exc
         wanted = tuple(ln.split(" #")[0].strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#"))
         if not wanted:
             raise UsageError(f"--env {text!r}: {path} lists no requirements")

@@ -43,8 +43,8 @@ def _call(fn: Callable[[Any], Any], job: Any) -> Any:
 def _ray():
     try:
         import ray
-    except ImportError:
-        raise MissingDependencyError("--executor ray needs Ray: pip install 'portability[ray]'") from None
+    except ImportError as exc:
+        raise MissingDependencyError("--executor ray needs Ray: pip install 'portability[ray]'") from exc
     return ray
 
 
