@@ -57,6 +57,7 @@ class Env:
         info: what ``runner.py info`` said: Python, numpy, and per runtime its version
             (onnxruntime: also ``max_ir`` and ``max_opset``).
         build_s: seconds spent building it now (0 when reused from the cache).
+        kind / requirements: as in the ``EnvSpec``, so another host can build it again.
     """
 
     name: str
@@ -65,6 +66,8 @@ class Env:
     runner: str
     info: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     build_s: float = 0.0
+    kind: str = "requirements"
+    requirements: tuple[str, ...] = ()
 
     def runtime(self, name: str) -> dict[str, Any] | None:
         """The runtime's entry in ``info`` (``onnxruntime``, ``tensorflow``...), or None."""
@@ -124,7 +127,8 @@ def prepare(spec: EnvSpec, cache: Path | None = None, python: str | None = None)
     cache = cache or cache_root()
     if spec.kind == "python":
         runner = _copy_runner(cache / "interpreters" / xxhash.xxh3_64_hexdigest(spec.source.encode()))
-        return Env(spec.name, spec.text, spec.source, str(runner), ask(spec.name, spec.source, runner))
+        return Env(spec.name, spec.text, spec.source, str(runner), ask(spec.name, spec.source, runner),
+                   kind=spec.kind)
     base = python or sys.executable
     directory = cache / env_key(spec, _python_version(base))
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -133,7 +137,8 @@ def prepare(spec: EnvSpec, cache: Path | None = None, python: str | None = None)
         if marker.is_file():
             saved = json.loads(marker.read_text())
             runner = _copy_runner(directory)
-            return Env(spec.name, spec.text, saved["python"], str(runner), saved["info"])
+            return Env(spec.name, spec.text, saved["python"], str(runner), saved["info"], kind=spec.kind,
+                       requirements=spec.requirements)
         start = time.perf_counter()
         shutil.rmtree(directory, ignore_errors=True)
         python_path = _build(spec, directory, base)
@@ -141,7 +146,23 @@ def prepare(spec: EnvSpec, cache: Path | None = None, python: str | None = None)
         info = ask(spec.name, str(python_path), runner)
         marker.write_text(json.dumps({"spec": spec.text, "requirements": list(spec.requirements),
                                       "python": str(python_path), "info": info}, indent=1))
-        return Env(spec.name, spec.text, str(python_path), str(runner), info, time.perf_counter() - start)
+        return Env(spec.name, spec.text, str(python_path), str(runner), info, time.perf_counter() - start,
+                   spec.kind, spec.requirements)
+
+
+def on_this_host(env: Env) -> Env:
+    """``env`` where this process runs: itself when its interpreter is here, else built again
+    from its requirements in this host's cache (a Ray job on another node).
+
+    Raises:
+        EnvError: an interpreter environment (``python:PATH``) that this host lacks, or a
+            failed build (see ``prepare``).
+    """
+    if Path(env.python).is_file() and Path(env.runner).is_file():
+        return env
+    if env.kind == "python":
+        raise EnvError(f"--env {env.name}: no interpreter at {env.python} on {platform.node()}")
+    return prepare(EnvSpec(env.name, env.kind, env.requirements, text=env.spec))
 
 
 def _python_version(python: str) -> str:

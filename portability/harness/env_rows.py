@@ -64,9 +64,11 @@ def env_loaded(env: Env, path: Path, fmt: str) -> Loaded:
         EnvRunError: the environment's runtime refuses the artifact (its words, with
             the IR/opset, unknown op or SavedModel producer they name).
     """
+    from portability.envs.builder import on_this_host
     from portability.envs.session import EnvRunError, EnvSession
 
     start = time.perf_counter()
+    env = on_this_host(env)
     try:
         session = EnvSession(env, path, fmt)
     except EnvRunError as exc:

@@ -116,3 +116,16 @@ def test_an_interpreter_without_numpy(tmp_path):
                    env={**os.environ, "VIRTUAL_ENV": ""})
     with pytest.raises(EnvError, match=r"^--env bare: .*/bin/python has no working numpy"):
         prepare(parse_env(f"bare=python:{bare / 'bin' / 'python'}"), cache=tmp_path / "envs")
+
+
+def test_a_host_without_the_environment_builds_it_again(ort116_env, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    env, cache = ort116_env
+    assert builder.on_this_host(env) is env
+    elsewhere = replace(env, python=str(tmp_path / "gone" / "bin" / "python"))  # as a Ray job on another node sees it
+    monkeypatch.setattr(builder, "cache_root", lambda: cache)
+    again = builder.on_this_host(elsewhere)
+    assert (again.python, again.name, again.requirements) == (env.python, "ort116", ("onnxruntime==1.16.3", "numpy<2"))
+    with pytest.raises(EnvError, match=r"^--env edge: no interpreter at /gone/python on "):
+        builder.on_this_host(replace(env, name="edge", kind="python", python="/gone/python"))
