@@ -134,3 +134,19 @@ def test_portability_recipe_that_cannot_be_imported_is_a_usage_error(pytester):
     result = pytester.runpytest(*_plugin_args(), "--portability-recipe", "no_such_module_here:recipe")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*portability: --recipe no_such_module_here:recipe: cannot import*"])
+
+
+@pytest.mark.slow
+def test_env_rows_are_tests_of_their_own(pytester, toy_files, ort116_env, monkeypatch):
+    from portability.envs import builder
+
+    monkeypatch.setattr(builder, "cache_root", lambda: ort116_env[1])
+    ckpt, inputs = toy_files
+    result = pytester.runpytest(*_plugin_args(), "--portability", str(ckpt),
+                                "--portability-model", "toy_models:mlp", "--portability-inputs", str(inputs),
+                                "--portability-routes", "torch->onnx", "--portability-opset", "17",
+                                "--portability-env", "ort116=onnxruntime==1.16.3,numpy<2",
+                                "--portability-workers", "0", "-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*portability*toy.pt|torch->onnx* PASSED*",
+                                 "*portability*toy.pt|torch->onnx|env=ort116* PASSED*"])

@@ -8,9 +8,9 @@ or ``.venv-newest``: ``lowest`` resolves every direct dependency of
 ``.[all,test]`` to the lowest release its range admits (uv's ``--resolution
 lowest-direct``), ``newest`` to the highest. torch is the exception: an open range
 pulls a multi-GB CUDA build, so it is installed first with pip at a fixed version
-(``PORTABILITY_MATRIX_TORCH``, default 2.13.0 for ``lowest`` and 2.14.1 for
-``newest``, the CPU builds this machine's pip serves) and held there by a
-constraint. The resolved versions are printed before the tests run; the exit
+(``PORTABILITY_MATRIX_TORCH``, default 2.13.0, the CPU build the project machines hold
+locally; a newer torch from the package index is a CUDA build with gigabytes of
+``nvidia-*`` wheels) and held there by a constraint. The resolved versions are printed before the tests run; the exit
 status is pytest's.
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from portability.envs.builder import uv_binary
 
-TORCH = {"lowest": "2.13.0", "newest": "2.14.1"}
+TORCH = {"lowest": "2.13.0", "newest": "2.13.0"}
 SHOWN = ("torch", "tensorflow-cpu", "keras", "onnx", "onnxruntime", "onnxscript", "ml-dtypes", "numpy", "protobuf",
          "safetensors", "transformers", "tf2onnx", "typer", "rich", "xxhash", "isal", "ray", "uv")
 
