@@ -15,8 +15,11 @@ allows is the largest of:
   int4/uint4 and function overloads 10, float4 and device configurations 11,
   float8e8m0 12, int2/uint2 13, float6 14.
 
-``metadata_props`` on nodes, values, graphs and functions (IR 10) are annotations
-(exporters record source locations there): lowering below 10 drops them and says so.
+``metadata_props`` on nodes, values, graphs and functions (IR 10) are annotations:
+the torch exporter records each node's module and FX node there, which the import of
+a file without our record uses to find folded weights. They do not raise the floor
+and lowering keeps them (``onnx.checker`` accepts them at any IR version, and a
+reader whose protobuf predates the field skips it), and the note says so.
 """
 
 from __future__ import annotations
@@ -147,8 +150,8 @@ def _count_metadata(obj, found: IrNeeds) -> None:
 
 
 def lower(model: ir.Model, max_ir: int | None = None) -> list[str]:
-    """Set ``model.ir_version`` to the lowest the graph allows (dropping annotations
-    below IR 10). Never raises the version an exporter wrote.
+    """Set ``model.ir_version`` to the lowest the graph allows (annotations kept).
+    Never raises the version an exporter wrote.
 
     Args:
         model: the model, changed in place.
@@ -171,21 +174,7 @@ def lower(model: ir.Model, max_ir: int | None = None) -> list[str]:
     notes = [f"ONNX IR version {old} -> {found.version}, the lowest {found.why()} allows "
              "(per onnx.helper.VERSION_TABLE and the graph's features)"]
     if found.version < METADATA_IR and found.annotated:
-        _drop_metadata(model)
-        notes.append(f"metadata_props of {found.annotated} nodes/values/graphs dropped (an IR {METADATA_IR} "
-                     "annotation)")
+        notes.append(f"metadata_props of {found.annotated} nodes/values/graphs kept (an IR {METADATA_IR} field "
+                     "that older readers skip)")
     model.ir_version = found.version
     return notes
-
-
-def _drop_metadata(model: ir.Model) -> None:
-    graphs = [model.graph, *model.functions.values()]
-    for graph in graphs:
-        graph.metadata_props.clear()
-        values = list(getattr(graph, "inputs", [])) + list(getattr(graph, "outputs", []))
-        values += list(getattr(graph, "initializers", {}).values())
-        for node in ir.traversal.RecursiveGraphIterator(graph):
-            node.metadata_props.clear()
-            values += [v for v in node.outputs if v is not None]
-        for value in values:
-            value.metadata_props.clear()

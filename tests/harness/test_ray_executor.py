@@ -45,11 +45,12 @@ def test_a_raising_job_reads_as_in_the_local_pool():
 
 
 def test_a_crash_or_a_hang_costs_only_its_job():
-    results = get_executor("ray").run(worker_jobs.run, [("segfault", 0), ("hang", 60), ("after", 0)],
-                                      timeout_s=8)
+    # The budget leaves room for a new worker to start after the crash on a loaded machine.
+    results = get_executor("ray").run(worker_jobs.run, [("segfault", 0), ("hang", 300), ("after", 0)],
+                                      timeout_s=25)
     assert isinstance(results[0], WorkerFailure) and results[0].reason.startswith("Ray worker lost (")
-    assert results[1] == WorkerFailure("timed out after 8 s (Ray task cancelled)")
-    assert results[2].startswith("after ok in ")
+    assert results[1] == WorkerFailure("timed out after 25 s (Ray task cancelled)")
+    assert isinstance(results[2], str) and results[2].startswith("after ok in "), results[2]
 
 
 def test_unknown_executor_and_cuda_without_ray():

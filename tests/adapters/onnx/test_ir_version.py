@@ -60,13 +60,17 @@ def test_lowering_keeps_a_lower_stamp_and_refuses_past_the_target():
         ir_version.lower(_model(17, TensorProto.INT4), max_ir=9)
 
 
-def test_node_annotations_are_dropped_below_ir_10():
+def test_node_annotations_are_kept_below_ir_10_and_pass_the_checker(tmp_path):
     model = _model(17)
     node = next(iter(model.graph))
-    node.metadata_props["pkg.torch.onnx.stack_trace"] = "model.py:12"
+    node.metadata_props["pkg.torch.onnx.name_scopes"] = "['', 'fc1']"  # what the import reads folded weights by
     notes = ir_version.lower(model)
-    assert model.ir_version == 8 and not node.metadata_props
-    assert notes[1] == "metadata_props of 1 nodes/values/graphs dropped (an IR 10 annotation)"
+    assert model.ir_version == 8 and dict(node.metadata_props) == {"pkg.torch.onnx.name_scopes": "['', 'fc1']"}
+    assert notes[1] == "metadata_props of 1 nodes/values/graphs kept (an IR 10 field that older readers skip)"
+    ir.save(model, tmp_path / "m.onnx")
+    saved = onnx.load(str(tmp_path / "m.onnx"))
+    assert saved.ir_version == 8 and len(saved.graph.node[0].metadata_props) == 1
+    onnx.checker.check_model(saved, full_check=True)
 
 
 @pytest.mark.slow
