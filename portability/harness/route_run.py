@@ -36,8 +36,8 @@ from portability.core.formats import ReadOptions, load_adapter, spec_for
 from portability.envs.builder import Env
 from portability.errors import FormatError, IntegrityError, PortabilityError
 from portability.harness.drift import Tolerance
-from portability.harness.eval_data import EvalData, load_eval_data, metric_for
 from portability.harness.env_rows import artifact_note, env_loaded
+from portability.harness.eval_data import EvalData, load_eval_data, metric_for
 from portability.harness.evaluate import (
     Loaded,
     Subject,
