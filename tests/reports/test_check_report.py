@@ -134,3 +134,8 @@ def test_env_rows_round_trip_and_name_their_environment():
     names = [case.get("name") for case in ET.fromstring(junit_xml(rep)).iter("testcase")]
     assert names == ["torch->onnx", "torch->onnx [env ort116]"]
     assert "| model.pt | `torch->onnx` | ort116 | ❌ fail |" in markdown(rep)
+    from portability.reports.html_report import check_html
+
+    page = check_html(rep)
+    assert "<th>route</th><th>env</th>" in page and "<td>ort116</td>" in page and "<td>main</td>" in page
+    assert "<code>torch-&gt;onnx</code> in env ort116 " in page
