@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import tempfile
 import time
@@ -20,12 +19,13 @@ from portability.core.formats import FORMATS, detect, unavailable
 from portability.envs.builder import Env
 from portability.errors import UsageError
 from portability.harness.drift import Tolerance
+from portability.harness.env_rows import environment_with_envs, targeted_subjects, with_env_rows
 from portability.harness.evaluate import Predict, Subject
 from portability.harness.executors import get_executor
 from portability.harness.route_run import RouteJob, clear_caches, run_bundle, source_format
 from portability.harness.routes import Route, parse_formats, parse_routes, select_routes
 from portability.harness.workers import DEFAULT_TIMEOUT_S, WorkerFailure
-from portability.reports.check_report import Report, RouteResult, environment
+from portability.reports.check_report import Report, RouteResult
 from portability.reports.faults_report import FaultsReport
 from portability.training.recipe import TrainingRecipe
 
@@ -200,45 +200,6 @@ class Plan:
     envs: list[Env] = field(default_factory=list)
 
 
-def _targeted(subjects: list[Subject], envs: Sequence[str] | None, opset: int | None,
-              target_env: str | None) -> tuple[list[Subject], list[Env]]:
-    """Build the environments and give every subject the export target."""
-    if not envs and opset is None and target_env is None:
-        return subjects, []
-    from portability.harness.env_rows import prepare_envs
-
-    environments, target = prepare_envs(envs, target_env, opset)
-    if target is not None:
-        subjects = [dataclasses.replace(s, opset=target.opset, max_ir=target.max_ir, export_note=target.note)
-                    for s in subjects]
-    return subjects, environments
-
-
-def _with_env_rows(jobs: list[RouteJob], skipped: dict[int, str],
-                   envs: list[Env]) -> tuple[list[RouteJob], dict[int, str]]:
-    """Each job followed by one job per environment that runs its final artifact."""
-    if not envs:
-        return jobs, skipped
-    from portability.harness.env_rows import env_runs
-
-    out: list[RouteJob] = []
-    out_skipped: dict[int, str] = {}
-    for i, job in enumerate(jobs):
-        fmt = job.candidate[1] if job.candidate is not None else job.route[-1]
-        for env in [None, *(e for e in envs if env_runs(e, fmt))]:
-            if i in skipped:
-                out_skipped[len(out)] = skipped[i]
-            out.append(job if env is None else dataclasses.replace(job, env=env))
-    return out, out_skipped
-
-
-def _environment(envs: list[Env]) -> dict[str, str]:
-    found = environment()
-    for env in envs:
-        found[f"env:{env.name}"] = env.describe().split(" (", 1)[1].rstrip(")") + f"; spec {env.spec}"
-    return found
-
-
 def plan(checkpoint: str | Path | None = None, *, model: str | None = None,
          fixture: str | Sequence[str] | None = None, formats: str | Sequence[str] | None = None,
          routes: str | Sequence[str] | None = None, inputs: str | Path | None = None,
@@ -261,7 +222,7 @@ def plan(checkpoint: str | Path | None = None, *, model: str | None = None,
                          labels, eval_data)
     for subject in subjects:
         _check_labels(subject)
-    subjects, environments = _targeted(subjects, envs, opset, target_env)
+    subjects, environments = targeted_subjects(subjects, envs, opset, target_env)
     jobs: list[RouteJob] = []
     skipped: dict[int, str] = {}
     for subject in subjects:
@@ -270,7 +231,7 @@ def plan(checkpoint: str | Path | None = None, *, model: str | None = None,
             if why:
                 skipped[len(jobs)] = why
             jobs.append(RouteJob(subject, route.formats, tolerance.for_route(route.name), str(workdir)))
-    jobs, skipped = _with_env_rows(jobs, skipped, environments)
+    jobs, skipped = with_env_rows(jobs, skipped, environments)
     return Plan(jobs, skipped, tolerance, environments)
 
 
@@ -304,7 +265,7 @@ def run_plan(the_plan: Plan, *, workers: int | None = None, timeout_s: float | N
     if strict:
         apply_strict(results)
     return Report(results, the_plan.tolerance, duration_s=time.perf_counter() - start,
-                  environment=_environment(the_plan.envs))
+                  environment=environment_with_envs(the_plan.envs))
 
 
 def check(checkpoint: str | Path | None = None, *, model: str | None = None,
@@ -416,16 +377,16 @@ def compare(reference: str | Path, candidate: str | Path, *, model: str | None =
                       **_metric_fields(metric, metric_name, higher_is_better, labels, eval_data))
     _check_labels(subject)
     route = Route((ref_fmt, cand_fmt))
-    _, environments = _targeted([], envs, None, None)
+    _, environments = targeted_subjects([], envs, None, None)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="portability-compare-") as tmp:
         job = RouteJob(subject, route.formats, tolerance.for_route(route.name), tmp,
                        candidate=(str(candidate), cand_fmt), candidate_model=candidate_model)
         why = next((w for w in map(unavailable, dict.fromkeys(route.formats)) if w), None)
-        jobs, skipped = _with_env_rows([job], {0: why} if why else {}, environments)
+        jobs, skipped = with_env_rows([job], {0: why} if why else {}, environments)
         results = _run(jobs, skipped, 1 if workers is None else workers, timeout_s, progress)
     return Report(results, tolerance, duration_s=time.perf_counter() - start,
-                  environment=_environment(environments))
+                  environment=environment_with_envs(environments))
 
 
 def faults(recipe: str | Callable[[], TrainingRecipe] | None = None, *, fixture: str | Sequence[str] | None = None,

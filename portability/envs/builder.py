@@ -37,6 +37,7 @@ CACHE_VAR = "PORTABILITY_CACHE"
 MARKER = "portability-env.json"
 RUNNER_NAME = "portability_runner.py"
 RUNNER_SOURCE = Path(__file__).with_name("runner.py")
+WIRE_SOURCE = Path(__file__).with_name("wire.py")  # the runner's protobuf helpers, copied beside it
 KEY_FORMAT = "1"
 _NO_NETWORK = ("error sending request", "dns error", "failed to lookup address", "connection refused",
                "tcp connect error", "network is unreachable", "network connectivity is disabled",
@@ -213,15 +214,17 @@ def _uv(command: list[str], spec: EnvSpec) -> None:
 
 
 def _copy_runner(directory: Path) -> Path:
-    """The standalone runner, copied into ``directory`` (refreshed when ours changed)."""
+    """The standalone runner (and ``wire.py``), copied into ``directory`` (refreshed when
+    ours changed); returns the runner's path."""
     directory.mkdir(parents=True, exist_ok=True)
-    target = directory / RUNNER_NAME
-    source = RUNNER_SOURCE.read_bytes()
-    if not target.is_file() or target.read_bytes() != source:
-        tmp = target.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(source)
-        os.replace(tmp, target)
-    return target
+    for source_path, name in ((WIRE_SOURCE, "wire.py"), (RUNNER_SOURCE, RUNNER_NAME)):
+        target = directory / name
+        source = source_path.read_bytes()
+        if not target.is_file() or target.read_bytes() != source:
+            tmp = target.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_bytes(source)
+            os.replace(tmp, target)
+    return directory / RUNNER_NAME
 
 
 def ask(name: str, python: str, runner: Path) -> dict[str, Any]:

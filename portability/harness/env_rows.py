@@ -11,15 +11,27 @@ there, so the judging (drift, tolerances, R) is the main rows' own code.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from portability.envs.builder import Env, prepare
 from portability.envs.spec import parse_envs
 from portability.envs.targets import ExportTarget, onnx_target, runs
 from portability.errors import UsageError
-from portability.harness.evaluate import Loaded
+from portability.harness.evaluate import Loaded, Subject
+
+
+class _Row(Protocol):
+    """What ``with_env_rows`` reads of a ``RouteJob``."""
+
+    route: tuple[str, ...]
+    candidate: tuple[str, str] | None
+
+
+Job = TypeVar("Job", bound=_Row)
 
 
 def prepare_envs(items: Sequence[str] | None, target_env: str | None = None,
@@ -50,6 +62,46 @@ def prepare_envs(items: Sequence[str] | None, target_env: str | None = None,
 
     env = next(e for e in envs if e.name == target_env)
     return envs, onnx_target(env, onnx.defs.onnx_opset_version(), opset)
+
+
+def targeted_subjects(subjects: list[Subject], envs: Sequence[str] | None, opset: int | None,
+                      target_env: str | None) -> tuple[list[Subject], list[Env]]:
+    """Build the environments (``prepare_envs``) and give every subject the export target.
+
+    Raises:
+        UsageError, EnvError: see ``prepare_envs``.
+    """
+    if not envs and opset is None and target_env is None:
+        return subjects, []
+    environments, target = prepare_envs(envs, target_env, opset)
+    if target is not None:
+        subjects = [dataclasses.replace(s, opset=target.opset, max_ir=target.max_ir, export_note=target.note)
+                    for s in subjects]
+    return subjects, environments
+
+
+def with_env_rows(jobs: list[Job], skipped: dict[int, str], envs: list[Env]) -> tuple[list[Job], dict[int, str]]:
+    """Each ``RouteJob`` followed by one copy per environment that runs its final artifact
+    (the candidate's, for ``compare``); a job skipped up front is skipped in every row."""
+    out: list[Job] = []
+    out_skipped: dict[int, str] = {}
+    for i, job in enumerate(jobs):
+        fmt = job.candidate[1] if job.candidate is not None else job.route[-1]
+        for env in [None, *(e for e in envs if env_runs(e, fmt))]:
+            if i in skipped:
+                out_skipped[len(out)] = skipped[i]
+            out.append(job if env is None else dataclasses.replace(job, env=env))  # type: ignore[type-var]
+    return out, out_skipped
+
+
+def environment_with_envs(envs: list[Env]) -> dict[str, str]:
+    """The report's ``environment``, plus ``env:NAME`` -> its versions and spec per environment."""
+    from portability.reports.check_report import environment
+
+    found = environment()
+    for env in envs:
+        found[f"env:{env.name}"] = env.describe().split(" (", 1)[1].rstrip(")") + f"; spec {env.spec}"
+    return found
 
 
 def env_runs(env: Env, fmt: str) -> bool:
@@ -88,7 +140,7 @@ def _limits(env: Env, fmt: str) -> str | None:
 def artifact_note(fmt: str, path: Path) -> str | None:
     """What an environment needs to read the artifact: ONNX IR version and opsets, or
     the TensorFlow that wrote a SavedModel (None for other formats or unreadable headers)."""
-    from portability.envs.runner import onnx_header, savedmodel_header
+    from portability.envs.wire import onnx_header, savedmodel_header
 
     try:
         if fmt == "tf-savedmodel":

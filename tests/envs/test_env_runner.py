@@ -1,7 +1,7 @@
 """The standalone runner's own parts: the protobuf it writes and reads, and its error lines.
 
-The runner imports nothing of ours (it is copied into other environments): a test
-runs it with ``python -I`` from a copy outside the package.
+The runner imports nothing of ours (it and ``wire.py`` are copied into other
+environments): a test runs it with ``python -I`` from a copy outside the package.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ import sys
 
 import pytest
 
-from portability.envs import runner
+from portability.envs import runner, wire
 
 onnx = pytest.importorskip("onnx")
 
 
 @pytest.mark.parametrize("ir_version, opset", [(3, 7), (8, 17), (10, 21)])
 def test_probe_model_is_a_valid_onnx_model(ir_version, opset):
-    model = onnx.load_from_string(runner.probe_model(ir_version, opset))
+    model = onnx.load_from_string(wire.probe_model(ir_version, opset))
     assert (model.ir_version, model.opset_import[0].domain, model.opset_import[0].version) == (ir_version, "", opset)
     onnx.checker.check_model(model)
     assert [n.op_type for n in model.graph.node] == ["Identity"]
@@ -33,13 +33,13 @@ def test_onnx_header_reads_ir_and_every_opset():
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)])
     model.ir_version = 8
-    assert runner.onnx_header(model.SerializeToString()) == {"ir_version": 8,
+    assert wire.onnx_header(model.SerializeToString()) == {"ir_version": 8,
                                                              "opsets": {"ai.onnx": 17, "ai.onnx.ml": 3}}
 
 
 def test_truncated_protobuf_is_a_value_error():
     with pytest.raises(ValueError, match="truncated"):
-        runner.read_fields(runner.probe_model(8, 17)[:-3] + b"\x80")
+        wire.read_fields(wire.probe_model(8, 17)[:-3] + b"\x80")
 
 
 def test_onnxruntime_source_locations_are_cut_from_error_lines():
@@ -53,6 +53,7 @@ def test_onnxruntime_source_locations_are_cut_from_error_lines():
 def test_the_runner_runs_alone_and_reports_this_environment(tmp_path):
     copy = tmp_path / "runner.py"
     shutil.copy(runner.__file__, copy)
+    shutil.copy(wire.__file__, tmp_path / "wire.py")
     done = subprocess.run([sys.executable, "-I", str(copy), "info"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     import json
@@ -61,7 +62,8 @@ def test_the_runner_runs_alone_and_reports_this_environment(tmp_path):
 
     info = json.loads(done.stdout)
     assert info["numpy"] == np.__version__
-    assert "portability" not in open(copy).read().split('"""', 2)[2].split("import")[1]  # no import of ours
+    for source in (copy, tmp_path / "wire.py"):  # nothing of ours is imported there
+        assert not [ln for ln in open(source) if ln.lstrip().startswith(("import portability", "from portability"))]
     ort = pytest.importorskip("onnxruntime")
     entry = info["runtimes"]["onnxruntime"]
     assert (entry["version"], entry["ok"]) == (ort.__version__, True)
@@ -80,6 +82,6 @@ def test_savedmodel_header_names_the_producer_and_its_ops(tmp_path):
 
     module = Double()
     tf.saved_model.save(module, str(tmp_path / "sm"), signatures={"serving_default": module.__call__})
-    header = runner.savedmodel_header(str(tmp_path / "sm"))
+    header = wire.savedmodel_header(str(tmp_path / "sm"))
     assert header["tensorflow_version"] == tf.__version__
     assert "Mul" in header["ops"]
