@@ -11,21 +11,24 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from portability.core.formats import FORMATS, detect, unavailable
+from portability.envs.builder import Env
 from portability.errors import UsageError
 from portability.harness.drift import Tolerance
+from portability.harness.env_rows import environment_with_envs, targeted_subjects, with_env_rows
 from portability.harness.evaluate import Predict, Subject
+from portability.harness.executors import Executor, get_executor
 from portability.harness.memory_budget import parse_memory
 from portability.harness.reference import run_reference
 from portability.harness.route_run import RouteJob, clear_caches, run_bundle, source_format
 from portability.harness.routes import Route, parse_formats, parse_routes, select_routes
-from portability.harness.scheduling import parse_workers, plan_memory
-from portability.harness.workers import DEFAULT_TIMEOUT_S, WorkerFailure, run_parallel
-from portability.reports.check_report import Report, RouteResult, environment
+from portability.harness.scheduling import MemoryPlan, parse_workers, plan_memory
+from portability.harness.workers import DEFAULT_TIMEOUT_S, WorkerFailure
+from portability.reports.check_report import Report, RouteResult
 from portability.reports.faults_report import FaultsReport
 from portability.training.recipe import TrainingRecipe
 
@@ -154,16 +157,18 @@ def _bundles(indices: list[int], jobs: list[RouteJob]) -> list[list[int]]:
 
 
 def _run(jobs: list[RouteJob], skipped: dict[int, str], workers: int | str | None, timeout_s: float | None,
-         progress: Progress | None, max_memory: int | str | None = None) -> list[RouteResult]:
+         progress: Progress | None, executor: str | None = None, device: str | None = None,
+         max_memory: int | str | None = None) -> list[RouteResult]:
+    runner = get_executor(executor, device)
     clear_caches()  # routes run in this process (workers=0) start from this check's files
     count = parse_workers(workers)
     memory = plan_memory(jobs, skipped, parse_memory(max_memory), in_process=count == 0)
     results: list[RouteResult | None] = [None] * len(jobs)
     for i, why in {**skipped, **memory.skipped}.items():
         job = jobs[i]
-        results[i] = RouteResult(job.subject.label, list(job.route), "skipped", why)
+        results[i] = RouteResult(job.subject.label, list(job.route), "skipped", why, env=_env_name(job))
         progress and progress("done", job, results[i])
-    _run_references(jobs, memory, results, count, timeout_s, progress)
+    _run_references(runner, jobs, memory, results, count, timeout_s, progress)
     bundles = _bundles([i for i in range(len(jobs)) if results[i] is None], jobs)
 
     def on_start(k: int) -> None:
@@ -174,14 +179,14 @@ def _run(jobs: list[RouteJob], skipped: dict[int, str], workers: int | str | Non
         for n, i in enumerate(bundles[k]):
             job = jobs[i]
             if isinstance(value, WorkerFailure):
-                results[i] = RouteResult(job.subject.label, list(job.route), "error", value.reason)
+                results[i] = RouteResult(job.subject.label, list(job.route), "error", value.reason, env=_env_name(job))
             else:
                 results[i] = value[n]
             progress and progress("done", job, results[i])
 
     per_bundle = None if timeout_s is None else timeout_s * max((len(b) for b in bundles), default=1)
-    run_parallel(run_bundle, [[jobs[i] for i in b] for b in bundles], workers=count, timeout_s=per_bundle,
-                 on_start=on_start, on_done=on_done, admits=memory.bundle_gate(bundles).admits)
+    runner.run(run_bundle, [[jobs[i] for i in b] for b in bundles], workers=count, timeout_s=per_bundle,
+               on_start=on_start, on_done=on_done, admits=memory.bundle_gate(bundles).admits)
     for _, users, _ in memory.references:  # the reference's time, counted once, on its first route
         run, first = jobs[users[0]].reference, results[users[0]]
         if run is not None and first is not None:
@@ -190,19 +195,24 @@ def _run(jobs: list[RouteJob], skipped: dict[int, str], workers: int | str | Non
     return [r for r in results if r is not None]
 
 
-def _run_references(jobs: list[RouteJob], memory, results: list[RouteResult | None], workers: int | None,
-                    timeout_s: float | None, progress: Progress | None) -> None:
+def _env_name(job: RouteJob) -> str | None:
+    return None if job.env is None else job.env.name
+
+
+def _run_references(runner: Executor, jobs: list[RouteJob], memory: MemoryPlan, results: list[RouteResult | None],
+                    workers: int | None, timeout_s: float | None, progress: Progress | None) -> None:
     """Compute the references planned apart (``scheduling``) and hand each to its routes; a
     reference whose worker crashed or hung makes each of its routes an error naming that."""
     if not memory.references:
         return
-    runs = run_parallel(run_reference, [jobs[k] for k, _, _ in memory.references], workers=workers,
-                        timeout_s=timeout_s, admits=memory.reference_gate().admits)
+    runs = runner.run(run_reference, [jobs[k] for k, _, _ in memory.references], workers=workers,
+                      timeout_s=timeout_s, admits=memory.reference_gate().admits)
     for (_, users, _), run in zip(memory.references, runs, strict=True):
         for i in users:
             if isinstance(run, WorkerFailure):
                 job = jobs[i]
-                results[i] = RouteResult(job.subject.label, list(job.route), "error", f"reference: {run.reason}")
+                results[i] = RouteResult(job.subject.label, list(job.route), "error", f"reference: {run.reason}",
+                                         env=_env_name(job))
                 progress and progress("done", job, results[i])
             else:
                 jobs[i].reference = run
@@ -210,11 +220,15 @@ def _run_references(jobs: list[RouteJob], memory, results: list[RouteResult | No
 
 @dataclass
 class Plan:
-    """The jobs a check will run, and why any of them is skipped up front."""
+    """The jobs a check will run, and why any of them is skipped up front.
+
+    ``envs`` are the deployment environments (``--env``), already built.
+    """
 
     jobs: list[RouteJob]
     skipped: dict[int, str]
     tolerance: Tolerance
+    envs: list[Env] = field(default_factory=list)
 
 
 def plan(checkpoint: str | Path | None = None, *, model: str | None = None,
@@ -222,11 +236,15 @@ def plan(checkpoint: str | Path | None = None, *, model: str | None = None,
          routes: str | Sequence[str] | None = None, inputs: str | Path | None = None,
          tolerance: Tolerance | None = None, metric: str | Callable[[Predict], float] | None = None,
          metric_name: str = "metric", higher_is_better: bool = True, workdir: str | Path = "",
-         trust_pickle: bool = False, labels: str = "labels", eval_data: str | Path | None = None) -> Plan:
+         trust_pickle: bool = False, labels: str = "labels", eval_data: str | Path | None = None,
+         envs: Sequence[str] | None = None, opset: int | None = None,
+         target_env: str | None = None) -> Plan:
     """The routes ``check`` would run, without running them (arguments as for ``check``).
+    Deployment environments are built (or reused from the cache) here.
 
     Raises:
         UsageError, FormatError: bad arguments or an unreadable checkpoint.
+        EnvError: an environment cannot be built.
     """
     tolerance = tolerance or Tolerance()
     chosen_formats = parse_formats(formats if formats is None or isinstance(formats, str) else list(formats))
@@ -235,6 +253,7 @@ def plan(checkpoint: str | Path | None = None, *, model: str | None = None,
                          labels, eval_data)
     for subject in subjects:
         _check_labels(subject)
+    subjects, environments = targeted_subjects(subjects, envs, opset, target_env)
     jobs: list[RouteJob] = []
     skipped: dict[int, str] = {}
     for subject in subjects:
@@ -243,7 +262,8 @@ def plan(checkpoint: str | Path | None = None, *, model: str | None = None,
             if why:
                 skipped[len(jobs)] = why
             jobs.append(RouteJob(subject, route.formats, tolerance.for_route(route.name), str(workdir)))
-    return Plan(jobs, skipped, tolerance)
+    jobs, skipped = with_env_rows(jobs, skipped, environments)
+    return Plan(jobs, skipped, tolerance, environments)
 
 
 def apply_strict(results: list[RouteResult]) -> None:
@@ -262,9 +282,10 @@ def apply_strict(results: list[RouteResult]) -> None:
 
 def run_plan(the_plan: Plan, *, workers: int | str | None = None, timeout_s: float | None = DEFAULT_TIMEOUT_S,
              workdir: str | Path | None = None, progress: Progress | None = None,
-             strict: bool = False, max_memory: int | str | None = None) -> Report:
-    """Run a ``Plan`` in worker processes and gather the ``Report`` (``strict``, ``workers``,
-    ``max_memory``: see ``check``)."""
+             strict: bool = False, executor: str | None = None, device: str | None = None,
+             max_memory: int | str | None = None) -> Report:
+    """Run a ``Plan`` in worker processes (or on Ray) and gather the ``Report``
+    (``strict``, ``workers``, ``executor``, ``device``, ``max_memory``: see ``check``)."""
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="portability-check-") as tmp:
         base = Path(workdir) if workdir else Path(tmp)
@@ -273,11 +294,12 @@ def run_plan(the_plan: Plan, *, workers: int | str | None = None, timeout_s: flo
             job.workdir = str(base)
             job.keep_artifacts = workdir is not None  # a temporary folder's go as each bundle ends
         logger.info("running %d routes (%d skipped)", len(the_plan.jobs), len(the_plan.skipped))
-        results = _run(the_plan.jobs, the_plan.skipped, workers, timeout_s, progress, max_memory)
+        results = _run(the_plan.jobs, the_plan.skipped, workers, timeout_s, progress, executor, device,
+                       max_memory)
     if strict:
         apply_strict(results)
     return Report(results, the_plan.tolerance, duration_s=time.perf_counter() - start,
-                  environment=environment())
+                  environment=environment_with_envs(the_plan.envs))
 
 
 def check(checkpoint: str | Path | None = None, *, model: str | None = None,
@@ -288,6 +310,8 @@ def check(checkpoint: str | Path | None = None, *, model: str | None = None,
           timeout_s: float | None = DEFAULT_TIMEOUT_S, workdir: str | Path | None = None,
           trust_pickle: bool = False, progress: Progress | None = None, strict: bool = False,
           labels: str = "labels", eval_data: str | Path | None = None,
+          envs: Sequence[str] | None = None, opset: int | None = None, target_env: str | None = None,
+          executor: str | None = None, device: str | None = None,
           max_memory: int | str | None = None) -> Report:
     """Check every conversion route of a checkpoint (or of built-in fixtures).
 
@@ -326,6 +350,16 @@ def check(checkpoint: str | Path | None = None, *, model: str | None = None,
         progress: ``progress(event, job, result)`` with event ``start`` or ``done``.
         strict: a skipped route, one judged on its weights only, or one with a
             fallback (see ``RouteResult.fallbacks``) fails.
+        envs: deployment environments, ``NAME=SPEC`` each (``ort116=onnxruntime==1.16.3,numpy<2``,
+            ``prod=@requirements.txt``, ``edge=python:/opt/edge/bin/python``): every route
+            artifact an environment can run (ONNX with onnxruntime, a SavedModel with
+            TensorFlow) is also run there and judged the same way, one row per (route, env).
+        opset: ONNX exports' opset (the file carries the lowest IR version it allows).
+        target_env: the name of one of ``envs``: ONNX exports take the newest opset and
+            IR version its onnxruntime reads.
+        executor: ``local`` (worker processes, the default) or ``ray`` (Ray tasks; a
+            local cluster unless ``RAY_ADDRESS`` names one).
+        device: ``cuda`` places each job on a Ray node with a GPU.
         max_memory: the memory the check's workers may take together (bytes or ``"16GB"``);
             default: what the system has available, less a headroom. Routes run side by side
             only while their estimated peaks fit in it, and a route that cannot fit alone is
@@ -336,15 +370,16 @@ def check(checkpoint: str | Path | None = None, *, model: str | None = None,
 
     Raises:
         UsageError, FormatError: bad arguments or an unreadable checkpoint.
+        EnvError: an environment cannot be built.
     """
     the_plan = plan(checkpoint, model=model, fixture=fixture, formats=formats, routes=routes, inputs=inputs,
                     tolerance=tolerance, metric=metric, metric_name=metric_name,
                     higher_is_better=higher_is_better, trust_pickle=trust_pickle, labels=labels,
-                    eval_data=eval_data)
+                    eval_data=eval_data, envs=envs, opset=opset, target_env=target_env)
     if progress is not None and hasattr(progress, "set_total"):
         progress.set_total(len(the_plan.jobs))
     return run_plan(the_plan, workers=workers, timeout_s=timeout_s, workdir=workdir, progress=progress,
-                    strict=strict, max_memory=max_memory)
+                    strict=strict, executor=executor, device=device, max_memory=max_memory)
 
 
 def compare(reference: str | Path, candidate: str | Path, *, model: str | None = None,
@@ -354,7 +389,8 @@ def compare(reference: str | Path, candidate: str | Path, *, model: str | None =
             higher_is_better: bool = True, timeout_s: float | None = DEFAULT_TIMEOUT_S,
             workers: int | str | None = None, trust_pickle: bool = False,
             progress: Progress | None = None, labels: str = "labels",
-            eval_data: str | Path | None = None, max_memory: int | str | None = None) -> Report:
+            eval_data: str | Path | None = None, envs: Sequence[str] | None = None,
+            max_memory: int | str | None = None) -> Report:
     """Run two artifacts (any formats) on the same inputs and judge the candidate.
 
     Args:
@@ -363,6 +399,8 @@ def compare(reference: str | Path, candidate: str | Path, *, model: str | None =
         candidate_model: model spec for the candidate when it differs.
         inputs: ``.npz`` of named inputs (or the fixture's batch).
         fixture: fixture whose batch and metric to use.
+        envs: deployment environments, as for ``check``: the candidate is also run in
+            each one that can run it.
         Others: as for ``check``.
 
     Returns:
@@ -380,14 +418,17 @@ def compare(reference: str | Path, candidate: str | Path, *, model: str | None =
                       **_metric_fields(metric, metric_name, higher_is_better, labels, eval_data))
     _check_labels(subject)
     route = Route((ref_fmt, cand_fmt))
+    _, environments = targeted_subjects([], envs, None, None)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="portability-compare-") as tmp:
         job = RouteJob(subject, route.formats, tolerance.for_route(route.name), tmp,
                        candidate=(str(candidate), cand_fmt), candidate_model=candidate_model)
         why = next((w for w in map(unavailable, dict.fromkeys(route.formats)) if w), None)
-        results = _run([job], {0: why} if why else {}, 1 if workers is None else workers, timeout_s, progress,
-                       max_memory)
-    return Report(results, tolerance, duration_s=time.perf_counter() - start, environment=environment())
+        jobs, skipped = with_env_rows([job], {0: why} if why else {}, environments)
+        results = _run(jobs, skipped, 1 if workers is None else workers, timeout_s, progress,
+                       max_memory=max_memory)
+    return Report(results, tolerance, duration_s=time.perf_counter() - start,
+                  environment=environment_with_envs(environments))
 
 
 def faults(recipe: str | Callable[[], TrainingRecipe] | None = None, *, fixture: str | Sequence[str] | None = None,

@@ -49,3 +49,8 @@ class WriteError(PortabilityError):
 
 class MissingDependencyError(PortabilityError):
     """An optional framework needed for this step is not installed."""
+
+
+class EnvError(PortabilityError):
+    """A deployment environment (``--env NAME=SPEC``) cannot be built or used: a spec that
+    does not resolve, no network, a runtime that cannot run with the environment's numpy."""

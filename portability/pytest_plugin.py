@@ -96,7 +96,8 @@ class _MatrixRunner:
 
             opt = self.config.option
             rep = run_plan(self.plans[key], workers=opt.portability_workers, timeout_s=opt.portability_timeout,
-                           strict=opt.portability_strict, max_memory=opt.portability_max_memory)
+                           strict=opt.portability_strict, executor=opt.portability_executor,
+                           device=opt.portability_device, max_memory=opt.portability_max_memory)
             self.reports[key] = rep
             from portability.cli.check_options import write_reports
 
@@ -117,7 +118,8 @@ def option_configs(config: pytest.Config) -> list[dict[str, Any]]:
     common = {"model": opt.portability_model, "formats": opt.portability_formats,
               "routes": opt.portability_routes, "inputs": opt.portability_inputs,
               "metric": opt.portability_metric, "higher_is_better": opt.portability_higher_is_better,
-              "labels": opt.portability_labels, "eval_data": opt.portability_eval_data}
+              "labels": opt.portability_labels, "eval_data": opt.portability_eval_data,
+              "envs": opt.portability_env, "opset": opt.portability_opset, "target_env": opt.portability_target_env}
     configs = [dict(common, checkpoint=c) for c in opt.portability]
     if opt.portability_fixture:
         configs.append(dict(common, fixture=opt.portability_fixture))
@@ -140,7 +142,7 @@ def _cases(config: pytest.Config, kwargs_list: list[dict[str, Any]]) -> list[Rou
 
 def _case_id(case: RouteCheck) -> str:
     job = case.runner.plans[case.key].jobs[case.index]
-    return f"{job.subject.label}|{job.name}"
+    return f"{job.subject.label}|{job.name}" + (f"|env={job.env.name}" if job.env is not None else "")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

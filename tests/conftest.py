@@ -5,6 +5,8 @@ this folder; tests in subfolders import them by module name, and model specs nam
 import sys
 from pathlib import Path
 
+import pytest
+
 TESTS_DIR = str(Path(__file__).resolve().parent)
 if TESTS_DIR not in sys.path:
     sys.path.insert(0, TESTS_DIR)
@@ -19,3 +21,25 @@ def pytest_collection_modifyitems(config, items):
     if len(kept) != len(items):
         config.hook.pytest_deselected(items=[i for i in items if i not in kept])
         items[:] = kept
+
+
+
+ORT116 = "ort116=onnxruntime==1.16.3,numpy<2"
+
+
+@pytest.fixture(scope="session")
+def ort116_env(tmp_path_factory):
+    """onnxruntime 1.16.3 + numpy < 2, built once per session with uv into a temporary
+    cache; yields (Env, cache folder). Skips when uv cannot reach the package index."""
+    from portability.envs.builder import prepare
+    from portability.envs.spec import parse_env
+    from portability.errors import EnvError
+
+    pytest.importorskip("uv")
+    cache = tmp_path_factory.getbasetemp() / "deployment-envs"
+    try:
+        return prepare(parse_env(ORT116), cache=cache), cache
+    except EnvError as exc:
+        if "no network" in str(exc):
+            pytest.skip(f"cannot build {ORT116}: {exc}")
+        raise

@@ -120,7 +120,8 @@ def mutate(data: bytes, mutation: tuple) -> bytes:
         starts = [(i, 6) for i in _find_all(data, b"PK\x03\x04")] + [(i, 8) for i in _find_all(data, b"PK\x01\x02")]
         if starts:
             at, offset = starts[mutation[1] % len(starts)]
-            out[at + offset + mutation[2] // 8] |= 1 << (mutation[2] % 8)
+            if at + offset + mutation[2] // 8 < len(out):  # a signature cut short by an earlier mutation
+                out[at + offset + mutation[2] // 8] |= 1 << (mutation[2] % 8)
     elif kind == "headerlen":
         width, value = mutation[1]
         out[0:8] = (value % (1 << 64)).to_bytes(8, "little")

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 import toy_models
+
+# Imported here, in the outer process, once: pytester's in-process runs remove the modules they
+# imported when they end, and neither ml_dtypes ("DType <class 'ml_dtypes.bfloat16'> appears
+# already registered?") nor torch's inductor test operators ("Only a single TORCH_LIBRARY can be
+# used to register the namespace _inductor_test", from an ONNX export) can register twice; either
+# broke every later in-process run, and the training tests after this file.
+pytest.importorskip("ml_dtypes")
+pytest.importorskip("torch._inductor.test_operators")
 
 pytest_plugins = ["pytester"]
 
@@ -134,3 +144,21 @@ def test_portability_recipe_that_cannot_be_imported_is_a_usage_error(pytester):
     result = pytester.runpytest(*_plugin_args(), "--portability-recipe", "no_such_module_here:recipe")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*portability: --recipe no_such_module_here:recipe: cannot import*"])
+
+
+@pytest.mark.slow
+def test_env_rows_are_tests_of_their_own(pytester, toy_files, ort116_env, monkeypatch, tmp_path):
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "envs").symlink_to(ort116_env[1])  # the session's environment, already built
+    monkeypatch.setenv("PORTABILITY_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # toy_models, in the subprocess
+    ckpt, inputs = toy_files
+    # In a subprocess: an in-process run re-imports torch's exporter after earlier runs removed it.
+    result = pytester.runpytest_subprocess(*_plugin_args(), "--portability", str(ckpt),
+                                "--portability-model", "toy_models:mlp", "--portability-inputs", str(inputs),
+                                "--portability-routes", "torch->onnx", "--portability-opset", "17",
+                                "--portability-env", "ort116=onnxruntime==1.16.3,numpy<2",
+                                "--portability-workers", "0", "-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*portability*toy.pt|torch->onnx* PASSED*",
+                                 "*portability*toy.pt|torch->onnx|env=ort116* PASSED*"])

@@ -34,7 +34,7 @@ import numpy as np
 import onnx_ir as ir
 import torch
 
-from portability.adapters.onnx import exporter_state, name_map
+from portability.adapters.onnx import exporter_state, ir_version, name_map
 from portability.adapters.onnx.forward_failure import forward_failure
 from portability.adapters.torch import model_inputs as torch_model_inputs
 from portability.adapters.torch import models as torch_models
@@ -60,6 +60,7 @@ class ExportResult:
         stored_unused: checkpoint tensors the graph does not hold as they are
             (folded or unused), kept as extra ``portability/<name>`` initializers.
         external_data: the external-data file, or None.
+        notes: what was changed after the exporter (the IR version lowered).
     """
 
     model_path: Path
@@ -68,12 +69,13 @@ class ExportResult:
     opset: int
     stored_unused: list[str] = field(default_factory=list)
     external_data: Path | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 def export_model(model: torch.nn.Module, inputs: dict[str, np.ndarray], path: str | Path, *,
                  opset: int | None = None, output_names: list[str] | tuple[str, ...] | None = None,
                  checkpoint: Checkpoint | None = None, external_data: bool | None = None,
-                 optimize: bool = True, where: str = "model") -> ExportResult:
+                 optimize: bool = True, where: str = "model", max_ir: int | None = None) -> ExportResult:
     """Export a torch model to ONNX and record how to get its weights back.
 
     Args:
@@ -92,12 +94,16 @@ def export_model(model: torch.nn.Module, inputs: dict[str, np.ndarray], path: st
             BatchNorm folded into Conv, initializer merging). False keeps one
             initializer per parameter and explicit Transpose nodes.
         where: how messages name the model.
+        max_ir: the newest ONNX IR version the file may carry (a target runtime's).
+            Whatever the limit, the file carries the lowest IR version its opset and
+            features allow (``ir_version.lower``), not the exporter's.
 
     Returns:
         An ``ExportResult``.
 
     Raises:
-        UnsupportedOpError: the exporter cannot convert the model (its message).
+        UnsupportedOpError: the exporter cannot convert the model (its message), or
+            the graph needs an IR version above ``max_ir``.
         UsageError: a file destination for weights past 2 GiB with ``external_data=False``,
             or inputs the model rejects.
         ModelError: the model's own code fails on the example inputs.
@@ -123,6 +129,10 @@ def export_model(model: torch.nn.Module, inputs: dict[str, np.ndarray], path: st
     _check_exported_opset(program.model, opset, where)
     ckpt = checkpoint if checkpoint is not None else _state_checkpoint(model)
     stored = _attach_record(program.model, ckpt)
+    try:
+        notes = ir_version.lower(program.model, max_ir)
+    except ValueError as exc:
+        raise UnsupportedOpError(f"cannot export {where} for the target runtime: {exc}") from exc
     directory = path.suffix != ".onnx"
     model_path = path / DIRECTORY_MODEL_NAME if directory else path
     external = _wants_external(program.model, directory, external_data, path)
@@ -132,12 +142,13 @@ def export_model(model: torch.nn.Module, inputs: dict[str, np.ndarray], path: st
     ir.save(program.model, model_path, external_data=data_name)
     return ExportResult(model_path, list(binding.values()), names_out,
                         int(program.model.opset_imports.get("", 0)), stored,
-                        model_path.parent / data_name if data_name else None)
+                        model_path.parent / data_name if data_name else None, notes)
 
 
 def export_checkpoint(ckpt: Checkpoint, spec: str | ModelSpec, path: str | Path, *,
                       opset: int | None = None, inputs: str | Path | dict[str, np.ndarray] | None = None,
-                      external_data: bool | None = None, optimize: bool = True) -> ExportResult:
+                      external_data: bool | None = None, optimize: bool = True,
+                      max_ir: int | None = None) -> ExportResult:
     """Build the model a spec names, load ``ckpt`` into it, and export it.
 
     Args:
@@ -147,7 +158,7 @@ def export_checkpoint(ckpt: Checkpoint, spec: str | ModelSpec, path: str | Path,
         opset: default-domain opset.
         inputs: an ``.npz`` path or arrays by name; None takes the spec's own
             (fixture batch, tokenizer, or synthesized from the config).
-        external_data, optimize: see ``export_model``.
+        external_data, optimize, max_ir: see ``export_model``.
 
     Raises:
         UsageError, FormatError, UnsupportedOpError: see ``build_model`` and ``export_model``.
@@ -157,7 +168,7 @@ def export_checkpoint(ckpt: Checkpoint, spec: str | ModelSpec, path: str | Path,
     feed = inputs if isinstance(inputs, dict) else torch_model_inputs.example_inputs(spec, model, inputs)
     try:
         return export_model(model, feed, path, opset=opset, checkpoint=ckpt,
-                            external_data=external_data, optimize=optimize, where=str(spec))
+                            external_data=external_data, optimize=optimize, where=str(spec), max_ir=max_ir)
     finally:
         # The exported program's graph modules hold the model's parameters in reference
         # cycles: free them now, before whatever reads the export (a SavedModel translation).

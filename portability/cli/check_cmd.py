@@ -39,11 +39,13 @@ def check(**values: Any) -> int:
     the_plan = plan(v["checkpoint"], model=v["model"], fixture=v["fixture"], formats=v["formats"],
                     routes=v["routes"], inputs=v["inputs"], tolerance=tolerance, trust_pickle=v["trust_pickle"],
                     metric=v["metric"], higher_is_better=v["higher_is_better"], labels=v["labels"],
-                    eval_data=v["eval_data"])
+                    eval_data=v["eval_data"], envs=v["env"], opset=v["opset"],
+                    target_env=v["target_env"])
     with LiveProgress(v["quiet"]) as progress:
         progress.set_total(len(the_plan.jobs))
         report = run_plan(the_plan, workers=v["workers"], timeout_s=v["timeout"], progress=progress,
-                          strict=v["strict"], max_memory=v["max_memory"])
+                          strict=v["strict"], executor=v["executor"], device=v["device"],
+                          max_memory=v["max_memory"])
     print_report(report, v["quiet"])
     for line in write_reports(report, v["json_path"], v["junit_path"], v["markdown_path"], v["html_path"]):
         typer.echo(f"wrote {line}")

@@ -89,6 +89,15 @@ CHECK_OPTIONS: tuple[Option, ...] = (
     Option("trust-pickle", "Allow torch pickles that need other globals (runs code).", bool, False),
     Option("quiet", "No table or progress; one summary line.", bool, False, short="-q"),
     Option("strict", "Fail routes that were skipped, judged on weights only, or fell back.", bool, False),
+    Option("env", "Also run each artifact in this deployment environment: NAME=REQ[,REQ...], NAME=@requirements.txt "
+           "or NAME=python:/path/to/python; repeatable.", repeat=True, default=[], metavar="NAME=SPEC"),
+    Option("opset", "ONNX opset of exports (the file carries the lowest IR version it allows).", int,
+           metavar="N", minimum=1),
+    Option("target-env", "Export ONNX at the newest opset and IR version this --env's onnxruntime reads.",
+           metavar="NAME"),
+    Option("executor", "Where routes run: local (worker processes) or ray (a Ray cluster: RAY_ADDRESS, "
+           "else a local one).", default="local", metavar="local|ray"),
+    Option("device", "cuda: place each route on a Ray node with a GPU (needs --executor ray).", metavar="cpu|cuda"),
 )
 
 

@@ -37,6 +37,8 @@ class WriteOptions:
         model: model spec (``fixture:NAME``, ``hf:DIR``, ``pkg.mod:factory``), for
             formats that store a graph exported from a PyTorch model.
         opset: ONNX opset of graph exports.
+        max_ir: the newest ONNX IR version a graph export may carry (a target runtime's);
+            exports carry the lowest their opset and features allow in any case.
         inputs: an ``.npz`` of example inputs that graph exports trace the model on.
         onnx_source: an ONNX file to translate instead of exporting from ``model``.
         savedmodel_source: a TF SavedModel directory to convert (tf2onnx) instead of
@@ -54,6 +56,7 @@ class WriteOptions:
     shard_size: int | None = None
     model: str | None = None
     opset: int | None = None
+    max_ir: int | None = None
     inputs: str | None = None
     onnx_source: str | None = None
     savedmodel_source: str | None = None

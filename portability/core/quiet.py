@@ -36,12 +36,12 @@ _NOISY_MODULES = r"(keras|tensorflow|tf_keras|tf2onnx|absl|onnxruntime)(\.|$)"
 ORT_ERROR_SEVERITY = 3
 
 
-class _AfterImport(importlib.abc.MetaPathFinder):
-    """Run ``action(module)`` once, right after ``name`` is first imported."""
+class _WrapImport(importlib.abc.MetaPathFinder):
+    """Wrap ``name``'s first import: ``wrap(exec_module)`` returns the function that runs it."""
 
-    def __init__(self, name: str, action: Callable) -> None:
+    def __init__(self, name: str, wrap: Callable[[Callable], Callable]) -> None:
         self.name = name
-        self.action = action
+        self.wrap = wrap
 
     def find_spec(self, fullname, path, target=None):
         if fullname != self.name:
@@ -50,40 +50,28 @@ class _AfterImport(importlib.abc.MetaPathFinder):
         spec = importlib.util.find_spec(fullname)
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
-        original = spec.loader.exec_module
-        action = self.action
+        spec.loader.exec_module = self.wrap(spec.loader.exec_module)
+        return spec
 
+
+def _after_import(name: str, action: Callable) -> _WrapImport:
+    """Run ``action(module)`` once, right after ``name`` is first imported."""
+    def wrap(original: Callable) -> Callable:
         def exec_module(module):
             original(module)
             action(module)
+        return exec_module
+    return _WrapImport(name, wrap)
 
-        spec.loader.exec_module = exec_module
-        return spec
 
-
-class _DuringImport(importlib.abc.MetaPathFinder):
+def _during_import(name: str, context: Callable) -> _WrapImport:
     """Run ``name``'s first import inside ``context()`` (a context manager factory)."""
-
-    def __init__(self, name: str, context: Callable) -> None:
-        self.name = name
-        self.context = context
-
-    def find_spec(self, fullname, path, target=None):
-        if fullname != self.name:
-            return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(fullname)
-        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
-            return spec
-        original = spec.loader.exec_module
-        context = self.context
-
+    def wrap(original: Callable) -> Callable:
         def exec_module(module):
             with context():
                 original(module)
-
-        spec.loader.exec_module = exec_module
-        return spec
+        return exec_module
+    return _WrapImport(name, wrap)
 
 
 # A glog/absl line (``I0000 00:00:1796555363.191041   12098 file.cc:227] ...``: absl writes the
@@ -147,9 +135,9 @@ def quiet_frameworks() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module=_NOISY_MODULES)
     if "tensorflow" not in sys.modules and not any(
-            isinstance(f, _DuringImport) and f.name == "tensorflow" for f in sys.meta_path):
-        sys.meta_path.insert(0, _DuringImport("tensorflow", _filtered_stderr))
+            isinstance(f, _WrapImport) and f.name == "tensorflow" for f in sys.meta_path):
+        sys.meta_path.insert(0, _during_import("tensorflow", _filtered_stderr))
     if "onnxruntime" in sys.modules:
         _quiet_onnxruntime(sys.modules["onnxruntime"])
-    elif not any(isinstance(f, _AfterImport) and f.name == "onnxruntime" for f in sys.meta_path):
-        sys.meta_path.insert(0, _AfterImport("onnxruntime", _quiet_onnxruntime))
+    elif not any(isinstance(f, _WrapImport) and f.name == "onnxruntime" for f in sys.meta_path):
+        sys.meta_path.insert(0, _after_import("onnxruntime", _quiet_onnxruntime))

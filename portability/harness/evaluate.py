@@ -44,6 +44,9 @@ class Subject:
             (``portability.harness.metrics``), or None for the default.
         labels: the key of the labels in the inputs and evaluation batches.
         eval_data: a directory of ``.npz`` evaluation batches, or None.
+        opset / max_ir: ONNX exports' opset and newest IR version (``--opset``,
+            ``--target-env``); None leaves them to the exporter and the graph.
+        export_note: how exports were targeted, for every route's notes.
     """
 
     label: str
@@ -58,6 +61,9 @@ class Subject:
     metric_spec: str | None = None
     labels: str = "labels"
     eval_data: str | None = None
+    opset: int | None = None
+    max_ir: int | None = None
+    export_note: str = ""
 
 
 def get_fixture(name: str):

@@ -33,9 +33,11 @@ from portability.core import fallbacks
 from portability.core.accounting import check_nothing_lost
 from portability.core.checkpoint import Checkpoint
 from portability.core.formats import ReadOptions, load_adapter
+from portability.envs.builder import Env
 from portability.errors import FormatError, IntegrityError, PortabilityError
 from portability.harness.casts import output_casts, weight_casts
 from portability.harness.drift import Tolerance
+from portability.harness.env_rows import artifact_note, env_loaded
 from portability.harness.evaluate import Subject, aligned, fixture_of, load_artifact
 from portability.harness.judging import evaluate, judge_metric, judge_outputs, locate_divergence
 from portability.harness.peak_memory import measured
@@ -72,6 +74,8 @@ class RouteJob:
             budget's share), or None for the size policy alone (``noise_floor``).
         keep_artifacts: False deletes the route's artifacts when its bundle ends (a check
             in a temporary folder), so a large model's artifacts never pile up on disk.
+        env: run the final artifact in this deployment environment instead of here
+            (``portability.harness.env_rows``); None for this environment.
     """
 
     subject: Subject
@@ -83,6 +87,7 @@ class RouteJob:
     reference: ReferenceRun | None = None
     float64_limit: int | None = None
     keep_artifacts: bool = True
+    env: Env | None = None
 
     @property
     def name(self) -> str:
@@ -153,7 +158,8 @@ def run_job(job: RouteJob) -> RouteResult:
     recorded while it runs (``portability.core.fallbacks``) become its ``fallbacks`` and notes."""
     start = time.perf_counter()
     timings: dict[str, float] = {}
-    result = RouteResult(job.subject.label, list(job.route), "error", timings=timings)
+    result = RouteResult(job.subject.label, list(job.route), "error", timings=timings,
+                         env=None if job.env is None else job.env.name)
     with fallbacks.collect() as found:
         try:
             t0 = time.perf_counter()
@@ -209,6 +215,11 @@ def _route(job: RouteJob, result: RouteResult, timings: dict[str, float]) -> Non
         path = dst
         _STEPS[prefix] = (path, ckpt, list(kept))
     timings["convert"] = timings.get("convert", 0.0) + time.perf_counter() - t0
+    if job.subject.export_note and "onnx" in job.route[1:]:
+        result.notes.append(job.subject.export_note)
+    if job.env is not None or job.subject.opset is not None:
+        note = artifact_note(job.route[-1], path)
+        result.notes.extend([note] if note else [])
     _judge(job, result, ref, path, job.route[-1], ckpt, job.subject.model, timings)
 
 
@@ -224,6 +235,9 @@ def _compare(job: RouteJob, result: RouteResult, timings: dict[str, float]) -> N
     except PortabilityError as exc:  # unreadable for another reason: judged on its outputs
         ckpt = None
         fallbacks.record(f"weights not compared: {exc}")
+    if job.env is not None:
+        note = artifact_note(cand_fmt, cand_path)
+        result.notes.extend([note] if note else [])
     _judge(job, result, ref, cand_path, cand_fmt, ckpt, job.candidate_model or job.subject.model, timings)
 
 
@@ -246,7 +260,8 @@ def _judge(job: RouteJob, result: RouteResult, ref: Reference, path: Path, fmt: 
     else:
         assert ref.data is not None and ref.evaluation is not None and ref.scoring is not None
         try:
-            loaded = load_artifact(path, fmt, job.subject, model, ref.input_names)
+            loaded = load_artifact(path, fmt, job.subject, model, ref.input_names) if job.env is None \
+                else env_loaded(job.env, path, fmt)
             result.notes.extend(n for n in loaded.notes if f"reference: {n}" not in result.notes)
             loaded.predict = aligned(loaded.predict, list(ref.outputs), result.notes)
             got = evaluate(loaded, job.subject, ref.data, ref.scoring, timings)
@@ -261,7 +276,10 @@ def _judge(job: RouteJob, result: RouteResult, ref: Reference, path: Path, fmt: 
         reasons.extend(failed)
         result.recoverability = judge_metric(job.subject, ref.scoring, ref.data, ref.evaluation, got,
                                              tol.min_recoverability, reasons, result.notes)
-        if failed:
+        if failed and job.env is not None:
+            result.notes.append(f"first divergence not located: the artifact ran in env {job.env.name!r}, and "
+                                "intermediate tensors are read in this environment only")
+        elif failed:
             found = locate_divergence(job.subject, job.route, job.candidate is not None, ref.path,
                                       (path, fmt, model), ref.inputs, ref.input_names, ref.ckpt, timings,
                                       result.notes)

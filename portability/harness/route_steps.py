@@ -18,11 +18,13 @@ from portability.harness.evaluate import Subject, fixture_of
 
 def write_options(subject: Subject) -> WriteOptions:
     """Options for every write of a route: the model spec and, for graph exports,
-    the user's inputs (without their labels) as example inputs."""
+    the user's inputs (without their labels) as example inputs, and the targeted opset and
+    IR version."""
     from portability.harness.eval_data import export_inputs_file
 
     return WriteOptions(model=subject.model,
-                        inputs=export_inputs_file(subject.inputs, subject.eval_data, subject.labels))
+                        inputs=export_inputs_file(subject.inputs, subject.eval_data, subject.labels),
+                        opset=subject.opset, max_ir=subject.max_ir)
 
 
 GRAPH_TO_GRAPH = {("onnx", "tf-savedmodel"), ("tf-savedmodel", "onnx")}

@@ -49,6 +49,8 @@ class RouteResult:
             "max_abs", "floor"}``; None when the route passes or nothing could be matched.
         layer_drift: every matched layer's drift in execution order (``at``, ``op``,
             ``max_abs``, ``floor``, ``exceeded``), for the report's chart.
+        env: the deployment environment (``--env NAME=SPEC``) the artifact ran in;
+            None for the environment the check runs in.
         casts: where the route left the checkpoint's own dtype: weights the artifact
             stores in another dtype, outputs its runtime computes in another dtype
             (``bfloat16 -> float32``...), one line each; each is also a note.
@@ -67,6 +69,7 @@ class RouteResult:
     fallbacks: list[str] = field(default_factory=list)
     first_divergence: dict[str, Any] | None = None
     layer_drift: list[dict[str, Any]] = field(default_factory=list)
+    env: str | None = None
     casts: list[str] = field(default_factory=list)
 
     @property
@@ -76,8 +79,8 @@ class RouteResult:
 
     @property
     def id(self) -> str:
-        """Subject and route, unique within a report."""
-        return f"{self.subject} {self.name}"
+        """Subject, route and environment, unique within a report."""
+        return f"{self.subject} {self.name}" + (f" [env {self.env}]" if self.env else "")
 
     def __bool__(self) -> bool:
         return self.status == "pass"
@@ -94,6 +97,7 @@ class RouteResult:
             "fallbacks": list(self.fallbacks),
             "first_divergence": None if self.first_divergence is None else dict(self.first_divergence),
             "layer_drift": [dict(layer) for layer in self.layer_drift],
+            "env": self.env,
             "casts": list(self.casts),
         }
 
@@ -110,7 +114,7 @@ class RouteResult:
                    weights_only=bool(data.get("weights_only", False)),
                    fallbacks=list(data.get("fallbacks", [])),
                    first_divergence=data.get("first_divergence"),
-                   layer_drift=list(data.get("layer_drift") or []),
+                   layer_drift=list(data.get("layer_drift") or []), env=data.get("env"),
                    casts=list(data.get("casts") or []))
 
 

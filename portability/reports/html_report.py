@@ -80,13 +80,14 @@ def _divergence(result: RouteResult) -> str:
 
 
 def _route_table(report: Report) -> list[str]:
-    rows = ['<table id="routes"><thead><tr><th>subject</th><th>route</th><th>verdict</th><th>R</th>'
+    rows = ['<table id="routes"><thead><tr><th>subject</th><th>route</th><th>env</th><th>verdict</th><th>R</th>'
             '<th>worst output drift</th><th>first divergence</th><th>weights</th><th>reason</th></tr></thead><tbody>']
     for i, res in enumerate(report.routes):
         rec = res.recoverability
         r_cell = "-" if rec is None else f"{_fmt(rec.value, '.4f')} <span class=\"muted\">{escape(rec.metric)}</span>"
         rows.append(f'<tr class="route-row" data-route="{escape(res.name)}" data-status="{res.status}">'
                     f"<td>{escape(res.subject)}</td><td><a href=\"#route-{i}\"><code>{escape(res.name)}</code></a></td>"
+                    f"<td>{escape(res.env or 'main')}</td>"
                     f'<td class="{res.status}">{res.status}</td><td>{r_cell}</td><td>{_worst(res)}</td>'
                     f"<td>{_divergence(res)}</td><td>{_weights(res)}</td><td>{escape(res.reason)}</td></tr>")
     rows.append("</tbody></table>")
@@ -111,7 +112,8 @@ def _outputs_table(result: RouteResult) -> list[str]:
 
 
 def _route_section(i: int, res: RouteResult) -> list[str]:
-    out = [f'<section class="route" id="route-{i}"><h2><code>{escape(res.name)}</code> '
+    env = f" in env {escape(res.env)}" if res.env else ""
+    out = [f'<section class="route" id="route-{i}"><h2><code>{escape(res.name)}</code>{env} '
            f'<span class="{res.status}">{res.status}</span></h2>',
            f"<p>{escape(res.subject)}</p>"]
     if res.reason:

@@ -43,15 +43,20 @@ def rich_table(report: Report):
     from rich.table import Table
 
     table = Table(title=f"portability check: {_headline(report)}", show_lines=False)
-    for col in ("subject", "route", "status", "weights", "max abs", "min atol", "cosine", "top-1", "R",
+    for col in ("subject", "route", "env", "status", "weights", "max abs", "min atol", "cosine", "top-1", "R",
                 "reason"):
         table.add_column(col, overflow="fold")
     for res in report.routes:
         c = summary_cells(res)
         status = f"[{_STYLE[res.status]}]{res.status}[/]"
-        table.add_row(res.subject, res.name, status, c["weights"], c["max_abs"], c["min_atol"], c["cosine"],
-                      c["top1"], c["R"], res.reason or _pass_remark(res))
+        table.add_row(res.subject, res.name, env_label(res), status, c["weights"], c["max_abs"], c["min_atol"],
+                      c["cosine"], c["top1"], c["R"], res.reason or _pass_remark(res))
     return table
+
+
+def env_label(result: RouteResult) -> str:
+    """The environment column: ``main`` for the one the check ran in, else the ``--env`` name."""
+    return result.env or "main"
 
 
 def _pass_remark(result: RouteResult) -> str:
@@ -109,9 +114,9 @@ def write_json(report: Report, path: str | Path) -> None:
 
 
 def junit_xml(report: Report) -> str:
-    """JUnit XML: one testsuite, one testcase per route; drift in failure messages."""
-    cases = [JunitCase(res.subject, res.name, res.status, res.reason, drift_text(res), res.timings.get("total", 0.0))
-             for res in report.routes]
+    """JUnit XML: one testsuite, one testcase per route and environment; drift in failure messages."""
+    cases = [JunitCase(res.subject, res.name + (f" [env {res.env}]" if res.env else ""), res.status, res.reason,
+                       drift_text(res), res.timings.get("total", 0.0)) for res in report.routes]
     return junit_document("portability", cases, report.duration_s)
 
 
@@ -125,11 +130,12 @@ def markdown(report: Report) -> str:
     icon = {"pass": "✅", "fail": "❌", "skipped": "⏭️", "error": "💥"}
     lines = [f"## portability check: {'passed' if report else 'FAILED'}", "",
              _headline(report), "",
-             "| subject | route | status | weights | max abs | min atol | cosine | top-1 | R | reason |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| subject | route | env | status | weights | max abs | min atol | cosine | top-1 | R | reason |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for res in report.routes:
         c = summary_cells(res)
-        lines.append(f"| {markdown_cell(res.subject)} | `{res.name}` | {icon[res.status]} {res.status} | "
+        lines.append(f"| {markdown_cell(res.subject)} | `{res.name}` | {env_label(res)} | "
+                     f"{icon[res.status]} {res.status} | "
                      f"{c['weights']} | "
                      f"{c['max_abs']} | {c['min_atol']} | {c['cosine']} | {c['top1']} | {c['R']} | "
                      f"{markdown_cell(res.reason)} |")

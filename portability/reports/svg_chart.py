@@ -78,21 +78,37 @@ def drift_chart(layers: list[dict[str, Any]], title: str = "drift per layer") ->
     return "".join(parts)
 
 
+def _r_axis(values: list[float], threshold: float) -> tuple[float, float]:
+    """The value range of an R chart: zoomed on the band around the threshold (from 0 a
+    0.99 line and a bar of 1.0 are two pixels apart), widened to show every value."""
+    margin = max(1.0 - threshold, 0.01)
+    bottom = max(0.0, min([threshold - 4 * margin, *values]))
+    top = max([1.0, *values])
+    return math.floor(bottom * 100) / 100, top + (top - bottom) * 0.05
+
+
 def bar_chart(items: list[tuple[str, float | None]], threshold: float, title: str) -> str:
     """An SVG bar chart of one value per label (e.g. R per route), with a threshold line;
-    bars below the threshold are red. Labels with no value are left empty."""
+    bars below the threshold are red. The axis is zoomed on the band around the threshold
+    and labelled at its bottom, the threshold and 1. Labels with no value are left empty."""
     if not items:
         return ""
     values = [v for _, v in items if v is not None]
-    top = max([threshold * 1.05, *values, 1.0])
-    plot_w, plot_h = _W - _PAD_L - 8, _H - _PAD_B - _PAD_T
+    bottom, top = _r_axis(values, threshold)
+    height, pad_b = _H + 50, _PAD_B + 50  # room for long route names, rotated
+    plot_w, plot_h = _W - _PAD_L - 8, height - pad_b - _PAD_T
     step = min(plot_w / len(items), 60.0)
 
     def y(value: float) -> float:
-        return _PAD_T + plot_h * (1 - max(value, 0.0) / top)
+        frac = (min(max(value, bottom), top) - bottom) / (top - bottom)
+        return _PAD_T + plot_h * (1 - frac)
 
-    parts = [f'<svg class="r-chart" xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{_H}" '
-             f'viewBox="0 0 {_W} {_H}" role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>']
+    parts = [f'<svg class="r-chart" xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{height}" '
+             f'viewBox="0 0 {_W} {height}" role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>']
+    for tick in sorted({bottom, 1.0}):
+        gy = y(tick)
+        parts.append(f'<line x1="{_PAD_L}" y1="{gy:.1f}" x2="{_W - 8}" y2="{gy:.1f}" stroke="#ddd"/>'
+                     f'<text x="{_PAD_L - 4}" y="{gy + 4:.1f}" font-size="10" text-anchor="end">{tick:g}</text>')
     for i, (label, value) in enumerate(items):
         x0 = _PAD_L + i * step
         if value is not None:
@@ -100,9 +116,9 @@ def bar_chart(items: list[tuple[str, float | None]], threshold: float, title: st
             parts.append(f'<rect class="bar" x="{x0 + step * 0.15:.1f}" y="{y(value):.1f}" '
                          f'width="{max(step * 0.7, 1):.1f}" height="{_PAD_T + plot_h - y(value):.1f}" '
                          f'fill="{color}"><title>{escape(label)}: {value:.4f}</title></rect>')
-        lx, ly = x0 + step / 2, _H - _PAD_B + 10
+        lx, ly = x0 + step / 2, height - pad_b + 10
         parts.append(f'<text x="{lx:.1f}" y="{ly:.1f}" font-size="9" text-anchor="end" '
-                     f'transform="rotate(-45 {lx:.1f} {ly:.1f})">{escape(label[:28])}</text>')
+                     f'transform="rotate(-45 {lx:.1f} {ly:.1f})">{escape(label[:40])}</text>')
     ty = y(threshold)
     parts.append(f'<line class="threshold" x1="{_PAD_L}" y1="{ty:.1f}" x2="{_W - 8}" y2="{ty:.1f}" '
                  f'stroke="{_FLOOR}" stroke-dasharray="4 2"/><text x="{_PAD_L - 4}" y="{ty + 4:.1f}" '

@@ -104,8 +104,8 @@ def test_only_errors_pass_the_capture_around_a_framework_import(tmp_path):
     code = textwrap.dedent("""
         import sys
         from portability.core import quiet
-        from portability.core.quiet import _DuringImport, _filtered_stderr
-        sys.meta_path.insert(0, _DuringImport("noisy_framework", _filtered_stderr))
+        from portability.core.quiet import _during_import, _filtered_stderr
+        sys.meta_path.insert(0, _during_import("noisy_framework", _filtered_stderr))
         import noisy_framework
         print("done", file=sys.stderr)
     """)

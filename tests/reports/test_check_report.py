@@ -108,8 +108,8 @@ def test_markdown_summary_has_a_row_per_route_and_the_failures_drift(tmp_path):
     text = path.read_text()
     assert text == markdown(rep)
     assert text.startswith("## portability check: FAILED")
-    assert "| fixture:mlp | `torch->onnx->torch` | ❌ fail |" in text
-    assert "| model.pt | `torch->onnx` | 💥 error |" in text
+    assert "| fixture:mlp | `torch->onnx->torch` | main | ❌ fail |" in text
+    assert "| model.pt | `torch->onnx` | main | 💥 error |" in text
     assert "### Failures" in text and drift_text(rep.routes[1]) in text
 
 
@@ -118,3 +118,24 @@ def test_drift_text_lists_weights_outputs_and_r():
     assert text.splitlines()[0] == "fixture:mlp torch->safetensors: pass"
     assert "weights: 1 compared, 1 bitwise equal, 0 missing" in text
     assert "logits" in text and "recoverability: R = 1.0000 (accuracy: 0.9 vs reference 0.9" in text
+
+
+def test_env_rows_round_trip_and_name_their_environment():
+    from portability.reports.render import junit_xml
+
+    rows = [RouteResult("model.pt", ["torch", "onnx"], "pass"),
+            RouteResult("model.pt", ["torch", "onnx"], "fail", reason="onnx artifact cannot run: in env 'ort116': ...",
+                        env="ort116")]
+    rep = Report(rows, Tolerance(), duration_s=1.0)
+    data = json.loads(rep.to_json())
+    assert validate(data) == [] and [r["env"] for r in data["routes"]] == [None, "ort116"]
+    assert [r.env for r in Report.from_json(rep.to_json()).routes] == [None, "ort116"]
+    assert [r.id for r in rows] == ["model.pt torch->onnx", "model.pt torch->onnx [env ort116]"]
+    names = [case.get("name") for case in ET.fromstring(junit_xml(rep)).iter("testcase")]
+    assert names == ["torch->onnx", "torch->onnx [env ort116]"]
+    assert "| model.pt | `torch->onnx` | ort116 | ❌ fail |" in markdown(rep)
+    from portability.reports.html_report import check_html
+
+    page = check_html(rep)
+    assert "<th>route</th><th>env</th>" in page and "<td>ort116</td>" in page and "<td>main</td>" in page
+    assert "<code>torch-&gt;onnx</code> in env ort116 " in page
