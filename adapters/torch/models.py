@@ -256,7 +256,10 @@ def _empty_construction(dtype: torch.dtype | None):
     parameters allocated in the checkpoint's floating dtype (a bfloat16 checkpoint never
     has a float32 model built around it) and not drawn at random (the checkpoint
     overwrites them; drawing 500M parameters takes about 20 s on 2 cores)."""
-    from transformers.initialization import no_init_weights
+    try:
+        from transformers.initialization import no_init_weights
+    except ImportError:  # where a release keeps it beside the model base class
+        from transformers.modeling_utils import no_init_weights  # type: ignore[no-redef,attr-defined]
 
     previous = torch.get_default_dtype()
     try:
