@@ -200,18 +200,14 @@ def hard_sigmoid(node, ctx):
 
 @register("PRelu")
 def prelu(node, ctx):
-    """x where x >= 0, else slope * x. With slopes known while translating, the select
-    (three passes, one of them a broadcast) becomes: max(x, slope * x) when every slope
-    is non-zero and at most 1, min(x, slope * x) when all are at least 1 (two passes;
-    inf * 0 would be NaN where ONNX gives inf), else relu(x) + slope * min(x, 0), exact
-    for any finite slope (0 + y is y, x + 0 is x; NaN stays NaN)."""
+    """x where x >= 0, else slope * x. With finite slopes known while translating, the
+    select (three passes, one a broadcast multiply, and a boolean mask) becomes
+    relu(x) + min(x, 0) * slope, exact (0 + y is y, x + 0 is x; NaN stays NaN, and
+    -inf * 0 is NaN as in ONNX). max(x, slope * x) would be one pass fewer, but
+    tf2onnx reads that pattern as LeakyRelu and crashes on a per-channel slope."""
     x, slope = ctx.input(0), ctx.input(1)
     known = ctx.static_value(1)
     if known is not None and known.size and np.all(np.isfinite(known)):
-        if np.all(known != 0) and np.all(known <= 1):
-            return tf.maximum(x, x * slope)
-        if np.all(known >= 1):
-            return tf.minimum(x, x * slope)
         return tf.nn.relu(x) + tf.minimum(x, tf.zeros([], x.dtype)) * slope
     return tf.where(x < 0, x * slope, x)
 

@@ -36,12 +36,9 @@ def _served(nodes, feeds, constants, opset=17, static=False):
     return expected, [got[k].numpy() for k in module.output_names], ops
 
 
-@pytest.mark.parametrize(("slopes", "form"), [
-    (np.array([0.25, -0.5, 1.0], np.float32), "Maximum"),
-    (np.array([1.0, 1.5, 3.0], np.float32), "Minimum"),
-    (np.array([0.0, 1.5, -0.5], np.float32), "Relu"),
-])
-def test_prelu_with_known_slopes_is_exact_including_inf_and_nan(slopes, form):
+@pytest.mark.parametrize("slopes", [np.array([0.25, -0.5, 1.0], np.float32),
+                                    np.array([0.0, 1.5, -0.5], np.float32)])
+def test_prelu_with_known_slopes_is_exact_including_inf_and_nan(slopes):
     x = _x(2, 3, 4, 4)
     x[0, :, 0, :3] = [np.inf, -np.inf, np.nan]
     x[1, :, 1, 0] = -0.0
@@ -50,7 +47,7 @@ def test_prelu_with_known_slopes_is_exact_including_inf_and_nan(slopes, form):
     with np.errstate(invalid="ignore"):  # -inf * 0 is NaN, as ONNX defines it
         want = np.where(x < 0, x * slopes.reshape(1, 3, 1, 1), x)
     np.testing.assert_array_equal(got, want)  # NaN where NaN, inf where inf
-    assert ops[form] >= 1 and ops["SelectV2"] == 0
+    assert ops["Relu"] == 1 and ops["SelectV2"] == 0 and ops["Maximum"] == 0
 
 
 def test_prelu_with_runtime_slopes_keeps_the_select():
