@@ -7,6 +7,13 @@ names are the model's input names, output names come from its output structure
 (``logits`` for a transformers model). After export, the name map of
 ``name_map.py`` is written into the model's ``metadata_props``.
 
+The exporter's optimizer is off by default: it folds BatchNorm into the
+preceding Conv, which cannot be undone, so the original tensors had to be
+stored a second time. Unfolded, every tensor the graph reads is an initializer
+under its own name, each held once, and onnxruntime does the same folding
+itself when it opens the file. Tensors no node reads are kept as described in
+``originals.py``, never as unused initializers.
+
 Destinations:
 - a path ending in ``.onnx``: one self-contained file. A graph whose weights
   would pass protobuf's 2 GB limit is refused with a message asking for a
@@ -31,7 +38,7 @@ import numpy as np
 import onnx_ir as ir
 import torch
 
-from portability.adapters.onnx import name_map
+from portability.adapters.onnx import name_map, originals
 from portability.adapters.onnx.forward_failure import forward_failure
 from portability.adapters.torch import model_inputs as torch_model_inputs
 from portability.adapters.torch import models as torch_models
@@ -56,7 +63,8 @@ class ExportResult:
         input_names / output_names: the graph's input and output names.
         opset: the default-domain opset of the graph.
         stored_unused: checkpoint tensors the graph does not hold as they are
-            (folded or unused), kept as extra ``portability/<name>`` initializers.
+            (unused, or folded with ``optimize``), kept in the ``portability.originals``
+            function as ``portability/<name>`` (``originals.py``).
         external_data: the external-data file, or None.
     """
 
@@ -71,7 +79,7 @@ class ExportResult:
 def export_model(model: torch.nn.Module, inputs: dict[str, np.ndarray], path: str | Path, *,
                  opset: int | None = None, output_names: list[str] | tuple[str, ...] | None = None,
                  checkpoint: Checkpoint | None = None, external_data: bool | None = None,
-                 optimize: bool = True, where: str = "model") -> ExportResult:
+                 optimize: bool = False, where: str = "model") -> ExportResult:
     """Export a torch model to ONNX and record how to get its weights back.
 
     Args:
@@ -86,8 +94,9 @@ def export_model(model: torch.nn.Module, inputs: dict[str, np.ndarray], path: st
         external_data: force (True) or forbid (False) external data for a
             directory destination; None uses it there always.
         optimize: run the exporter's graph optimizer (constant folding,
-            BatchNorm folded into Conv, initializer merging). False keeps one
-            initializer per parameter and explicit Transpose nodes.
+            BatchNorm folded into Conv, initializer merging); the tensors it
+            folds away are then stored again apart. False (the default) keeps
+            one initializer per parameter and explicit Transpose nodes.
         where: how messages name the model.
 
     Returns:
@@ -117,6 +126,8 @@ def export_model(model: torch.nn.Module, inputs: dict[str, np.ndarray], path: st
     names_out = list(torch_models.named_outputs(eager, output_names))
     program = _run_exporter(model, kwargs, list(binding.values()), names_out, opset, optimize, where)
     _check_exported_opset(program.model, opset, where)
+    if not optimize:
+        _fold_constants(program.model)
     ckpt = checkpoint if checkpoint is not None else _state_checkpoint(model)
     stored = _attach_record(program.model, ckpt)
     directory = path.suffix != ".onnx"
@@ -132,7 +143,7 @@ def export_model(model: torch.nn.Module, inputs: dict[str, np.ndarray], path: st
 
 def export_checkpoint(ckpt: Checkpoint, spec: str | ModelSpec, path: str | Path, *,
                       opset: int | None = None, inputs: str | Path | dict[str, np.ndarray] | None = None,
-                      external_data: bool | None = None, optimize: bool = True) -> ExportResult:
+                      external_data: bool | None = None, optimize: bool = False) -> ExportResult:
     """Build the model a spec names, load ``ckpt`` into it, and export it.
 
     Args:
@@ -175,6 +186,31 @@ def _check_exported_opset(model: ir.Model, opset: int | None, where: str) -> Non
         reason = _LOG.failure or "the exporter's version converter failed"
         raise UnsupportedOpError(f"cannot export {where} at opset {opset} with torch {torch.__version__} "
                                  f"(the graph stayed at opset {got}): {reason}")
+
+
+# Ops that read a weight's shape, not its values: the only ones folded over weights.
+_SHAPE_OPS = frozenset({"Shape", "Size"})
+
+
+def _fold_constants(model: ir.Model) -> None:
+    """Fold what the unoptimized graph computes from constants alone (a bias-less Conv's
+    zero bias is ``Expand(CastLike(0, x), Shape(weight))``, which onnxruntime cannot fold,
+    and then it cannot fuse the BatchNorm behind that Conv either), and drop the nodes
+    left unused. No rewrite rule runs and no node folds a weight's values, so every
+    weight stays an initializer under its own name (onnxruntime folds a Linear weight's
+    transpose or an LSTM's summed biases itself when it opens the file)."""
+    from onnxscript import optimizer
+
+    weights = set(model.graph.initializers.values())
+
+    def should_fold(node: ir.Node) -> bool | None:
+        reads_weight = any(value in weights for value in node.inputs)
+        return False if reads_weight and node.op_type not in _SHAPE_OPS else None
+
+    with warnings.catch_warnings(), _LOG.captured():
+        warnings.simplefilter("ignore")
+        optimizer.fold_constants(model, should_fold=should_fold)
+        optimizer.remove_unused_nodes(model)
 
 
 def _at_least_two(arr: np.ndarray) -> np.ndarray:
@@ -264,14 +300,13 @@ def _state_checkpoint(model: torch.nn.Module) -> Checkpoint:
 
 
 def _attach_record(model: ir.Model, ckpt: Checkpoint) -> list[str]:
+    """Map every checkpoint tensor to the graph's values, keep those no node reads apart
+    (``originals.py``), and write the record; returns the names kept apart."""
     initializers = {name: value.const_value.numpy() for name, value in model.graph.initializers.items()
                     if value.const_value is not None}
     canonical = {n: as_array(ckpt.tensors[n]) for n in ckpt.canonical_names()}
     mapping, extras = name_map.build_name_map(initializers, canonical)
-    for name, arr in extras.items():
-        tensor = ir.tensor(np.ascontiguousarray(arr), name=name)
-        model.graph.register_initializer(
-            ir.Value(name=name, const_value=tensor, shape=tensor.shape, type=ir.TensorType(tensor.dtype)))
+    originals.attach_originals(model, extras)
     stored = [n for n, e in mapping.items() if e["initializer"].startswith(name_map.EXTRA_PREFIX)]
     model.metadata_props.update(name_map.record(mapping, canonical, ckpt.aliases, ckpt.metadata,
                                                 stored, list(ckpt.tensors)))
@@ -279,11 +314,15 @@ def _attach_record(model: ir.Model, ckpt: Checkpoint) -> list[str]:
 
 
 def _wants_external(model: ir.Model, directory: bool, requested: bool | None, path: Path) -> bool:
-    total = sum(int(v.const_value.nbytes) for v in model.graph.initializers.values()
-                if v.const_value is not None)
+    inline = originals.kept_bytes(model)
+    total = inline + sum(int(v.const_value.nbytes) for v in model.graph.initializers.values()
+                         if v.const_value is not None)
     if not directory:
         _check_single_file(path, total, requested)
         return False
+    if inline >= SINGLE_FILE_LIMIT:
+        raise UsageError(f"{path}: the tensors the graph does not read take {inline / 2**30:.1f} GiB, past "
+                         "protobuf's 2 GiB limit for the graph file that holds them")
     return requested is not False
 
 
