@@ -19,7 +19,7 @@ from portability.harness.drift import OutputDrift, Tolerance
 from portability.harness.recoverability import Recoverability
 from portability.harness.weights import WeightReport
 
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "1.4"
 STATUSES = ("pass", "fail", "skipped", "error")
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "report.schema.json"
 
@@ -49,6 +49,10 @@ class RouteResult:
             "max_abs", "floor"}``; None when the route passes or nothing could be matched.
         layer_drift: every matched layer's drift in execution order (``at``, ``op``,
             ``max_abs``, ``floor``, ``exceeded``), for the report's chart.
+        speed_vs_source: the artifact's inference time over its source's, both the best
+            of a few calls on the same inputs in the same worker (2.0: twice as slow);
+            None where either did not run. It informs; no verdict depends on it.
+        bytes: the artifact's size on disk (a directory's files together), or None.
     """
 
     subject: str
@@ -64,6 +68,8 @@ class RouteResult:
     fallbacks: list[str] = field(default_factory=list)
     first_divergence: dict[str, Any] | None = None
     layer_drift: list[dict[str, Any]] = field(default_factory=list)
+    speed_vs_source: float | None = None
+    bytes: int | None = None
 
     @property
     def name(self) -> str:
@@ -90,6 +96,7 @@ class RouteResult:
             "fallbacks": list(self.fallbacks),
             "first_divergence": None if self.first_divergence is None else dict(self.first_divergence),
             "layer_drift": [dict(layer) for layer in self.layer_drift],
+            "speed_vs_source": self.speed_vs_source, "bytes": self.bytes,
         }
 
     @classmethod
@@ -105,7 +112,8 @@ class RouteResult:
                    weights_only=bool(data.get("weights_only", False)),
                    fallbacks=list(data.get("fallbacks", [])),
                    first_divergence=data.get("first_divergence"),
-                   layer_drift=list(data.get("layer_drift") or []))
+                   layer_drift=list(data.get("layer_drift") or []),
+                   speed_vs_source=data.get("speed_vs_source"), bytes=data.get("bytes"))
 
 
 @dataclass
