@@ -62,7 +62,7 @@ class OnnxAdapter(FormatAdapter):
         from portability.adapters.onnx.export import export_checkpoint
 
         export_checkpoint(ckpt, options.model, path, opset=options.opset, inputs=options.inputs,
-                          external_data=options.external_data)
+                          external_data=options.external_data, dynamic=dict(options.dynamic))
 
     def runner(self, path: str | Path, options: RunOptions = RunOptions()) -> BaseRunner:
         """An onnxruntime CPU runner for an ``.onnx`` file or a directory holding one."""

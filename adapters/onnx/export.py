@@ -1,8 +1,9 @@
 """Export a torch model (or a checkpoint plus model spec) to ONNX.
 
 The graph comes from the torch.export-based ``torch.onnx.export(dynamo=True)``
-(it needs onnxscript), with a dynamic batch axis on every input and a dynamic
-sequence axis on integer inputs of rank 2 or more (token ids, masks). Input
+(it needs onnxscript), with a dynamic batch axis on every input, a dynamic
+sequence axis on integer inputs of rank 2 or more (token ids, masks), and the
+axes ``--dynamic`` declares (``dynamic_shapes.py``). Input
 names are the model's input names, output names come from its output structure
 (``logits`` for a transformers model). After export, the name map of
 ``name_map.py`` is written into the model's ``metadata_props``.
@@ -30,15 +31,15 @@ import contextlib
 import io
 import logging
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx_ir as ir
 import torch
 
-from portability.adapters.onnx import name_map, originals
+from portability.adapters.onnx import dynamic_shapes, name_map, originals
 from portability.adapters.onnx.forward_failure import forward_failure
 from portability.adapters.torch import model_inputs as torch_model_inputs
 from portability.adapters.torch import models as torch_models
@@ -79,7 +80,8 @@ class ExportResult:
 def export_model(model: torch.nn.Module, inputs: dict[str, np.ndarray], path: str | Path, *,
                  opset: int | None = None, output_names: list[str] | tuple[str, ...] | None = None,
                  checkpoint: Checkpoint | None = None, external_data: bool | None = None,
-                 optimize: bool = False, where: str = "model") -> ExportResult:
+                 optimize: bool = False, where: str = "model",
+                 dynamic: Mapping[str, tuple[int, ...]] | None = None) -> ExportResult:
     """Export a torch model to ONNX and record how to get its weights back.
 
     Args:
@@ -98,13 +100,16 @@ def export_model(model: torch.nn.Module, inputs: dict[str, np.ndarray], path: st
             folds away are then stored again apart. False (the default) keeps
             one initializer per parameter and explicit Transpose nodes.
         where: how messages name the model.
+        dynamic: input name -> axes to keep symbolic besides the defaults
+            (``dynamic_shapes.py``); the export fails if the model fixes one.
 
     Returns:
         An ``ExportResult``.
 
     Raises:
         UnsupportedOpError: the exporter cannot convert the model (its message).
-        UsageError: a file destination for weights past 2 GB, or inputs the model rejects.
+        UsageError: a file destination for weights past 2 GB, inputs the model rejects,
+            or declared dynamic axes the example inputs cannot show.
         ModelError: the model's own code fails on the example inputs.
     """
     path = Path(path)
@@ -113,6 +118,8 @@ def export_model(model: torch.nn.Module, inputs: dict[str, np.ndarray], path: st
     if path.suffix == ".onnx":  # fail before the slow export when the weights alone are too big
         _check_single_file(path, sum(t.numel() * t.element_size() for t in model.state_dict().values()),
                            external_data)
+    declared = dict(dynamic or {})
+    dynamic_shapes.check_declared(declared, inputs, where)
     binding = torch_models.bind_inputs(model, inputs)
     kwargs = {param: numpy_to_tensor(_at_least_two(np.ascontiguousarray(inputs[name])))
               for param, name in binding.items()}
@@ -124,8 +131,9 @@ def export_model(model: torch.nn.Module, inputs: dict[str, np.ndarray], path: st
     if output_names is None and isinstance(model, torch_models.FixtureModule):
         output_names = model.output_names
     names_out = list(torch_models.named_outputs(eager, output_names))
-    program = _run_exporter(model, kwargs, list(binding.values()), names_out, opset, optimize, where)
+    program = _run_exporter(model, kwargs, binding, names_out, opset, optimize, where, declared)
     _check_exported_opset(program.model, opset, where)
+    dynamic_shapes.check_exported(program.model, declared, where)
     if not optimize:
         _fold_constants(program.model)
     ckpt = checkpoint if checkpoint is not None else _state_checkpoint(model)
@@ -143,7 +151,8 @@ def export_model(model: torch.nn.Module, inputs: dict[str, np.ndarray], path: st
 
 def export_checkpoint(ckpt: Checkpoint, spec: str | ModelSpec, path: str | Path, *,
                       opset: int | None = None, inputs: str | Path | dict[str, np.ndarray] | None = None,
-                      external_data: bool | None = None, optimize: bool = False) -> ExportResult:
+                      external_data: bool | None = None, optimize: bool = False,
+                      dynamic: Mapping[str, tuple[int, ...]] | None = None) -> ExportResult:
     """Build the model a spec names, load ``ckpt`` into it, and export it.
 
     Args:
@@ -153,7 +162,7 @@ def export_checkpoint(ckpt: Checkpoint, spec: str | ModelSpec, path: str | Path,
         opset: default-domain opset.
         inputs: an ``.npz`` path or arrays by name; None takes the spec's own
             (fixture batch, tokenizer, or synthesized from the config).
-        external_data, optimize: see ``export_model``.
+        external_data, optimize, dynamic: see ``export_model``.
 
     Raises:
         UsageError, FormatError, UnsupportedOpError: see ``build_model`` and ``export_model``.
@@ -162,7 +171,7 @@ def export_checkpoint(ckpt: Checkpoint, spec: str | ModelSpec, path: str | Path,
     model = torch_models.build_model(spec, ckpt)
     feed = inputs if isinstance(inputs, dict) else torch_model_inputs.example_inputs(spec, model, inputs)
     return export_model(model, feed, path, opset=opset, checkpoint=ckpt,
-                        external_data=external_data, optimize=optimize, where=str(spec))
+                        external_data=external_data, optimize=optimize, where=str(spec), dynamic=dynamic)
 
 
 def check_opset(opset: int | None) -> None:
@@ -218,32 +227,20 @@ def _at_least_two(arr: np.ndarray) -> np.ndarray:
     return np.concatenate([arr, arr]) if arr.ndim >= 1 and arr.shape[0] == 1 else arr
 
 
-def _dynamic_shapes(kwargs: dict[str, torch.Tensor], auto: bool) -> dict[str, dict[int, Any]]:
-    batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
-    shapes: dict[str, dict[int, Any]] = {}
-    for name, t in kwargs.items():
-        axes: dict[int, Any] = {}
-        if t.ndim >= 1:
-            axes[0] = torch.export.Dim.AUTO if auto else batch
-        if t.ndim >= 2 and not t.is_floating_point() and t.shape[1] >= 2:
-            axes[1] = torch.export.Dim.AUTO if auto else seq
-        shapes[name] = axes
-    return shapes
-
-
-def _run_exporter(model: torch.nn.Module, kwargs: dict[str, torch.Tensor], input_names: list[str],
-                  output_names: list[str], opset: int | None, optimize: bool, where: str):
+def _run_exporter(model: torch.nn.Module, kwargs: dict[str, torch.Tensor], binding: dict[str, str],
+                  output_names: list[str], opset: int | None, optimize: bool, where: str,
+                  declared: Mapping[str, tuple[int, ...]]):
     positional = isinstance(model, torch_models.FixtureModule)  # forward(*args): pass in order
     errors = []
     for auto in (False, True):
-        shapes = _dynamic_shapes(kwargs, auto)
+        shapes = dynamic_shapes.dynamic_shapes(kwargs, binding, auto, declared)
         try:
             with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _LOG.captured():
                 warnings.simplefilter("ignore")
                 return torch.onnx.export(
                     model, tuple(kwargs.values()) if positional else (),
                     kwargs=None if positional else kwargs, dynamo=True, opset_version=opset,
-                    input_names=input_names, output_names=output_names, optimize=optimize,
+                    input_names=list(binding.values()), output_names=output_names, optimize=optimize,
                     dynamic_shapes=(tuple(shapes.values()),) if positional else shapes, verbose=False)
         except Exception as exc:  # the exporter raises many kinds; report its own words
             errors.append(exc)
