@@ -51,6 +51,12 @@ class TFSavedModelRunner(BaseRunner):
         return list(self._specs)
 
     @property
+    def input_dims(self) -> dict[str, list[int | None]]:
+        """The serving signature's input shapes by key, None for a dynamic axis (after ``activate``)."""
+        return {key: (spec.shape.as_list() if spec.shape.rank is not None else [])
+                for key, spec in self._specs.items()}
+
+    @property
     def input_specs(self) -> dict:
         """The serving signature's ``tf.TensorSpec`` per input key (after ``activate``)."""
         return dict(self._specs)

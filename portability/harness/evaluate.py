@@ -44,6 +44,10 @@ class Subject:
             (``portability.harness.metrics``), or None for the default.
         labels: the key of the labels in the inputs and evaluation batches.
         eval_data: a directory of ``.npz`` evaluation batches, or None.
+        more_inputs: further ``.npz`` input files (``--inputs`` given again): every
+            artifact also runs on each, and its outputs are judged per file.
+        dynamic: input axes graph exports keep symbolic besides the defaults, as
+            ``(name, axes)`` pairs (``--dynamic``); an artifact fixing one fails.
     """
 
     label: str
@@ -58,6 +62,8 @@ class Subject:
     metric_spec: str | None = None
     labels: str = "labels"
     eval_data: str | None = None
+    more_inputs: tuple[str, ...] = ()
+    dynamic: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
 
 def get_fixture(name: str):
@@ -129,6 +135,8 @@ class Loaded:
     that was loaded when it is not its default weights. ``module`` is the torch
     module when the artifact runs in torch eager mode (for the float64 run and
     the intermediate tensors), with the ``output_names`` it is run with.
+    ``input_dims`` are a graph runtime's input shapes by input name (None for a
+    dynamic axis), or None where the model runs eagerly.
     """
 
     predict: Predict
@@ -139,6 +147,7 @@ class Loaded:
     weights_key: str | None = None
     module: Any = None
     output_names: tuple[str, ...] | None = None
+    input_dims: dict[str, list[int | None]] | None = None
 
 
 def load_artifact(path: Path, fmt: str, subject: Subject, model: str | None,
@@ -167,7 +176,8 @@ def load_artifact(path: Path, fmt: str, subject: Subject, model: str | None,
     return Loaded(runner.infer, time.perf_counter() - start, runner.deactivate, checkpoint=ckpt,
                   notes=list(getattr(runner, "fit_notes", [])), weights_key=getattr(runner, "weights_key", None),
                   module=getattr(runner, "model", None) if torch_run else None,
-                  output_names=getattr(runner, "output_names", None) if torch_run else None)
+                  output_names=getattr(runner, "output_names", None) if torch_run else None,
+                  input_dims=getattr(runner, "input_dims", None))
 
 
 def evaluation_inputs(subject: Subject, inputs: dict[str, np.ndarray]) -> list[str]:
