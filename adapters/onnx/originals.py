@@ -19,8 +19,6 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
-from portability.adapters.onnx.tensors import tensor_to_numpy
-
 DOMAIN = "portability"
 NAME = "originals"
 
@@ -54,6 +52,8 @@ def read_originals(proto: onnx.ModelProto) -> dict[str, np.ndarray]:
     Raises:
         FormatError: a tensor with a type numpy cannot hold (names it).
     """
+    from portability.adapters.onnx.tensors import tensor_to_numpy  # imports ml_dtypes: only when reading
+
     out: dict[str, np.ndarray] = {}
     for function in proto.functions:
         if function.domain != DOMAIN or function.name != NAME:
