@@ -64,17 +64,20 @@ def save_module(module: TranslatedModule, ckpt: Checkpoint | None, path: Path) -
                        metadata=dict(ckpt.metadata), layout=ckpt.layout,
                        checksums={n: integrity.tensor_digest(ckpt.tensors[n])
                                   for n in ckpt.canonical_names()})
-        if ckpt.training is not None:
-            text, arrays = pack_training(ckpt.training)
-            sidecar["training"] = text
-            module.training_arrays = {
-                n: tf.Variable(as_array(a), name=variable_name(n), trainable=False)
-                for n, a in arrays.items()}
-            sidecar["variables"].update({variable_name(n): n for n in arrays})
+    # Only the variables and the signatures are saved: saving the module's tf.functions
+    # themselves would trace them again and store every compiled weight twice.
+    root = tf.Module(name="portability_onnx")
+    root.weights = module.weights
+    if ckpt is not None and ckpt.training is not None:
+        text, arrays = pack_training(ckpt.training)
+        sidecar["training"] = text
+        root.training_arrays = {n: tf.Variable(as_array(a), name=variable_name(n), trainable=False)
+                                for n, a in arrays.items()}
+        sidecar["variables"].update({variable_name(n): n for n in arrays})
     signatures = {"serving_default": module.serve.get_concrete_function()}
     if module.compiled_weights:
         signatures[FROM_VARIABLES] = module.serve_from_variables.get_concrete_function()
-    tf.saved_model.save(module, str(path), signatures=signatures)
+    tf.saved_model.save(root, str(path), signatures=signatures)
     (path / SIDECAR).parent.mkdir(parents=True, exist_ok=True)
     (path / SIDECAR).write_text(json.dumps(sidecar, indent=1))
 
