@@ -19,7 +19,8 @@ def onnx_graph_for(ckpt: Checkpoint, options: WriteOptions) -> onnx.ModelProto:
         ckpt: the weights.
         options: ``options.model`` (a model spec) to export through the ONNX
             adapter, or ``options.onnx_source``, a path to an ONNX file;
-            ``options.inputs`` (an ``.npz``) are the example inputs of the export.
+            ``options.inputs`` (an ``.npz``) are the example inputs of the export, and
+            ``options.dynamic`` the axes it keeps symbolic besides the defaults.
 
     Returns:
         The model with its external data loaded.
@@ -39,7 +40,7 @@ def onnx_graph_for(ckpt: Checkpoint, options: WriteOptions) -> onnx.ModelProto:
     with tempfile.TemporaryDirectory(prefix="portability-tf-") as tmp:
         # optimize=False keeps BatchNorm unfolded, so every weight stays a trainable variable.
         result = export_checkpoint(ckpt, options.model, Path(tmp) / "graph", opset=options.opset,
-                                   inputs=options.inputs, optimize=False)
+                                   inputs=options.inputs, optimize=False, dynamic=dict(options.dynamic))
         return _load(Path(result.model_path))
 
 

@@ -36,6 +36,7 @@ from portability.core.formats import ReadOptions, load_adapter, spec_for
 from portability.envs.builder import Env
 from portability.errors import FormatError, IntegrityError, PortabilityError
 from portability.harness.drift import Tolerance
+from portability.harness.dynamic_check import fixed_dynamic_axes
 from portability.harness.env_rows import artifact_note, env_loaded
 from portability.harness.eval_data import EvalData, load_eval_data, metric_for
 from portability.harness.evaluate import (
@@ -57,6 +58,7 @@ from portability.harness.judging import (
 )
 from portability.harness.reference_cache import BoundedCache, content_identity
 from portability.harness.route_steps import GRAPH_TO_GRAPH, applicability, folded_by_tf2onnx, runs_nowhere, write_step
+from portability.harness.speed import artifact_bytes, speed_ratio
 from portability.harness.weights import compare_weights
 from portability.reports.check_report import RouteResult
 
@@ -133,7 +135,8 @@ def _ref_key(job: RouteJob) -> tuple:
     config = f"{s.model[3:]}/config.json" if s.model and s.model.startswith("hf:") else None
     return (s.label, s.model, s.inputs, s.checkpoint, s.fixture, job.route[0], job.workdir,
             content_identity(s.checkpoint), content_identity(s.inputs), content_identity(config),
-            s.metric_spec, s.labels, s.eval_data)  # what the reference is scored on
+            s.metric_spec, s.labels, s.eval_data,  # what the reference is scored on
+            tuple(content_identity(p) for p in s.more_inputs), s.dynamic)
 
 
 def run_bundle(jobs: list[RouteJob]) -> list[RouteResult]:
@@ -232,7 +235,8 @@ def _new_reference(job: RouteJob, timings: dict[str, float]) -> _Reference:
     names: list[str] = []
     notes: list[str] = []
     if subject.model or spec_for(fmt).stores_graph:
-        data = load_eval_data(subject.inputs, subject.eval_data, subject.labels, lambda: load_inputs(subject))
+        data = load_eval_data(subject.inputs, subject.eval_data, subject.labels, lambda: load_inputs(subject),
+                              subject.more_inputs)
         inputs = data.feed
         names = evaluation_inputs(subject, inputs)
         fixture = fixture_of(subject)
@@ -317,6 +321,7 @@ def _judge(job: RouteJob, result: RouteResult, ref: _Reference, path: Path, fmt:
            ckpt: Checkpoint | None, model: str | None, timings: dict[str, float]) -> None:
     tol = job.tolerance
     reasons: list[str] = []
+    result.bytes = artifact_bytes(path)
     if ckpt is not None:
         result.weights = compare_weights(ref.ckpt, ckpt, tol.weights_atol)
         if not result.weights:
@@ -334,23 +339,33 @@ def _judge(job: RouteJob, result: RouteResult, ref: _Reference, path: Path, fmt:
         try:
             loaded = load_artifact(path, fmt, job.subject, model, ref.input_names) if job.env is None \
                 else env_loaded(job.env, path, fmt)
-            result.notes.extend(n for n in loaded.notes if f"reference: {n}" not in result.notes)
-            loaded.predict = aligned(loaded.predict, list(ref.outputs), result.notes)
-            got = evaluate(loaded, job.subject, ref.data, ref.scoring, timings)
         except PortabilityError as exc:
             result.status, result.reason = "fail", "; ".join([f"{fmt} artifact cannot run: {exc}"] + reasons)
             return
-        result.outputs = judge_outputs(ref.evaluation, got, tol, ref.inputs, result.notes)
-        failed = [o.reason for o in result.outputs if not o]
-        reasons.extend(failed)
+        result.notes.extend(n for n in loaded.notes if f"reference: {n}" not in result.notes)
+        loaded.predict = aligned(loaded.predict, list(ref.outputs), result.notes)
+        fixed = fixed_dynamic_axes(loaded.input_dims, job.subject.dynamic, fmt)
+        try:
+            got = evaluate(loaded, job.subject, ref.data, ref.scoring, timings)
+        except PortabilityError as exc:
+            result.status, result.reason = "fail", "; ".join([f"{fmt} artifact cannot run: {exc}", *fixed, *reasons])
+            return
+        reasons.extend(fixed)
+        result.speed_vs_source = speed_ratio(got.inference_s, ref.evaluation.inference_s)
+        timings["inference_best"] = got.inference_s or 0.0
+        timings["source_inference_best"] = ref.evaluation.inference_s or 0.0
+        result.outputs = judge_outputs(ref.evaluation, got, tol, ref.data, result.notes)
+        failed = [o for o in result.outputs if not o]
+        reasons.extend(o.reason for o in failed)
         result.recoverability = judge_metric(job.subject, ref.scoring, ref.data, ref.evaluation, got,
                                              tol.min_recoverability, reasons, result.notes)
         if failed and job.env is not None:
             result.notes.append(f"first divergence not located: the artifact ran in env {job.env.name!r}, and "
                                 "intermediate tensors are read in this environment only")
         elif failed:
+            feed = dict(ref.data.drift_feeds()).get(failed[0].inputs, ref.inputs)
             found = locate_divergence(job.subject, job.route, job.candidate is not None, ref.path,
-                                      (path, fmt, model), ref.inputs, ref.input_names, ref.ckpt, timings,
+                                      (path, fmt, model), feed, ref.input_names, ref.ckpt, timings,
                                       result.notes)
             reasons.extend(_record_divergence(result, found))
     result.status = "fail" if reasons else "pass"
