@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from portability.core.dynamic_axes import parse_dynamic
 from portability.core.formats import FORMATS, detect, unavailable
 from portability.envs.builder import Env
 from portability.errors import UsageError
@@ -56,13 +57,31 @@ def fixture_names(fixture: str | Sequence[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+InputsArg = str | Path | Sequence[str | Path] | None
+DynamicArg = str | Sequence[str] | Mapping[str, Sequence[int]] | None
+
+
+def _inputs_fields(inputs: InputsArg) -> dict[str, Any]:
+    """Subject fields for ``inputs``: one ``.npz`` or several (the first also traces graph exports).
+
+    Raises:
+        UsageError: a file that does not exist.
+    """
+    files = [] if inputs is None else [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    for file in files:
+        if not Path(file).is_file():
+            raise UsageError(f"{file}: --inputs file not found (an .npz of arrays named after the model's inputs)")
+    return {"inputs": str(files[0]) if files else None, "more_inputs": tuple(str(f) for f in files[1:])}
+
+
 def _subjects(checkpoint, model, fixture, inputs, metric, metric_name, higher_is_better,
-              trust_pickle, labels="labels", eval_data=None) -> list[Subject]:
+              trust_pickle, labels="labels", eval_data=None, dynamic=None) -> list[Subject]:
     if (checkpoint is None) == (fixture is None):
         raise UsageError("give either a checkpoint (with --model SPEC unless it is ONNX or a SavedModel) "
                          "or --fixture NAME|all")
-    common = dict(inputs=None if inputs is None else str(inputs), trust_pickle=trust_pickle,
+    common = dict(trust_pickle=trust_pickle, dynamic=parse_dynamic(dynamic), **_inputs_fields(inputs),
                   **_metric_fields(metric, metric_name, higher_is_better, labels, eval_data))
+    inputs = common["inputs"]
     if fixture is not None:
         return [Subject(label=f"fixture:{n}", model=model or f"fixture:{n}", fixture=n, **common)
                 for n in fixture_names(fixture)]
@@ -109,7 +128,7 @@ def _check_labels(subject: Subject) -> None:
         return
     import numpy as np
 
-    files = [Path(subject.inputs)] if subject.inputs else []
+    files = [Path(f) for f in [subject.inputs, *subject.more_inputs] if f]
     files += eval_batches(subject.eval_data) if subject.eval_data else []
     has = bool(files)
     for file in files:
@@ -233,12 +252,12 @@ class Plan:
 
 def plan(checkpoint: str | Path | None = None, *, model: str | None = None,
          fixture: str | Sequence[str] | None = None, formats: str | Sequence[str] | None = None,
-         routes: str | Sequence[str] | None = None, inputs: str | Path | None = None,
+         routes: str | Sequence[str] | None = None, inputs: InputsArg = None,
          tolerance: Tolerance | None = None, metric: str | Callable[[Predict], float] | None = None,
          metric_name: str = "metric", higher_is_better: bool = True, workdir: str | Path = "",
          trust_pickle: bool = False, labels: str = "labels", eval_data: str | Path | None = None,
          envs: Sequence[str] | None = None, opset: int | None = None,
-         target_env: str | None = None) -> Plan:
+         target_env: str | None = None, dynamic: DynamicArg = None) -> Plan:
     """The routes ``check`` would run, without running them (arguments as for ``check``).
     Deployment environments are built (or reused from the cache) here.
 
@@ -250,7 +269,7 @@ def plan(checkpoint: str | Path | None = None, *, model: str | None = None,
     chosen_formats = parse_formats(formats if formats is None or isinstance(formats, str) else list(formats))
     chosen_routes = parse_routes(routes if routes is None or isinstance(routes, str) else list(routes))
     subjects = _subjects(checkpoint, model, fixture, inputs, metric, metric_name, higher_is_better, trust_pickle,
-                         labels, eval_data)
+                         labels, eval_data, dynamic)
     for subject in subjects:
         _check_labels(subject)
     subjects, environments = targeted_subjects(subjects, envs, opset, target_env)
@@ -304,14 +323,14 @@ def run_plan(the_plan: Plan, *, workers: int | str | None = None, timeout_s: flo
 
 def check(checkpoint: str | Path | None = None, *, model: str | None = None,
           fixture: str | Sequence[str] | None = None, formats: str | Sequence[str] | None = None,
-          routes: str | Sequence[str] | None = None, inputs: str | Path | None = None,
+          routes: str | Sequence[str] | None = None, inputs: InputsArg = None,
           tolerance: Tolerance | None = None, metric: str | Callable[[Predict], float] | None = None,
           metric_name: str = "metric", higher_is_better: bool = True, workers: int | str | None = None,
           timeout_s: float | None = DEFAULT_TIMEOUT_S, workdir: str | Path | None = None,
           trust_pickle: bool = False, progress: Progress | None = None, strict: bool = False,
           labels: str = "labels", eval_data: str | Path | None = None,
           envs: Sequence[str] | None = None, opset: int | None = None, target_env: str | None = None,
-          executor: str | None = None, device: str | None = None,
+          executor: str | None = None, device: str | None = None, dynamic: DynamicArg = None,
           max_memory: int | str | None = None) -> Report:
     """Check every conversion route of a checkpoint (or of built-in fixtures).
 
@@ -327,7 +346,9 @@ def check(checkpoint: str | Path | None = None, *, model: str | None = None,
         fixture: a fixture name, ``"all"``, or several names.
         formats: formats in play (default: all four).
         routes: explicit routes (``"torch->onnx->torch"``), overriding ``formats``.
-        inputs: ``.npz`` of named inputs (default: the fixture's fixed batch).
+        inputs: ``.npz`` of named inputs (default: the fixture's fixed batch), or several:
+            every artifact runs on each and its outputs are judged per file (each output
+            entry names its file); the first traces graph exports.
         tolerance: the policy (default: per-dtype tolerances, R >= 0.99, bitwise weights).
         metric: the task metric for recoverability R: a built-in name (``accuracy``,
             ``top5``, ``agreement``, ``exact-match``, ``mse``, ``mae``, ``cosine``,
@@ -360,6 +381,9 @@ def check(checkpoint: str | Path | None = None, *, model: str | None = None,
         executor: ``local`` (worker processes, the default) or ``ray`` (Ray tasks; a
             local cluster unless ``RAY_ADDRESS`` names one).
         device: ``cuda`` places each job on a Ray node with a GPU.
+        dynamic: input axes graph exports keep symbolic besides the defaults:
+            ``{"image": [0, 2, 3]}`` or ``"image=0,2,3"`` items; a graph artifact that
+            fixes one of them fails, saying which.
         max_memory: the memory the check's workers may take together (bytes or ``"16GB"``);
             default: what the system has available, less a headroom. Routes run side by side
             only while their estimated peaks fit in it, and a route that cannot fit alone is
@@ -375,7 +399,7 @@ def check(checkpoint: str | Path | None = None, *, model: str | None = None,
     the_plan = plan(checkpoint, model=model, fixture=fixture, formats=formats, routes=routes, inputs=inputs,
                     tolerance=tolerance, metric=metric, metric_name=metric_name,
                     higher_is_better=higher_is_better, trust_pickle=trust_pickle, labels=labels,
-                    eval_data=eval_data, envs=envs, opset=opset, target_env=target_env)
+                    eval_data=eval_data, envs=envs, opset=opset, target_env=target_env, dynamic=dynamic)
     if progress is not None and hasattr(progress, "set_total"):
         progress.set_total(len(the_plan.jobs))
     return run_plan(the_plan, workers=workers, timeout_s=timeout_s, workdir=workdir, progress=progress,
@@ -383,7 +407,7 @@ def check(checkpoint: str | Path | None = None, *, model: str | None = None,
 
 
 def compare(reference: str | Path, candidate: str | Path, *, model: str | None = None,
-            candidate_model: str | None = None, inputs: str | Path | None = None,
+            candidate_model: str | None = None, inputs: InputsArg = None,
             fixture: str | None = None, tolerance: Tolerance | None = None,
             metric: str | Callable[[Predict], float] | None = None, metric_name: str = "metric",
             higher_is_better: bool = True, timeout_s: float | None = DEFAULT_TIMEOUT_S,
@@ -397,7 +421,7 @@ def compare(reference: str | Path, candidate: str | Path, *, model: str | None =
         reference / candidate: artifact paths; formats are detected.
         model: model spec for weights-only artifacts (both, unless ``candidate_model``).
         candidate_model: model spec for the candidate when it differs.
-        inputs: ``.npz`` of named inputs (or the fixture's batch).
+        inputs: ``.npz`` of named inputs (or the fixture's batch), or several (judged per file).
         fixture: fixture whose batch and metric to use.
         envs: deployment environments, as for ``check``: the candidate is also run in
             each one that can run it.
@@ -414,7 +438,7 @@ def compare(reference: str | Path, candidate: str | Path, *, model: str | None =
     if model is None and fixture is not None:
         model = f"fixture:{fixture}"
     subject = Subject(label=f"{reference} vs {candidate}", model=model, checkpoint=str(reference),
-                      fixture=fixture, inputs=None if inputs is None else str(inputs), trust_pickle=trust_pickle,
+                      fixture=fixture, trust_pickle=trust_pickle, **_inputs_fields(inputs),
                       **_metric_fields(metric, metric_name, higher_is_better, labels, eval_data))
     _check_labels(subject)
     route = Route((ref_fmt, cand_fmt))

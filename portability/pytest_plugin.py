@@ -116,10 +116,11 @@ def option_configs(config: pytest.Config) -> list[dict[str, Any]]:
     """``portability.plan`` arguments built from the command-line options."""
     opt = config.option
     common = {"model": opt.portability_model, "formats": opt.portability_formats,
-              "routes": opt.portability_routes, "inputs": opt.portability_inputs,
+              "routes": opt.portability_routes, "inputs": opt.portability_inputs or None,
               "metric": opt.portability_metric, "higher_is_better": opt.portability_higher_is_better,
               "labels": opt.portability_labels, "eval_data": opt.portability_eval_data,
-              "envs": opt.portability_env, "opset": opt.portability_opset, "target_env": opt.portability_target_env}
+              "envs": opt.portability_env, "opset": opt.portability_opset, "target_env": opt.portability_target_env,
+              "dynamic": opt.portability_dynamic or None}
     configs = [dict(common, checkpoint=c) for c in opt.portability]
     if opt.portability_fixture:
         configs.append(dict(common, fixture=opt.portability_fixture))

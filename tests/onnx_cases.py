@@ -23,10 +23,12 @@ atexit.register(shutil.rmtree, ROOT, ignore_errors=True)
 
 
 @functools.cache
-def exported(kind: str) -> tuple[ExportResult, dict[str, np.ndarray]]:
+def exported(kind: str, optimize: bool = False) -> tuple[ExportResult, dict[str, np.ndarray]]:
     """Export a toy model once; return the result and the model's state_dict as numpy.
 
-    Kinds: ``mlp``, ``cnn``, and either with ``-fp16`` or ``-bf16``.
+    Kinds: ``mlp``, ``cnn``, and either with ``-fp16`` or ``-bf16``. ``optimize`` runs the
+    exporter's optimizer, as torch's own export does by default (folded weights renamed
+    ``val_N``, BatchNorm folded into the Conv): the graph other tools' torch exports hold.
     """
     import torch
 
@@ -37,7 +39,7 @@ def exported(kind: str) -> tuple[ExportResult, dict[str, np.ndarray]]:
         dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
         model = model.to(dtype)
         inputs = {k: cast(v, precision) for k, v in inputs.items()}
-    result = export_model(model, inputs, ROOT / f"{kind}.onnx")
+    result = export_model(model, inputs, ROOT / f"{kind}{'-optimized' if optimize else ''}.onnx", optimize=optimize)
     return result, model_state(model)
 
 

@@ -62,7 +62,8 @@ class OnnxAdapter(FormatAdapter):
         from portability.adapters.onnx.export import export_checkpoint
 
         export_checkpoint(ckpt, options.model, path, opset=options.opset, inputs=options.inputs,
-                          external_data=options.external_data, max_ir=options.max_ir)
+                          external_data=options.external_data, max_ir=options.max_ir,
+                          dynamic=dict(options.dynamic))
 
     def runner(self, path: str | Path, options: RunOptions = RunOptions()) -> BaseRunner:
         """An onnxruntime CPU runner for an ``.onnx`` file or a directory holding one."""

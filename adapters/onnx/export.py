@@ -1,11 +1,19 @@
 """Export a torch model (or a checkpoint plus model spec) to ONNX.
 
 The graph comes from the torch.export-based ``torch.onnx.export(dynamo=True)``
-(it needs onnxscript), with a dynamic batch axis on every input and a dynamic
-sequence axis on integer inputs of rank 2 or more (token ids, masks). Input
+(it needs onnxscript), with a dynamic batch axis on every input, a dynamic
+sequence axis on integer inputs of rank 2 or more (token ids, masks), and the
+axes ``--dynamic`` declares (``dynamic_shapes.py``). Input
 names are the model's input names, output names come from its output structure
 (``logits`` for a transformers model). After export, the name map of
 ``name_map.py`` is written into the model's ``metadata_props``.
+
+The exporter's optimizer is off by default: it folds BatchNorm into the
+preceding Conv, which cannot be undone, so the original tensors had to be
+stored a second time. Unfolded, every tensor the graph reads is an initializer
+under its own name, each held once, and onnxruntime does the same folding
+itself when it opens the file. Tensors no node reads are kept as described in
+``originals.py``, never as unused initializers.
 
 Destinations:
 - a path ending in ``.onnx``: one self-contained file while the weights fit
@@ -26,21 +34,22 @@ import gc
 import io
 import logging
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx_ir as ir
 import torch
 
-from portability.adapters.onnx import exporter_state, ir_version, name_map
+from portability.adapters.onnx import dynamic_shapes, exporter_state, ir_version, name_map, originals
 from portability.adapters.onnx.forward_failure import forward_failure
 from portability.adapters.torch import model_inputs as torch_model_inputs
 from portability.adapters.torch import models as torch_models
 from portability.adapters.torch.numpy_bridge import numpy_to_tensor
 from portability.core.checkpoint import Checkpoint
 from portability.core.model_spec import ModelSpec, parse_model_spec
+from portability.core.tensors import as_array
 from portability.errors import UnsupportedOpError, UsageError
 
 DIRECTORY_MODEL_NAME = "model.onnx"
@@ -58,7 +67,8 @@ class ExportResult:
         input_names / output_names: the graph's input and output names.
         opset: the default-domain opset of the graph.
         stored_unused: checkpoint tensors the graph does not hold as they are
-            (folded or unused), kept as extra ``portability/<name>`` initializers.
+            (unused, or folded with ``optimize``), kept in the ``portability.originals``
+            function as ``portability/<name>`` (``originals.py``).
         external_data: the external-data file, or None.
         notes: what was changed after the exporter (the IR version lowered).
     """
@@ -75,7 +85,8 @@ class ExportResult:
 def export_model(model: torch.nn.Module, inputs: dict[str, np.ndarray], path: str | Path, *,
                  opset: int | None = None, output_names: list[str] | tuple[str, ...] | None = None,
                  checkpoint: Checkpoint | None = None, external_data: bool | None = None,
-                 optimize: bool = True, where: str = "model", max_ir: int | None = None) -> ExportResult:
+                 optimize: bool = False, where: str = "model", max_ir: int | None = None,
+                 dynamic: Mapping[str, tuple[int, ...]] | None = None) -> ExportResult:
     """Export a torch model to ONNX and record how to get its weights back.
 
     Args:
@@ -91,12 +102,15 @@ def export_model(model: torch.nn.Module, inputs: dict[str, np.ndarray], path: st
             always for a directory destination and, for a ``.onnx`` file, past
             protobuf's 2 GiB limit.
         optimize: run the exporter's graph optimizer (constant folding,
-            BatchNorm folded into Conv, initializer merging). False keeps one
-            initializer per parameter and explicit Transpose nodes.
+            BatchNorm folded into Conv, initializer merging); the tensors it
+            folds away are then stored again apart. False (the default) keeps
+            one initializer per parameter and explicit Transpose nodes.
         where: how messages name the model.
         max_ir: the newest ONNX IR version the file may carry (a target runtime's).
             Whatever the limit, the file carries the lowest IR version its opset and
             features allow (``ir_version.lower``), not the exporter's.
+        dynamic: input name -> axes to keep symbolic besides the defaults
+            (``dynamic_shapes.py``); the export fails if the model fixes one.
 
     Returns:
         An ``ExportResult``.
@@ -105,7 +119,7 @@ def export_model(model: torch.nn.Module, inputs: dict[str, np.ndarray], path: st
         UnsupportedOpError: the exporter cannot convert the model (its message), or
             the graph needs an IR version above ``max_ir``.
         UsageError: a file destination for weights past 2 GiB with ``external_data=False``,
-            or inputs the model rejects.
+            inputs the model rejects, or declared dynamic axes the example inputs cannot show.
         ModelError: the model's own code fails on the example inputs.
     """
     path = Path(path)
@@ -114,6 +128,8 @@ def export_model(model: torch.nn.Module, inputs: dict[str, np.ndarray], path: st
     if path.suffix == ".onnx":  # fail before the slow export when the weights alone are too big
         _check_single_file(path, sum(t.numel() * t.element_size() for t in model.state_dict().values()),
                            external_data)
+    declared = dict(dynamic or {})
+    dynamic_shapes.check_declared(declared, inputs, where)
     binding = torch_models.bind_inputs(model, inputs)
     kwargs = {param: numpy_to_tensor(_at_least_two(np.ascontiguousarray(inputs[name])))
               for param, name in binding.items()}
@@ -125,8 +141,11 @@ def export_model(model: torch.nn.Module, inputs: dict[str, np.ndarray], path: st
     if output_names is None and isinstance(model, torch_models.FixtureModule):
         output_names = model.output_names
     names_out = list(torch_models.named_outputs(eager, output_names))
-    program = _run_exporter(model, kwargs, list(binding.values()), names_out, opset, optimize, where)
+    program = _run_exporter(model, kwargs, binding, names_out, opset, optimize, where, declared)
     _check_exported_opset(program.model, opset, where)
+    dynamic_shapes.check_exported(program.model, declared, where)
+    if not optimize:
+        _fold_constants(program.model)
     ckpt = checkpoint if checkpoint is not None else _state_checkpoint(model)
     stored = _attach_record(program.model, ckpt)
     try:
@@ -147,8 +166,9 @@ def export_model(model: torch.nn.Module, inputs: dict[str, np.ndarray], path: st
 
 def export_checkpoint(ckpt: Checkpoint, spec: str | ModelSpec, path: str | Path, *,
                       opset: int | None = None, inputs: str | Path | dict[str, np.ndarray] | None = None,
-                      external_data: bool | None = None, optimize: bool = True,
-                      max_ir: int | None = None) -> ExportResult:
+                      external_data: bool | None = None, optimize: bool = False,
+                      max_ir: int | None = None,
+                      dynamic: Mapping[str, tuple[int, ...]] | None = None) -> ExportResult:
     """Build the model a spec names, load ``ckpt`` into it, and export it.
 
     Args:
@@ -158,7 +178,7 @@ def export_checkpoint(ckpt: Checkpoint, spec: str | ModelSpec, path: str | Path,
         opset: default-domain opset.
         inputs: an ``.npz`` path or arrays by name; None takes the spec's own
             (fixture batch, tokenizer, or synthesized from the config).
-        external_data, optimize, max_ir: see ``export_model``.
+        external_data, optimize, max_ir, dynamic: see ``export_model``.
 
     Raises:
         UsageError, FormatError, UnsupportedOpError: see ``build_model`` and ``export_model``.
@@ -168,7 +188,8 @@ def export_checkpoint(ckpt: Checkpoint, spec: str | ModelSpec, path: str | Path,
     feed = inputs if isinstance(inputs, dict) else torch_model_inputs.example_inputs(spec, model, inputs)
     try:
         return export_model(model, feed, path, opset=opset, checkpoint=ckpt,
-                            external_data=external_data, optimize=optimize, where=str(spec), max_ir=max_ir)
+                            external_data=external_data, optimize=optimize, where=str(spec), max_ir=max_ir,
+                            dynamic=dynamic)
     finally:
         # The exported program's graph modules hold the model's parameters in reference
         # cycles: free them now, before whatever reads the export (a SavedModel translation).
@@ -200,37 +221,50 @@ def _check_exported_opset(model: ir.Model, opset: int | None, where: str) -> Non
                                  f"(the graph stayed at opset {got}): {reason}")
 
 
+# Ops that read a weight's shape, not its values: the only ones folded over weights.
+_SHAPE_OPS = frozenset({"Shape", "Size"})
+
+
+def _fold_constants(model: ir.Model) -> None:
+    """Fold what the unoptimized graph computes from constants alone (a bias-less Conv's
+    zero bias is ``Expand(CastLike(0, x), Shape(weight))``, which onnxruntime cannot fold,
+    and then it cannot fuse the BatchNorm behind that Conv either), and drop the nodes
+    left unused. No rewrite rule runs and no node folds a weight's values, so every
+    weight stays an initializer under its own name (onnxruntime folds a Linear weight's
+    transpose or an LSTM's summed biases itself when it opens the file)."""
+    from onnxscript import optimizer
+
+    weights = set(model.graph.initializers.values())
+
+    def should_fold(node: ir.Node) -> bool | None:
+        reads_weight = any(value in weights for value in node.inputs)
+        return False if reads_weight and node.op_type not in _SHAPE_OPS else None
+
+    with warnings.catch_warnings(), _LOG.captured():
+        warnings.simplefilter("ignore")
+        optimizer.fold_constants(model, should_fold=should_fold)
+        optimizer.remove_unused_nodes(model)
+
+
 def _at_least_two(arr: np.ndarray) -> np.ndarray:
     # torch.export specialises a dimension of size 1; trace with a batch of two.
     return np.concatenate([arr, arr]) if arr.ndim >= 1 and arr.shape[0] == 1 else arr
 
 
-def _dynamic_shapes(kwargs: dict[str, torch.Tensor], auto: bool) -> dict[str, dict[int, Any]]:
-    batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
-    shapes: dict[str, dict[int, Any]] = {}
-    for name, t in kwargs.items():
-        axes: dict[int, Any] = {}
-        if t.ndim >= 1:
-            axes[0] = torch.export.Dim.AUTO if auto else batch
-        if t.ndim >= 2 and not t.is_floating_point() and t.shape[1] >= 2:
-            axes[1] = torch.export.Dim.AUTO if auto else seq
-        shapes[name] = axes
-    return shapes
-
-
-def _run_exporter(model: torch.nn.Module, kwargs: dict[str, torch.Tensor], input_names: list[str],
-                  output_names: list[str], opset: int | None, optimize: bool, where: str):
+def _run_exporter(model: torch.nn.Module, kwargs: dict[str, torch.Tensor], binding: dict[str, str],
+                  output_names: list[str], opset: int | None, optimize: bool, where: str,
+                  declared: Mapping[str, tuple[int, ...]]):
     positional = isinstance(model, torch_models.FixtureModule)  # forward(*args): pass in order
     errors = []
     for auto in (False, True):
-        shapes = _dynamic_shapes(kwargs, auto)
+        shapes = dynamic_shapes.dynamic_shapes(kwargs, binding, auto, declared)
         try:
             with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _LOG.captured():
                 warnings.simplefilter("ignore")
                 return torch.onnx.export(
                     model, tuple(kwargs.values()) if positional else (),
                     kwargs=None if positional else kwargs, dynamo=True, opset_version=opset,
-                    input_names=input_names, output_names=output_names, optimize=optimize,
+                    input_names=list(binding.values()), output_names=output_names, optimize=optimize,
                     dynamic_shapes=(tuple(shapes.values()),) if positional else shapes, verbose=False)
         except Exception as exc:  # the exporter raises many kinds; report its own words
             errors.append(exc)
@@ -287,14 +321,13 @@ def _state_checkpoint(model: torch.nn.Module) -> Checkpoint:
 
 
 def _attach_record(model: ir.Model, ckpt: Checkpoint) -> list[str]:
+    """Map every checkpoint tensor to the graph's values, keep those no node reads apart
+    (``originals.py``), and write the record; returns the names kept apart."""
     initializers = {name: value.const_value.numpy() for name, value in model.graph.initializers.items()
                     if value.const_value is not None}
     canonical = {n: ckpt.tensors[n] for n in ckpt.canonical_names()}  # lazy ones are read one at a time
     mapping, extras = name_map.build_name_map(initializers, canonical)
-    for name, arr in extras.items():
-        tensor = ir.tensor(np.ascontiguousarray(arr), name=name)
-        model.graph.register_initializer(
-            ir.Value(name=name, const_value=tensor, shape=tensor.shape, type=ir.TensorType(tensor.dtype)))
+    originals.attach_originals(model, {n: as_array(a) for n, a in extras.items()})  # few and small
     stored = [n for n, e in mapping.items() if e["initializer"].startswith(name_map.EXTRA_PREFIX)]
     model.metadata_props.update(name_map.record(mapping, canonical, ckpt.aliases, ckpt.metadata,
                                                 stored, list(ckpt.tensors)))
@@ -307,8 +340,12 @@ def external_data_name(model_path: Path) -> str:
 
 
 def _wants_external(model: ir.Model, directory: bool, requested: bool | None, path: Path) -> bool:
-    total = sum(int(v.const_value.nbytes) for v in model.graph.initializers.values()
-                if v.const_value is not None)
+    inline = originals.kept_bytes(model)
+    total = inline + sum(int(v.const_value.nbytes) for v in model.graph.initializers.values()
+                         if v.const_value is not None)
+    if inline >= SINGLE_FILE_LIMIT:
+        raise UsageError(f"{path}: the tensors the graph does not read take {inline / 2**30:.1f} GiB, past "
+                         "protobuf's 2 GiB limit for the graph file that holds them")
     if not directory:
         _check_single_file(path, total, requested)
         return bool(requested) or (requested is None and total >= SINGLE_FILE_LIMIT)

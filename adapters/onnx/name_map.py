@@ -6,10 +6,12 @@ equal values, and folds BatchNorm into the preceding Conv under the Conv
 weight's own name. Names alone therefore cannot be trusted. At export time each
 checkpoint tensor is matched *by value* (bytes digest) against the graph's
 initializers, as is, reshaped, or transposed. A tensor with no match (folded
-away, or not used by the graph) is stored as an extra initializer named
-``portability/<name>``. The map, the checksums and the aliases go into the
-model's ``metadata_props``; ``apply_name_map`` inverts it on read and verifies
-every checksum.
+away, or not used by the graph) is stored apart under the value name
+``portability/<name>`` (format 2: in the ``portability.originals`` function,
+``originals.py``; format 1 wrote it as an extra initializer, which the reader
+still takes). The map, the checksums and the aliases go into the model's
+``metadata_props``; ``apply_name_map`` inverts it on read and verifies every
+checksum.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ KEY_METADATA = "portability.metadata"
 KEY_STORED = "portability.stored_unused"
 KEY_ORDER = "portability.order"
 EXTRA_PREFIX = "portability/"
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
 
 
 def _key(arr: Tensor) -> tuple[str, str]:

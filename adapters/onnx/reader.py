@@ -2,7 +2,8 @@
 
 Three cases, in order:
 1. our export: the ``metadata_props`` record maps every state_dict name to its
-   initializer and layout; checksums are verified (``name_map.py``);
+   initializer (or to the value kept in the ``portability.originals`` function,
+   ``originals.py``) and layout; checksums are verified (``name_map.py``);
 2. a torch export without the record: names are recovered by following the
    graph (``recover.py``); what cannot be mapped is listed in the metadata
    under ``portability.onnx.unmapped`` / ``portability.onnx.missing`` and in a
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from portability.adapters.onnx import constant_weights, lazy_values, name_map, recover
+from portability.adapters.onnx import constant_weights, lazy_values, name_map, originals, recover
 from portability.adapters.onnx.safety import load_proto, model_file
 from portability.adapters.onnx.tensors import tensor_to_numpy
 from portability.core.checkpoint import Checkpoint
@@ -52,6 +53,7 @@ def read(path: str | Path, options: ReadOptions = ReadOptions()) -> Checkpoint:
     if name_map.has_record(props):
         # External data stays in its file: each tensor is read (and its checksum checked) when used.
         values = lazy_values.initializer_values(proto, file)
+        values.update(originals.read_originals(proto))
         tensors, aliases, metadata = name_map.apply_name_map(props, values, str(file), options.verify)
         metadata = {**metadata, KEY_SOURCE: "record"}
         return Checkpoint(tensors=tensors, aliases=aliases, metadata=metadata,

@@ -85,6 +85,7 @@ class OnnxRuntimeRunner(BaseRunner):
         self.session: ort.InferenceSession | None = None
         self.input_names: list[str] = []
         self.output_names: list[str] = []
+        self.input_dims: dict[str, list[int | None]] = {}
 
     def activate_impl(self) -> None:
         """Check the model, then create the session.
@@ -95,7 +96,7 @@ class OnnxRuntimeRunner(BaseRunner):
         """
         file = check_model(self.path)
         options = ort.SessionOptions()
-        options.log_severity_level = 3  # unused extra initializers are expected; keep ORT quiet
+        options.log_severity_level = 3  # files other tools wrote may hold unused initializers; keep ORT quiet
         if weight_bytes(file) > PREPACK_LIMIT_BYTES:
             options.add_session_config_entry("session.disable_prepacking", "1")
         try:
@@ -104,6 +105,9 @@ class OnnxRuntimeRunner(BaseRunner):
             raise _classify(f"{file}: onnxruntime {ort.__version__} cannot load the model", exc) from exc
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
+        # A symbolic or unknown dim comes back as a name or None: dynamic.
+        self.input_dims = {i.name: [d if isinstance(d, int) and d > 0 else None for d in (i.shape or [])]
+                           for i in self.session.get_inputs()}
 
     def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run on named inputs; every graph input must be given, no others.

@@ -22,7 +22,8 @@ def onnx_graph_for(ckpt: Checkpoint, options: WriteOptions) -> onnx.ModelProto:
         ckpt: the weights.
         options: ``options.model`` (a model spec) to export through the ONNX
             adapter, or ``options.onnx_source``, a path to an ONNX file;
-            ``options.inputs`` (an ``.npz``) are the example inputs of the export.
+            ``options.inputs`` (an ``.npz``) are the example inputs of the export, and
+            ``options.dynamic`` the axes it keeps symbolic besides the defaults.
 
     Returns:
         The model with its external data loaded.
@@ -68,7 +69,8 @@ def onnx_graph(ckpt: Checkpoint, options: WriteOptions) -> Iterator[tuple[onnx.M
     with tempfile.TemporaryDirectory(prefix="portability-tf-") as tmp:
         # optimize=False keeps BatchNorm unfolded, so every weight stays a trainable variable.
         result = export_checkpoint(ckpt, options.model, Path(tmp) / "graph", opset=options.opset,
-                                   inputs=options.inputs, optimize=False, external_data=True)
+                                   inputs=options.inputs, optimize=False, external_data=True,
+                                   dynamic=dict(options.dynamic))
         file = Path(result.model_path)
         yield load_proto(file, load_external=False), file.parent
 

@@ -7,9 +7,10 @@ stay dynamic (``None`` in the signature).
 
 Layout-sensitive ops (convolutions, pools, normalization, resize) and their
 element-wise neighbours run channels-last (``layout.py``); inputs and outputs
-keep the ONNX graph's layout. With ``compile_kernels``, ``serve`` reads Conv
-kernels as constants already in TF's layout (snapshots of their variables),
-and ``serve_from_variables`` computes the same outputs from the variables.
+keep the ONNX graph's layout. With ``compile_kernels``, ``serve`` reads the
+weights as constants (snapshots of their variables, ``compiled_weights.py``),
+so what depends on weights alone is folded while translating, and
+``serve_from_variables`` computes the same outputs from the variables.
 
 Values of ONNX types TF cannot compute with travel in carrier dtypes
 (``ops.dtypes.CARRIERS``); calling the module converts at its boundary, while
@@ -31,6 +32,7 @@ import tensorflow as tf
 from onnx import numpy_helper
 
 from portability.adapters.tf_savedmodel.bindings import BindingPlan, is_floating, plan_bindings
+from portability.adapters.tf_savedmodel.compiled_weights import compiled_weights
 from portability.adapters.tf_savedmodel.layout import LayoutEnv, translate_channels_last
 from portability.adapters.tf_savedmodel.ops import OpContext, translator_for
 from portability.adapters.tf_savedmodel.ops.carriers import (
@@ -70,8 +72,8 @@ class TranslatedModule(tf.Module):
             signature when a graph input is a sequence or an optional.
         plan: how initializers were bound to variables.
         serving_refusal: why no serving signature can be built, or None.
-        compiled_kernels: state_dict names of the variables whose values ``serve``
-            holds as constants (Conv kernels in TF's layout); ``serve_from_variables``
+        compiled_weights: state_dict names of the variables whose values ``serve``
+            holds as constants (see ``compiled_weights.py``); ``serve_from_variables``
             (present when this is not empty) reads them from the variables instead.
     """
 
@@ -92,7 +94,7 @@ class TranslatedModule(tf.Module):
         self.serving_refusal = _serving_refusal(inputs)
         specs = None if self.serving_refusal else _input_specs(inputs)
         self._snapshots = snapshots or {}
-        self.compiled_kernels = sorted({plan.bound[n].name for n in self._snapshots})
+        self.compiled_weights = sorted({plan.bound[n].name for n in self._snapshots})
         self.serve = tf.function(self._run, input_signature=specs, autograph=False)
         if self._snapshots:
             self.serve_from_variables = tf.function(self._run_from_variables, input_signature=specs,
@@ -158,8 +160,11 @@ class TranslatedModule(tf.Module):
         env = LayoutEnv()
         static = dict(self._constants)
         for name, value in self._constants.items():
-            env[name] = tf.constant(to_carrier_array(value))
+            env.lazy[name] = to_carrier_array(value)
         for init_name, binding in self.plan.bound.items():
+            if init_name in snapshots:  # compiled in: a constant, and static for folding
+                static[init_name] = env.lazy[init_name] = snapshots[init_name]
+                continue
             value = tf.convert_to_tensor(self.weights[binding.name])
             env[init_name] = tf.transpose(value) if binding.transpose else value
         for name, arg in zip(self._onnx_inputs, args, strict=False):
@@ -185,8 +190,10 @@ def _named_output(value: Any, key: str) -> Any:
     return tf.identity(value, name=key)
 
 
-# Folding a node whose inputs are all constants is skipped past this many elements.
+# Folding a node whose inputs are all constants is skipped past this many elements,
+# except for ops that only move or convert elements (a compiled weight's transpose).
 _FOLD_LIMIT = 1 << 20
+_MOVE_OPS = frozenset({"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Cast"})
 
 
 # What _translate_node returns when the layout pass recorded the node's outputs itself.
@@ -250,7 +257,7 @@ def _foldable(node: onnx.NodeProto, ctx: OpContext) -> bool:
     names = [n for n in node.input if n]
     return (node.op_type != "Constant" and bool(names)
             and all(n in ctx.static for n in names)
-            and sum(ctx.static[n].size for n in names) <= _FOLD_LIMIT)
+            and (node.op_type in _MOVE_OPS or sum(ctx.static[n].size for n in names) <= _FOLD_LIMIT))
 
 
 def _fold(node: onnx.NodeProto, ctx: OpContext) -> Any:
@@ -263,10 +270,9 @@ def _fold(node: onnx.NodeProto, ctx: OpContext) -> Any:
             return translator_for(node)(node, ctx.bind(node))
         arrays = [r.numpy() for r in results]
     for name, array in zip(node.output, arrays, strict=False):
-        if name:
-            ctx.static[name] = array
-    folded = tuple(tf.constant(a) for a in arrays)
-    return folded if isinstance(result, tuple) else folded[0]
+        if name:  # a constant enters the graph only where a node reads it as a tensor
+            ctx.static[name] = ctx.env.lazy[name] = array
+    return _HELD
 
 
 def _default_opset(model: onnx.ModelProto) -> int:
@@ -335,9 +341,9 @@ def translate(model: onnx.ModelProto, ckpt: Checkpoint | None = None,
         names: initializer name -> state_dict name, where the exporter knows it.
         trainable: names of trainable variables; by default every floating-point
             tensor except BatchNorm statistics.
-        compile_kernels: let ``serve`` hold Conv kernels read from variables as
-            constants in TF's layout (up to ``COMPILED_KERNEL_BYTES``), saving a
-            transpose of each kernel per call; ``serve_from_variables`` then
+        compile_kernels: let ``serve`` hold the weights it reads from variables as
+            constants (``compiled_weights.py``, up to ``COMPILED_WEIGHT_BYTES``), so
+            their layout changes are folded away; ``serve_from_variables`` then
             computes from the variables (for training through the module).
         base: the folder external-data locations are relative to (the ``.onnx``
             file's); needed only when some initializer's data is external and not loaded.
@@ -377,7 +383,7 @@ def translate(model: onnx.ModelProto, ckpt: Checkpoint | None = None,
             is_floating(np.dtype(value.dtype)) and not name.endswith(_STATISTICS))
         variables[name] = tf.Variable(as_array(value), name=variable_name(name), trainable=is_trainable)
     constants = {n: as_array(initializers[n]) for n in plan.constants}
-    snapshots = _kernel_snapshots(model, plan, tensors) if compile_kernels else {}
+    snapshots = compiled_weights(model, plan, tensors) if compile_kernels else {}
     module = TranslatedModule(model, variables, plan, constants, snapshots)
     if module.serving_refusal is None:
         module.serve.get_concrete_function()
@@ -401,25 +407,3 @@ def _initializer_value(tensor: onnx.TensorProto, base: str | Path | None) -> Any
     onnx.external_data_helper.load_external_data_for_tensor(loaded, str(base))
     return numpy_helper.to_array(loaded)
 
-
-# At most this many bytes of kernels are compiled into a graph (a GraphDef is a
-# protobuf, limited to 2 GiB); the rest are transposed from their variables per call.
-COMPILED_KERNEL_BYTES = 1 << 30
-
-
-def _kernel_snapshots(model: onnx.ModelProto, plan: BindingPlan,
-                      tensors: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Initializer name -> value, for the variable-bound float kernels of Conv nodes."""
-    out: dict[str, np.ndarray] = {}
-    total = 0
-    for node in model.graph.node:
-        if node.op_type != "Conv" or len(node.input) < 2 or node.input[1] not in plan.bound:
-            continue
-        binding = plan.bound[node.input[1]]
-        value = np.asarray(tensors[binding.name])
-        value = value.T if binding.transpose else value
-        if node.input[1] in out or total + value.nbytes > COMPILED_KERNEL_BYTES:
-            continue
-        out[node.input[1]] = value
-        total += value.nbytes
-    return out

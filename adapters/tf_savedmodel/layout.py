@@ -39,21 +39,28 @@ from portability.adapters.tf_savedmodel.ops.spatial import permute, to_first_per
 
 class LayoutEnv(dict):
     """Value name -> its TF value in ONNX layout, made on first read for values
-    held only channels-last (``last``)."""
+    held only channels-last (``last``) and for constants (``lazy``: a constant
+    only the translator reads, folded into others, never enters the graph)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.last: dict[str, tf.Tensor] = {}
+        self.lazy: dict[str, np.ndarray] = {}
 
     def __missing__(self, name: str) -> Any:
-        if name not in self.last:
+        if name in self.lazy:
+            value = tf.constant(self.lazy[name])
+        elif name in self.last:
+            value = permute(self.last[name], to_first_perm(self.last[name].shape.rank))
+        else:
             raise KeyError(name)
-        value = permute(self.last[name], to_first_perm(self.last[name].shape.rank))
         self[name] = value
         return value
 
     def rank(self, name: str) -> int | None:
         """A value's static rank (None when unknown or not a tensor), without converting it."""
+        if name in self.lazy and name not in self:
+            return np.ndim(self.lazy[name])
         value = self.last.get(name) if name in self.last else self.get(name)
         if value is None and name not in self and name not in self.last:
             value = self[name]  # raises KeyError for an undefined name

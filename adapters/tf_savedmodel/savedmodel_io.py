@@ -29,7 +29,7 @@ from portability.errors import FormatError, IntegrityError, UnsupportedOpError
 
 SIDECAR = Path("assets.extra") / "portability.json"
 SIDECAR_FORMAT = "portability.tf-savedmodel/1"
-# The signature computing from the variables where ``serving_default`` holds compiled kernels.
+# The signature computing from the variables where ``serving_default`` holds compiled weights.
 FROM_VARIABLES = "from_variables"
 _OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 _VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
@@ -41,7 +41,7 @@ def save_module(module: TranslatedModule, ckpt: Checkpoint | None, path: Path) -
 
     The training state, if any, travels as non-trainable variables named
     ``__training__.*`` plus JSON in the sidecar. Where ``serving_default`` holds
-    Conv kernels as constants (``compiled_kernels`` in the sidecar), a second
+    weights as constants (``compiled_weights`` in the sidecar), a second
     signature, ``from_variables``, computes from the variables, for training. Inputs and outputs of ONNX types
     TF cannot compute with take and return their carrier dtype in the signature;
     the sidecar's ``carried_outputs`` names the ONNX type of such outputs.
@@ -56,7 +56,7 @@ def save_module(module: TranslatedModule, ckpt: Checkpoint | None, path: Path) -
                      "variables": {variable_name(n): n for n in module.weights},
                      "frozen": module.plan.frozen,
                      "not_in_graph": module.unread_variables(),
-                     "compiled_kernels": module.compiled_kernels,
+                     "compiled_weights": module.compiled_weights,
                      "inputs": [s.name for s in module.serve.input_signature],
                      "outputs": module.output_names,
                      "carried_outputs": {key: onnx.TensorProto.DataType.Name(elem_type)
@@ -66,17 +66,20 @@ def save_module(module: TranslatedModule, ckpt: Checkpoint | None, path: Path) -
                        metadata=dict(ckpt.metadata), layout=ckpt.layout,
                        checksums={n: integrity.tensor_digest(ckpt.tensors[n])
                                   for n in ckpt.canonical_names()})
-        if ckpt.training is not None:
-            text, arrays = pack_training(ckpt.training)
-            sidecar["training"] = text
-            module.training_arrays = {
-                n: tf.Variable(as_array(a), name=variable_name(n), trainable=False)
-                for n, a in arrays.items()}
-            sidecar["variables"].update({variable_name(n): n for n in arrays})
+    # Only the variables and the signatures are saved: saving the module's tf.functions
+    # themselves would trace them again and store every compiled weight twice.
+    root = tf.Module(name="portability_onnx")
+    root.weights = module.weights
+    if ckpt is not None and ckpt.training is not None:
+        text, arrays = pack_training(ckpt.training)
+        sidecar["training"] = text
+        root.training_arrays = {n: tf.Variable(as_array(a), name=variable_name(n), trainable=False)
+                                for n, a in arrays.items()}
+        sidecar["variables"].update({variable_name(n): n for n in arrays})
     signatures = {"serving_default": module.serve.get_concrete_function()}
-    if module.compiled_kernels:
+    if module.compiled_weights:
         signatures[FROM_VARIABLES] = module.serve_from_variables.get_concrete_function()
-    tf.saved_model.save(module, str(path), signatures=signatures)
+    tf.saved_model.save(root, str(path), signatures=signatures)
     (path / SIDECAR).parent.mkdir(parents=True, exist_ok=True)
     (path / SIDECAR).write_text(json.dumps(sidecar, indent=1))
 

@@ -51,6 +51,12 @@ class TFSavedModelRunner(BaseRunner):
         return list(self._specs)
 
     @property
+    def input_dims(self) -> dict[str, list[int | None]]:
+        """The serving signature's input shapes by key, None for a dynamic axis (after ``activate``)."""
+        return {key: (spec.shape.as_list() if spec.shape.rank is not None else [])
+                for key, spec in self._specs.items()}
+
+    @property
     def input_specs(self) -> dict:
         """The serving signature's ``tf.TensorSpec`` per input key (after ``activate``)."""
         return dict(self._specs)
@@ -61,8 +67,7 @@ class TFSavedModelRunner(BaseRunner):
         if missing:
             raise UsageError(f"{self.path}: missing inputs {', '.join(missing)} "
                              f"(the signature takes {', '.join(self._specs)})")
-        args = {key: tf.cast(np.asarray(to_carrier_array(by_key[key])), spec.dtype)
-                for key, spec in self._specs.items()}
+        args = {key: _as_tensor(by_key[key], spec.dtype) for key, spec in self._specs.items()}
         outputs = {name: value.numpy() for name, value in self._fn(**args).items()}
         for name, elem_type in self._carried_outputs.items():
             if name in outputs:
@@ -72,6 +77,15 @@ class TFSavedModelRunner(BaseRunner):
     def deactivate_impl(self) -> None:
         self._fn = None
         self._loaded = None
+
+
+def _as_tensor(value, dtype: tf.DType) -> tf.Tensor:
+    """An input as the signature's dtype: converted without running an op when it already
+    has it (a cast costs an eager op per input and call), else cast."""
+    array = np.asarray(to_carrier_array(value))
+    if array.dtype == dtype.as_numpy_dtype:
+        return tf.constant(array)
+    return tf.cast(array, dtype)
 
 
 def _carried_outputs(path: Path) -> dict[str, int]:

@@ -37,10 +37,10 @@ def check(**values: Any) -> int:
         raise UsageError("give either CHECKPOINT or --fixture, not both")
     tolerance = build_tolerance(v["atol"], v["rtol"], v["min_r"], v["weights_atol"])
     the_plan = plan(v["checkpoint"], model=v["model"], fixture=v["fixture"], formats=v["formats"],
-                    routes=v["routes"], inputs=v["inputs"], tolerance=tolerance, trust_pickle=v["trust_pickle"],
+                    routes=v["routes"], inputs=v["inputs"] or None, tolerance=tolerance, trust_pickle=v["trust_pickle"],
                     metric=v["metric"], higher_is_better=v["higher_is_better"], labels=v["labels"],
                     eval_data=v["eval_data"], envs=v["env"], opset=v["opset"],
-                    target_env=v["target_env"])
+                    target_env=v["target_env"], dynamic=v["dynamic"] or None)
     with LiveProgress(v["quiet"]) as progress:
         progress.set_total(len(the_plan.jobs))
         report = run_plan(the_plan, workers=v["workers"], timeout_s=v["timeout"], progress=progress,

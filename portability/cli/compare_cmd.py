@@ -27,8 +27,8 @@ _LEADING = [
         None, "--candidate-model", help="Model spec for the candidate, if it differs.")),
     inspect.Parameter("fixture", _KW, annotation=Optional[str], default=typer.Option(
         None, "--fixture", help="Use this fixture's batch and task metric.")),
-    inspect.Parameter("inputs", _KW, annotation=Optional[Path], default=typer.Option(
-        None, "--inputs", help=".npz of named inputs.")),
+    inspect.Parameter("inputs", _KW, annotation=Optional[list[Path]], default=typer.Option(
+        None, "--inputs", help=".npz of named inputs; repeatable: both run on each file, judged per file.")),
     inspect.Parameter("in_process", _KW, annotation=bool, default=typer.Option(
         False, "--in-process", help="Run in this process instead of an isolated worker.")),
 ]
@@ -50,7 +50,7 @@ def compare(**values: Any) -> int:
     tolerance = build_tolerance(v["atol"], v["rtol"], v["min_r"], v["weights_atol"])
     with LiveProgress(v["quiet"]) as progress:
         report = run_compare(v["reference"], v["candidate"], model=v["model"], candidate_model=v["candidate_model"],
-                             inputs=v["inputs"], fixture=v["fixture"], tolerance=tolerance, timeout_s=v["timeout"],
+                             inputs=v["inputs"] or None, fixture=v["fixture"], tolerance=tolerance, timeout_s=v["timeout"],
                              trust_pickle=v["trust_pickle"], workers=0 if v["in_process"] else None,
                              progress=progress, metric=v["metric"], higher_is_better=v["higher_is_better"],
                              labels=v["labels"], eval_data=v["eval_data"], envs=v["env"],

@@ -22,6 +22,10 @@ def convert(
     model: Optional[str] = typer.Option(None, "--model", help="Model spec for graph formats: fixture:NAME, hf:DIR, pkg.module:factory."),
     opset: Optional[int] = typer.Option(None, "--opset", help="ONNX opset for graph exports."),
     inputs: Optional[Path] = typer.Option(None, "--inputs", help="Example inputs (.npz, arrays named after the model's inputs) for graph exports."),
+    dynamic: Optional[list[str]] = typer.Option(
+        None, "--dynamic", metavar="NAME=AXES",
+        help="Keep these input axes symbolic in graph exports, e.g. image=0,2,3 (repeatable; batch, and "
+             "the sequence of token ids, are dynamic by default)."),
     weights_key: Optional[str] = typer.Option(
         None, "--weights-key",
         help="Where the weights sit in a nested torch checkpoint, KEY[.SUB] (default: found by search; "
@@ -41,6 +45,6 @@ def convert(
     result = run_convert(src, dst, to=to, source_format=source_format, shard_size=shard_size,
                          overwrite=overwrite, trust_pickle=trust_pickle, model=model, opset=opset,
                          inputs=inputs, weights_key=weights_key, durable=not no_fsync,
-                         weights_only=weights_only)
+                         weights_only=weights_only, dynamic=dynamic)
     typer.echo(result.describe())
     return 0

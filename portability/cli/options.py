@@ -57,7 +57,11 @@ CHECK_OPTIONS: tuple[Option, ...] = (
     Option("fixture", "Built-in fixture name(s), comma-separated, or 'all'.", metavar="NAME"),
     Option("formats", "Formats in play, e.g. torch,safetensors,onnx (default: all).", metavar="LIST"),
     Option("routes", "Routes to run, e.g. 'torch->onnx,torch:onnx:torch' (overrides --formats).", metavar="LIST"),
-    Option("inputs", ".npz of named inputs (default: the fixture's batch).", Path, metavar="NPZ"),
+    Option("inputs", ".npz of named inputs (default: the fixture's batch); repeatable: every artifact runs "
+           "on each file, judged per file (another shape, say).", Path, repeat=True, default=[], metavar="NPZ"),
+    Option("dynamic", "Keep these input axes symbolic in graph exports, NAME=AXES, e.g. image=0,2,3; "
+           "repeatable (batch, and the sequence of token ids, are dynamic by default).", repeat=True,
+           default=[], metavar="NAME=AXES"),
     Option("json", "Write the JSON report here.", Path, metavar="FILE", param="json_path"),
     Option("junit", "Write JUnit XML here (one testcase per route).", Path, metavar="FILE", param="junit_path"),
     Option("markdown", "Write a Markdown summary here.", Path, metavar="FILE", param="markdown_path"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from portability.core.accounting import check_training_kept, check_written, training_pieces
 from portability.core.atomic import atomic_output, atomic_pair, check_destination
 from portability.core.checkpoint import Checkpoint
+from portability.core.dynamic_axes import parse_dynamic
 from portability.core.formats import (
     FORMATS,
     ReadOptions,
@@ -131,10 +133,13 @@ def convert(src: str | Path, dst: str | Path, *, to: str | None = None, source_f
             shard_size: int | str | None = None, overwrite: bool = False, trust_pickle: bool = False,
             model: str | None = None, opset: int | None = None,
             inputs: str | Path | None = None, weights_key: str | None = None,
-            durable: bool = True, weights_only: bool = False) -> ConvertResult:
+            durable: bool = True, weights_only: bool = False,
+            dynamic: str | Iterable[str] | Mapping[str, Iterable[int]] | None = None) -> ConvertResult:
     """Convert ``src`` to ``dst``. Nothing appears under ``dst`` unless it completes.
 
-    ``inputs`` (an ``.npz``) gives graph exports their example inputs.
+    ``inputs`` (an ``.npz``) gives graph exports their example inputs, and
+    ``dynamic`` (``"image=0,2,3"`` items or ``{"image": [0, 2, 3]}``) the input axes
+    they keep symbolic besides the defaults.
     ``durable=False`` skips the fsync before publishing (``WriteOptions.durable``).
     ``weights_key`` (``KEY[.SUB]``) says where the weights sit in a nested torch
     checkpoint. After the write, the output is read back and must account for
@@ -163,6 +168,10 @@ def convert(src: str | Path, dst: str | Path, *, to: str | None = None, source_f
     if shard_size is not None and dst_fmt != "safetensors":
         raise UsageError(f"--shard-size applies to safetensors output, not {dst_fmt}")
     check_graph_options(dst_fmt, model, opset, inputs, src_fmt)
+    declared = parse_dynamic(dynamic)
+    if declared and (not spec_for(dst_fmt).stores_graph or model is None):
+        raise UsageError("--dynamic applies to graph exports from a model (--model SPEC, to onnx or "
+                         "tf-savedmodel); a graph translated from another keeps that graph's axes")
     if weights_key is not None and src_fmt != "torch":
         raise UsageError(f"--weights-key applies to torch checkpoints, not {src_fmt}")
     ckpt, _ = read_checkpoint(src, src_fmt, ReadOptions(trust_pickle=trust_pickle, weights_key=weights_key,
@@ -183,7 +192,8 @@ def convert(src: str | Path, dst: str | Path, *, to: str | None = None, source_f
     writer = load_adapter(dst_fmt)
     from_graph = graph_source(src, src_fmt, dst_fmt, model)
     options = WriteOptions(shard_size=shard_size, model=model, opset=opset,
-                           inputs=str(inputs) if inputs else None, durable=durable, **from_graph)
+                           inputs=str(inputs) if inputs else None, durable=durable, dynamic=declared,
+                           **from_graph)
     logger.info("converting %s (%s) to %s (%s): %d tensors", src, src_fmt, dst, dst_fmt, len(ckpt.tensors))
     data_file = _onnx_data_file(dst, dst_fmt, ckpt, from_graph)
     if data_file is not None:  # past protobuf's 2 GiB: the graph and its weights, published together

@@ -45,6 +45,8 @@ class WriteOptions:
             exporting from ``model``.
         external_data: ONNX only: keep weights in an external data file
             (directory destinations; None lets the adapter decide).
+        dynamic: graph exports only: input axes to keep symbolic besides the defaults,
+            as ``(name, axes)`` pairs (``portability.core.dynamic_axes``).
         durable: flush the output to disk (fsync) before it is published. Off,
             a killed process still leaves nothing half-written (the output is
             renamed into place only once complete), but an OS crash or power
@@ -62,6 +64,7 @@ class WriteOptions:
     savedmodel_source: str | None = None
     external_data: bool | None = None
     durable: bool = True
+    dynamic: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
 
 @dataclass(frozen=True)

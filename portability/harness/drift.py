@@ -137,7 +137,8 @@ class OutputDrift:
     Against a float64 reference (``portability.harness.noise_floor``):
     ``source_error`` is the float32 source's own max abs error, ``floor`` the
     bound the candidate's error must keep, ``error_vs_float64`` that error;
-    all None when no float64 floor was available.
+    all None when no float64 floor was available. ``inputs`` names the inputs
+    file the outputs were computed on, where a check runs on several (else None).
     """
 
     name: str
@@ -161,6 +162,7 @@ class OutputDrift:
     source_error: float | None = None
     floor: float | None = None
     error_vs_float64: float | None = None
+    inputs: str | None = None
 
     def __bool__(self) -> bool:
         return self.passed

@@ -1,9 +1,10 @@
-"""The data a check runs on: the drift batch, the evaluation batches and their labels.
+"""The data a check runs on: the drift batches, the evaluation batches and their labels.
 
 The drift batch is ``--inputs`` (else the fixture's batch, else the first
-``--eval-data`` batch, else a Hugging Face directory's example inputs). The
-evaluation batches that R is measured on are every ``.npz`` of ``--eval-data``
-in name order, else the drift batch alone. Labels travel in a batch under
+``--eval-data`` batch, else a Hugging Face directory's example inputs); each
+further ``--inputs`` file is another drift batch (another shape, say), on which
+every artifact runs and is judged. The evaluation batches that R is measured on
+are every ``.npz`` of ``--eval-data`` in name order, else the drift batches. Labels travel in a batch under
 ``labels`` (or ``--labels KEY``); they are never fed to the model.
 
 Which metric scores a model (``metric_for``): ``--metric`` if given; else a
@@ -32,16 +33,24 @@ class EvalData:
     """What the model is run on.
 
     Attributes:
-        feed: the drift batch, model inputs only.
+        feed: the (first) drift batch, model inputs only.
         batches: the evaluation batches, model inputs plus labels.
         labels_key: the key of the labels in a batch.
         notes: remarks for the report (where the batches came from).
+        more: the further drift batches, ``(inputs file, model inputs)``.
+        first_label: the first drift batch's file when there are several, else None.
     """
 
     feed: Arrays
     batches: list[Arrays]
     labels_key: str = "labels"
     notes: list[str] = field(default_factory=list)
+    more: list[tuple[str, Arrays]] = field(default_factory=list)
+    first_label: str | None = None
+
+    def drift_feeds(self) -> list[tuple[str | None, Arrays]]:
+        """Every drift batch with the inputs file it came from (None for a lone batch)."""
+        return [(self.first_label, self.feed), *self.more]
 
     @property
     def has_labels(self) -> bool:
@@ -86,18 +95,20 @@ def eval_batches(directory: str | Path) -> list[Path]:
 
 
 def load_eval_data(inputs: str | None, eval_data: str | None, labels_key: str,
-                   default_feed) -> EvalData:
-    """The drift batch and the evaluation batches.
+                   default_feed, more_inputs: tuple[str, ...] = ()) -> EvalData:
+    """The drift batches and the evaluation batches.
 
     Args:
-        inputs: the ``--inputs`` file, or None.
+        inputs: the (first) ``--inputs`` file, or None.
         eval_data: the ``--eval-data`` directory, or None.
         labels_key: where labels are.
         default_feed: ``() -> arrays`` for the drift batch when neither file gives one
             (a fixture's batch, a Hugging Face directory's example inputs).
+        more_inputs: further ``--inputs`` files.
 
     Raises:
-        UsageError: unreadable files, or no inputs at all.
+        UsageError: unreadable files, no inputs at all, or a further inputs file
+            whose input names differ from the first's.
     """
     notes: list[str] = []
     batches = [read_npz(p, "an evaluation batch") for p in eval_batches(eval_data)] if eval_data else []
@@ -110,13 +121,22 @@ def load_eval_data(inputs: str | None, eval_data: str | None, labels_key: str,
     feed = {k: v for k, v in drift.items() if k != labels_key}
     if not feed:
         raise UsageError(f"{inputs or eval_data}: holds only labels ({labels_key!r}), no model input")
+    more = [(path, read_npz(path)) for path in more_inputs]
+    for path, arrays in more:
+        if sorted(k for k in arrays if k != labels_key) != sorted(feed):
+            raise UsageError(f"{path}: holds inputs {sorted(k for k in arrays if k != labels_key)}, the first "
+                             f"--inputs file {inputs} holds {sorted(feed)}; every inputs file feeds the same model")
     if batches:
         notes.append(f"R measured on {len(batches)} batch(es) of {eval_data}")
     else:
         batches = [dict(feed, **({labels_key: drift[labels_key]} if labels_key in drift else {}))]
+        batches += [arrays for _, arrays in more]
+    if more:
+        notes.append(f"outputs judged on each of {len(more) + 1} inputs files")
     if labels_key in drift or any(labels_key in b for b in batches):
         notes.append(f"labels read from {labels_key!r}, not fed to the model")
-    return EvalData(feed, batches, labels_key, notes)
+    feeds = [(path, {k: v for k, v in arrays.items() if k != labels_key}) for path, arrays in more]
+    return EvalData(feed, batches, labels_key, notes, feeds, inputs if more else None)
 
 
 def hf_default_metric(directory: str | Path, has_labels: bool) -> MetricSpec:

@@ -47,6 +47,10 @@ class Subject:
         opset / max_ir: ONNX exports' opset and newest IR version (``--opset``,
             ``--target-env``); None leaves them to the exporter and the graph.
         export_note: how exports were targeted, for every route's notes.
+        more_inputs: further ``.npz`` input files (``--inputs`` given again): every
+            artifact also runs on each, and its outputs are judged per file.
+        dynamic: input axes graph exports keep symbolic besides the defaults, as
+            ``(name, axes)`` pairs (``--dynamic``); an artifact fixing one fails.
     """
 
     label: str
@@ -64,6 +68,8 @@ class Subject:
     opset: int | None = None
     max_ir: int | None = None
     export_note: str = ""
+    more_inputs: tuple[str, ...] = ()
+    dynamic: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
 
 def get_fixture(name: str):
@@ -135,6 +141,8 @@ class Loaded:
     that was loaded when it is not its default weights. ``module`` is the torch
     module when the artifact runs in torch eager mode (for the float64 run and
     the intermediate tensors), with the ``output_names`` it is run with.
+    ``input_dims`` are a graph runtime's input shapes by input name (None for a
+    dynamic axis), or None where the model runs eagerly.
     """
 
     predict: Predict
@@ -145,6 +153,7 @@ class Loaded:
     weights_key: str | None = None
     module: Any = None
     output_names: tuple[str, ...] | None = None
+    input_dims: dict[str, list[int | None]] | None = None
 
 
 def load_artifact(path: Path, fmt: str, subject: Subject, model: str | None,
@@ -173,7 +182,8 @@ def load_artifact(path: Path, fmt: str, subject: Subject, model: str | None,
     return Loaded(runner.infer, time.perf_counter() - start, runner.deactivate, checkpoint=ckpt,
                   notes=list(getattr(runner, "fit_notes", [])), weights_key=getattr(runner, "weights_key", None),
                   module=getattr(runner, "model", None) if torch_run else None,
-                  output_names=getattr(runner, "output_names", None) if torch_run else None)
+                  output_names=getattr(runner, "output_names", None) if torch_run else None,
+                  input_dims=getattr(runner, "input_dims", None))
 
 
 def evaluation_inputs(subject: Subject, inputs: dict[str, np.ndarray]) -> list[str]:

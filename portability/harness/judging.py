@@ -21,6 +21,7 @@ from portability.harness.evaluate import Loaded, Subject, fixture_of
 from portability.harness.metrics import MetricSpec, score
 from portability.harness.noise_floor import Float64Reference, K, apply_floors, float64_outputs
 from portability.harness.recoverability import Recoverability, judge_recoverability
+from portability.harness.speed import best_call_s
 
 Arrays = dict[str, np.ndarray]
 
@@ -30,16 +31,22 @@ class Evaluation:
     """One artifact's run.
 
     Attributes:
-        outputs: on the drift batch.
+        outputs: on the (first) drift batch.
         metric: the subject's own metric (a fixture's, a library callable's), or None.
         batch_outputs: outputs per evaluation batch, when a ``MetricSpec`` scores them.
         truth: the float64 run (reference only), or None.
+        more_outputs: outputs on each further drift batch (``EvalData.more``).
+        more_truths: the float64 runs on them (reference only).
+        inference_s: the fastest timed call on the first drift batch (``speed.py``).
     """
 
     outputs: Arrays
     metric: float | None = None
     batch_outputs: list[Arrays] | None = None
     truth: Float64Reference | None = None
+    more_outputs: list[Arrays] = field(default_factory=list)
+    more_truths: list[Float64Reference | None] = field(default_factory=list)
+    inference_s: float | None = None
 
 
 @dataclass
@@ -53,30 +60,41 @@ class Scoring:
 
 def evaluate(loaded: Loaded, subject: Subject, data: EvalData, scoring: Scoring, timings: dict[str, float],
              float64: bool = False, float64_limit: int | None = None) -> Evaluation:
-    """Run a loaded artifact on the drift batch, the evaluation batches and (``float64``)
-    in float64 (module by module past ``float64_limit`` bytes: ``noise_floor.float64_mode``);
-    closes it."""
+    """Run a loaded artifact on the drift batches, the evaluation batches and (``float64``)
+    in float64 (module by module past ``float64_limit`` bytes: ``noise_floor.float64_mode``),
+    and time it (the first call warms it up); closes it."""
     timings["session"] = timings.get("session", 0.0) + loaded.session_s
     try:
         t0 = time.perf_counter()
         outputs = loaded.predict(data.feed)
+        more = [loaded.predict(feed) for _, feed in data.more]
         timings["inference"] = timings.get("inference", 0.0) + time.perf_counter() - t0
+        result = Evaluation(outputs, more_outputs=more, inference_s=best_call_s(loaded.predict, data.feed))
         t0 = time.perf_counter()
-        result = Evaluation(outputs)
         if scoring.spec is None:
             result.metric = _own_metric(subject, loaded.predict)
         else:
-            reuse = data.feed_is_first_batch()
-            result.batch_outputs = [outputs if reuse and i == 0 else loaded.predict(data.model_feed(b))
-                                    for i, b in enumerate(data.batches)]
+            result.batch_outputs = [_drift_outputs(data, result, data.model_feed(b)) or loaded.predict(
+                data.model_feed(b)) for b in data.batches]
         timings["metric"] = timings.get("metric", 0.0) + time.perf_counter() - t0
         if float64:
             t0 = time.perf_counter()
             result.truth = float64_outputs(loaded.module, data.feed, loaded.output_names, float64_limit)
+            result.more_truths = [float64_outputs(loaded.module, feed, loaded.output_names, float64_limit)
+                                  for _, feed in data.more]
             timings["float64"] = time.perf_counter() - t0
     finally:
         loaded.close()
     return result
+
+
+def _drift_outputs(data: EvalData, result: Evaluation, feed: Arrays) -> Arrays | None:
+    """The outputs already computed on a drift batch holding the same arrays as ``feed``."""
+    runs = [result.outputs, *result.more_outputs]
+    for (_, drift), outputs in zip(data.drift_feeds(), runs, strict=True):
+        if set(drift) == set(feed) and all(drift[k] is feed[k] for k in feed):
+            return outputs
+    return None
 
 
 def _own_metric(subject: Subject, predict) -> float | None:
@@ -93,13 +111,23 @@ def _own_metric_meta(subject: Subject) -> tuple[str, bool]:
     return subject.metric_name, subject.higher_is_better
 
 
-def judge_outputs(reference: Evaluation, candidate: Evaluation, tolerance: Tolerance, feed: Arrays,
+def judge_outputs(reference: Evaluation, candidate: Evaluation, tolerance: Tolerance, data: EvalData,
                   notes: list[str]) -> list[OutputDrift]:
-    """Drift per output; against the float64 floor when the reference has a float64 run."""
-    drifts = compare_outputs(reference.outputs, candidate.outputs, tolerance, feed)
+    """Drift per output and drift batch (each entry names its inputs file when there are
+    several); against the float64 floor where the reference has a float64 run."""
+    truths = [reference.truth, *(reference.more_truths or [None] * len(reference.more_outputs))]
+    runs = zip(data.drift_feeds(), [reference.outputs, *reference.more_outputs],
+               [candidate.outputs, *candidate.more_outputs], truths, strict=True)
+    drifts: list[OutputDrift] = []
+    for (label, feed), ref_outputs, cand_outputs, truth in runs:
+        part = compare_outputs(ref_outputs, cand_outputs, tolerance, feed)
+        if truth is not None and truth.outputs is not None:
+            apply_floors(part, ref_outputs, truth.outputs, cand_outputs, feed.get(MASK_INPUT))
+        for drift in part:
+            drift.inputs = label
+        drifts += part
     truth = reference.truth
     if truth is not None and truth.outputs is not None:
-        apply_floors(drifts, reference.outputs, truth.outputs, candidate.outputs, feed.get(MASK_INPUT))
         notes.append(f"outputs judged against the reference's float64 run: floor = max(atol, {K:g} x the "
                      "float32 source's own error), per output" + (f"; {truth.how}" if truth.how else ""))
     elif truth is not None:

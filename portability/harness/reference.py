@@ -86,7 +86,8 @@ def reference_key(job: RouteJob) -> tuple:
     config = f"{s.model[3:]}/config.json" if s.model and s.model.startswith("hf:") else None
     return (s.label, s.model, s.inputs, s.checkpoint, s.fixture, job.route[0], job.workdir,
             content_identity(s.checkpoint), content_identity(s.inputs), content_identity(config),
-            s.metric_spec, s.labels, s.eval_data)  # what the reference is scored on
+            s.metric_spec, s.labels, s.eval_data,  # what the reference is scored on
+            tuple(content_identity(p) for p in s.more_inputs), s.dynamic)
 
 
 def reference_for(job: RouteJob, timings: dict[str, float]) -> Reference:
@@ -176,7 +177,8 @@ def _new_reference(job: RouteJob, timings: dict[str, float]) -> Reference:
     names: list[str] = []
     notes: list[str] = []
     if subject.model or spec_for(fmt).stores_graph:
-        data = load_eval_data(subject.inputs, subject.eval_data, subject.labels, lambda: load_inputs(subject))
+        data = load_eval_data(subject.inputs, subject.eval_data, subject.labels, lambda: load_inputs(subject),
+                              subject.more_inputs)
         inputs = data.feed
         names = evaluation_inputs(subject, inputs)
         fixture = fixture_of(subject)

@@ -37,6 +37,7 @@ from portability.envs.builder import Env
 from portability.errors import FormatError, IntegrityError, PortabilityError
 from portability.harness.casts import output_casts, weight_casts
 from portability.harness.drift import Tolerance
+from portability.harness.dynamic_check import fixed_dynamic_axes
 from portability.harness.env_rows import artifact_note, env_loaded
 from portability.harness.evaluate import Subject, aligned, fixture_of, load_artifact
 from portability.harness.judging import evaluate, judge_metric, judge_outputs, locate_divergence
@@ -50,6 +51,7 @@ from portability.harness.route_steps import (
     runs_nowhere,
     write_step,
 )
+from portability.harness.speed import artifact_bytes, speed_ratio
 from portability.harness.weights import compare_weights
 from portability.harness.workers import release_memory
 from portability.reports.check_report import RouteResult
@@ -245,6 +247,7 @@ def _judge(job: RouteJob, result: RouteResult, ref: Reference, path: Path, fmt: 
            ckpt: Checkpoint | None, model: str | None, timings: dict[str, float]) -> None:
     tol = job.tolerance
     reasons: list[str] = []
+    result.bytes = artifact_bytes(path)
     if ckpt is not None:
         result.weights = compare_weights(ref.ckpt, ckpt, tol.weights_atol)
         if not result.weights:
@@ -262,26 +265,38 @@ def _judge(job: RouteJob, result: RouteResult, ref: Reference, path: Path, fmt: 
         try:
             loaded = load_artifact(path, fmt, job.subject, model, ref.input_names) if job.env is None \
                 else env_loaded(job.env, path, fmt)
-            result.notes.extend(n for n in loaded.notes if f"reference: {n}" not in result.notes)
-            loaded.predict = aligned(loaded.predict, list(ref.outputs), result.notes)
-            got = evaluate(loaded, job.subject, ref.data, ref.scoring, timings)
         except PortabilityError as exc:
             result.casts = weight_casts(result.weights)
             result.notes.extend(f"cast: {cast}" for cast in result.casts)
             result.status, result.reason = "fail", "; ".join([f"{fmt} artifact cannot run: {exc}"] + reasons)
             return
+        result.notes.extend(n for n in loaded.notes if f"reference: {n}" not in result.notes)
+        loaded.predict = aligned(loaded.predict, list(ref.outputs), result.notes)
+        fixed = fixed_dynamic_axes(loaded.input_dims, job.subject.dynamic, fmt)
+        try:
+            got = evaluate(loaded, job.subject, ref.data, ref.scoring, timings)
+        except PortabilityError as exc:
+            result.casts = weight_casts(result.weights)
+            result.notes.extend(f"cast: {cast}" for cast in result.casts)
+            result.status, result.reason = "fail", "; ".join([f"{fmt} artifact cannot run: {exc}", *fixed, *reasons])
+            return
+        reasons.extend(fixed)
         result.casts = output_casts(ref.evaluation.outputs, got.outputs)
-        result.outputs = judge_outputs(ref.evaluation, got, tol, ref.inputs, result.notes)
-        failed = [o.reason for o in result.outputs if not o]
-        reasons.extend(failed)
+        result.speed_vs_source = speed_ratio(got.inference_s, ref.evaluation.inference_s)
+        timings["inference_best"] = got.inference_s or 0.0
+        timings["source_inference_best"] = ref.evaluation.inference_s or 0.0
+        result.outputs = judge_outputs(ref.evaluation, got, tol, ref.data, result.notes)
+        failed = [o for o in result.outputs if not o]
+        reasons.extend(o.reason for o in failed)
         result.recoverability = judge_metric(job.subject, ref.scoring, ref.data, ref.evaluation, got,
                                              tol.min_recoverability, reasons, result.notes)
         if failed and job.env is not None:
             result.notes.append(f"first divergence not located: the artifact ran in env {job.env.name!r}, and "
                                 "intermediate tensors are read in this environment only")
         elif failed:
+            feed = dict(ref.data.drift_feeds()).get(failed[0].inputs, ref.inputs)
             found = locate_divergence(job.subject, job.route, job.candidate is not None, ref.path,
-                                      (path, fmt, model), ref.inputs, ref.input_names, ref.ckpt, timings,
+                                      (path, fmt, model), feed, ref.input_names, ref.ckpt, timings,
                                       result.notes)
             reasons.extend(_record_divergence(result, found))
     result.casts = weight_casts(result.weights) + result.casts

@@ -18,11 +18,11 @@ from portability.harness.evaluate import Subject, fixture_of
 
 def write_options(subject: Subject) -> WriteOptions:
     """Options for every write of a route: the model spec and, for graph exports,
-    the user's inputs (without their labels) as example inputs, and the targeted opset and
-    IR version."""
+    the user's (first) inputs without their labels as example inputs, the axes declared
+    dynamic, and the targeted opset and IR version."""
     from portability.harness.eval_data import export_inputs_file
 
-    return WriteOptions(model=subject.model,
+    return WriteOptions(model=subject.model, dynamic=subject.dynamic,
                         inputs=export_inputs_file(subject.inputs, subject.eval_data, subject.labels),
                         opset=subject.opset, max_ir=subject.max_ir)
 

@@ -51,6 +51,10 @@ class RouteResult:
             ``max_abs``, ``floor``, ``exceeded``), for the report's chart.
         env: the deployment environment (``--env NAME=SPEC``) the artifact ran in;
             None for the environment the check runs in.
+        speed_vs_source: the artifact's inference time over its source's, both the best
+            of a few calls on the same inputs in the same worker (2.0: twice as slow);
+            None where either did not run. It informs; no verdict depends on it.
+        bytes: the artifact's size on disk (a directory's files together), or None.
         casts: where the route left the checkpoint's own dtype: weights the artifact
             stores in another dtype, outputs its runtime computes in another dtype
             (``bfloat16 -> float32``...), one line each; each is also a note.
@@ -70,6 +74,8 @@ class RouteResult:
     first_divergence: dict[str, Any] | None = None
     layer_drift: list[dict[str, Any]] = field(default_factory=list)
     env: str | None = None
+    speed_vs_source: float | None = None
+    bytes: int | None = None
     casts: list[str] = field(default_factory=list)
 
     @property
@@ -98,6 +104,7 @@ class RouteResult:
             "first_divergence": None if self.first_divergence is None else dict(self.first_divergence),
             "layer_drift": [dict(layer) for layer in self.layer_drift],
             "env": self.env,
+            "speed_vs_source": self.speed_vs_source, "bytes": self.bytes,
             "casts": list(self.casts),
         }
 
@@ -115,6 +122,7 @@ class RouteResult:
                    fallbacks=list(data.get("fallbacks", [])),
                    first_divergence=data.get("first_divergence"),
                    layer_drift=list(data.get("layer_drift") or []), env=data.get("env"),
+                   speed_vs_source=data.get("speed_vs_source"), bytes=data.get("bytes"),
                    casts=list(data.get("casts") or []))
 
 

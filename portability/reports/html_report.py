@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from portability.reports.check_report import Report, RouteResult
+from portability.reports.render import cost_cell
 from portability.reports.svg_chart import bar_chart, drift_chart
 from portability.reports.writers import write_text_atomic
 
@@ -81,7 +82,8 @@ def _divergence(result: RouteResult) -> str:
 
 def _route_table(report: Report) -> list[str]:
     rows = ['<table id="routes"><thead><tr><th>subject</th><th>route</th><th>env</th><th>verdict</th><th>R</th>'
-            '<th>worst output drift</th><th>first divergence</th><th>weights</th><th>reason</th></tr></thead><tbody>']
+            '<th>worst output drift</th><th>first divergence</th><th>weights</th><th>time vs source, size</th>'
+            '<th>reason</th></tr></thead><tbody>']
     for i, res in enumerate(report.routes):
         rec = res.recoverability
         r_cell = "-" if rec is None else f"{_fmt(rec.value, '.4f')} <span class=\"muted\">{escape(rec.metric)}</span>"
@@ -89,7 +91,8 @@ def _route_table(report: Report) -> list[str]:
                     f"<td>{escape(res.subject)}</td><td><a href=\"#route-{i}\"><code>{escape(res.name)}</code></a></td>"
                     f"<td>{escape(res.env or 'main')}</td>"
                     f'<td class="{res.status}">{res.status}</td><td>{r_cell}</td><td>{_worst(res)}</td>'
-                    f"<td>{_divergence(res)}</td><td>{_weights(res)}</td><td>{escape(res.reason)}</td></tr>")
+                    f"<td>{_divergence(res)}</td><td>{_weights(res)}</td><td>{escape(cost_cell(res))}</td>"
+                    f"<td>{escape(res.reason)}</td></tr>")
     rows.append("</tbody></table>")
     return rows
 
@@ -103,7 +106,8 @@ def _outputs_table(result: RouteResult) -> list[str]:
     for o in result.outputs:
         floor = _fmt(o.floor) if o.floor is not None else f"atol {_fmt(o.atol, 'g')}"
         verdict = "pass" if o.passed else "fail"
-        rows.append(f"<tr><td><code>{escape(o.name)}</code></td><td>{o.shape}</td><td>{_fmt(o.max_abs)}</td>"
+        where = "" if o.inputs is None else f' <span class="muted">on {escape(o.inputs)}</span>'
+        rows.append(f"<tr><td><code>{escape(o.name)}</code>{where}</td><td>{o.shape}</td><td>{_fmt(o.max_abs)}</td>"
                     f"<td>{_fmt(o.error_vs_float64)}</td><td>{_fmt(o.source_error)}</td><td>{floor}</td>"
                     f"<td>{_fmt(o.cosine, '.6f')}</td><td>{_fmt(o.top1_agreement, '.3f')}</td>"
                     f'<td class="{verdict}">{verdict}</td></tr>')

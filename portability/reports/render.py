@@ -23,12 +23,32 @@ def worst_output(result: RouteResult):
     return max(result.outputs, key=lambda o: (not o.passed, o.max_abs), default=None)
 
 
+def format_bytes(size: int | None) -> str:
+    """``37.1 MB`` (decimal units), ``-`` for None."""
+    if size is None:
+        return "-"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} B"
+
+
+def cost_cell(result: RouteResult) -> str:
+    """``1.21x, 37.1 MB``: inference time against the source's, and the artifact's size."""
+    speed = "-" if result.speed_vs_source is None else f"{result.speed_vs_source:.2f}x"
+    if result.speed_vs_source is None and result.bytes is None:
+        return "-"
+    return f"{speed}, {format_bytes(result.bytes)}"
+
+
 def summary_cells(result: RouteResult) -> dict[str, str]:
-    """One row of figures for a route: weights, worst drift, min atol, cosine, top-1, R."""
+    """One row of figures for a route: weights, worst drift, min atol, cosine, top-1, R,
+    and what the artifact costs (time against the source's, size)."""
     w, o, r = result.weights, worst_output(result), result.recoverability
     weights = "-" if w is None else f"{w.bitwise_equal}/{w.compared} bitwise" + (
         f", {len(w.missing)} missing" if w.missing else "")
     return {
+        "cost": cost_cell(result),
         "weights": weights,
         "max_abs": "-" if o is None else _fmt(o.max_abs),
         "min_atol": "-" if o is None else _fmt(o.min_atol),
@@ -44,13 +64,13 @@ def rich_table(report: Report):
 
     table = Table(title=f"portability check: {_headline(report)}", show_lines=False)
     for col in ("subject", "route", "env", "status", "weights", "max abs", "min atol", "cosine", "top-1", "R",
-                "reason"):
+                "time, size", "reason"):
         table.add_column(col, overflow="fold")
     for res in report.routes:
         c = summary_cells(res)
         status = f"[{_STYLE[res.status]}]{res.status}[/]"
         table.add_row(res.subject, res.name, env_label(res), status, c["weights"], c["max_abs"], c["min_atol"],
-                      c["cosine"], c["top1"], c["R"], res.reason or _pass_remark(res))
+                      c["cosine"], c["top1"], c["R"], c["cost"], res.reason or _pass_remark(res))
     return table
 
 
@@ -87,12 +107,13 @@ def drift_text(result: RouteResult) -> str:
         lines.append(f"  {'output':<16} {'max abs':>10} {'max rel':>10} {'mean abs':>10} {'min atol':>10} "
                      f"{'min rtol':>10} {'cosine':>10} {'top-1':>7} {'padded':>10}  verdict")
     for o in result.outputs:
+        name = o.name if o.inputs is None else f"{o.name} [{o.inputs}]"
         cos = "-" if o.cosine is None else f"{o.cosine:.6f}"
         top1 = "-" if o.top1_agreement is None else f"{o.top1_agreement:.3f}"
         pad = "-" if o.padded_max_abs is None else f"{o.padded_max_abs:.2e}"
         bound = f"atol {o.atol:g}" if o.floor is None else \
             f"vs float64 {o.error_vs_float64:.2e}, floor {o.floor:.2e}, source's own {o.source_error:.2e}"
-        lines.append(f"  {o.name:<16} {o.max_abs:>10.2e} {o.max_rel:>10.2e} {o.mean_abs:>10.2e} "
+        lines.append(f"  {name:<16} {o.max_abs:>10.2e} {o.max_rel:>10.2e} {o.mean_abs:>10.2e} "
                      f"{o.min_atol:>10.2e} {o.min_rtol:>10.2e} {cos:>10} {top1:>7} {pad:>10}  "
                      f"{'pass' if o.passed else 'FAIL'} ({bound}, rtol {o.rtol:g})")
     r = result.recoverability
@@ -100,6 +121,9 @@ def drift_text(result: RouteResult) -> str:
         value = "undefined" if r.value is None else f"{r.value:.4f}"
         lines.append(f"  recoverability: R = {value} ({r.metric}: {r.converted:.4g} vs reference "
                      f"{r.reference:.4g}; minimum {r.minimum})")
+    if result.speed_vs_source is not None or result.bytes is not None:
+        speed = "-" if result.speed_vs_source is None else f"{result.speed_vs_source:.2f}x the source's"
+        lines.append(f"  cost: inference time {speed}, {format_bytes(result.bytes)} on disk")
     d = result.first_divergence
     if d:
         lines.append(f"  first divergence: {d['at']} ({d['op']}): max abs {float(d['max_abs']):.3g} > floor "
@@ -130,15 +154,16 @@ def markdown(report: Report) -> str:
     icon = {"pass": "✅", "fail": "❌", "skipped": "⏭️", "error": "💥"}
     lines = [f"## portability check: {'passed' if report else 'FAILED'}", "",
              _headline(report), "",
-             "| subject | route | env | status | weights | max abs | min atol | cosine | top-1 | R | reason |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| subject | route | env | status | weights | max abs | min atol | cosine | top-1 | R | time, size "
+             "| reason |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for res in report.routes:
         c = summary_cells(res)
         lines.append(f"| {markdown_cell(res.subject)} | `{res.name}` | {env_label(res)} | "
                      f"{icon[res.status]} {res.status} | "
                      f"{c['weights']} | "
                      f"{c['max_abs']} | {c['min_atol']} | {c['cosine']} | {c['top1']} | {c['R']} | "
-                     f"{markdown_cell(res.reason)} |")
+                     f"{c['cost']} | {markdown_cell(res.reason)} |")
     failures = report.failures()
     if failures:
         lines += ["", "### Failures", ""]

@@ -1,7 +1,9 @@
 """Channels-last pooling and normalization: TF's own kernels where ONNX's attributes allow.
 
 MaxPool and AveragePool without dilations or an Indices output run as one
-``tf.nn.max_pool`` / ``avg_pool`` on an input padded explicitly: with -inf for
+``tf.nn.max_pool`` / ``avg_pool``. A 2-D MaxPool whose pads are known while
+translating gives them to the kernel (explicit paddings, never a tap); other
+inputs are padded explicitly: with -inf for
 MaxPool, with zeros for AveragePool, whose window sums are then divided by the
 number of counted taps (explicit pads count only with count_include_pad, the
 ceil_mode extension never). BatchNormalization in inference runs as TF's fused
@@ -73,6 +75,11 @@ def _pad(x, pads, extensions, value):
 def max_pool_last(node, ctx):
     xl = ctx.input(0)
     spatial, kernel, strides, pads, extensions = _pool_geometry(node, ctx, xl)
+    pairs = [[b, e + x_] for (b, e), x_ in zip(pads, extensions, strict=True)]
+    if spatial == 2 and all(isinstance(v, int) for pair in pairs for v in pair):
+        # The kernel's own explicit padding never picks a padded tap: no padded copy.
+        padding = [[0, 0], *pairs, [0, 0]] if any(v for pair in pairs for v in pair) else "VALID"
+        return tf.nn.max_pool2d(xl, ksize=kernel, strides=strides, padding=padding)
     padded = _pad(xl, pads, extensions, float("-inf"))
     return tf.nn.max_pool(padded, ksize=kernel, strides=strides, padding="VALID")
 

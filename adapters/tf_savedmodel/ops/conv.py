@@ -12,8 +12,9 @@ remapper can fuse conv + bias + activation. Pads that depend on the input size
 dilations, so a dilated strided convolution runs at stride 1 and is subsampled.
 Kernels known while translating (constants, or variable snapshots the module
 compiles in) are transposed to TF's layout then; others are transposed in the
-graph. ConvTranspose is the convolution of the zero-upsampled input with the
-spatially flipped kernel.
+graph. A 2-D ConvTranspose with one group and no dilation is TF's own
+``conv2d_transpose``; any other is the convolution of the zero-upsampled input
+with the spatially flipped kernel.
 """
 
 from __future__ import annotations
@@ -65,9 +66,9 @@ def _tf_kernel(ctx, i, perm, reshape=None):
 
 def conv_last(node, ctx):
     """Conv on a channels-last input (``ctx.input(0)``); returns channels-last."""
-    xl, w, b = ctx.input(0), ctx.input(1), ctx.input(2)
+    xl, w, b = ctx.input(0), ctx.input_shape(1), ctx.input(2)
     spatial = geo.spatial_rank(node, xl)
-    kernel = list(ctx.attr("kernel_shape") or w.shape[2:])
+    kernel = list(ctx.attr("kernel_shape") or w[2:])
     strides, dilations, extents = geo.geometry(ctx, spatial, kernel)
     group = ctx.attr("group", 1)
     static = geo.static_pads(ctx, spatial)
@@ -91,14 +92,15 @@ def conv_last(node, ctx):
 
 
 def _conv2d(ctx, xl, w, kernel, strides, dilations, pads, group):
-    """One 2-D TF convolution kernel (plain, grouped or depthwise) with explicit pads."""
+    """One 2-D TF convolution kernel (plain, grouped or depthwise) with explicit pads;
+    ``w`` is the ONNX kernel's shape."""
     dilated = any(d != 1 for d in dilations)
     step = [1, 1] if dilated else list(strides)
     padding = "VALID" if not any(p for pair in pads for p in pair) else \
         [[0, 0], list(pads[0]), list(pads[1]), [0, 0]]
-    out_channels = w.shape[0]
+    out_channels = w[0]
     in_channels = xl.shape[-1]
-    depthwise = group > 1 and w.shape[1] == 1 and in_channels == group and step[0] == step[1]
+    depthwise = group > 1 and w[1] == 1 and in_channels == group and step[0] == step[1]
     if depthwise:
         shape = [group, out_channels // group, *kernel]
         k = _tf_kernel(ctx, 1, [2, 3, 0, 1], reshape=shape)
@@ -161,10 +163,37 @@ def _transpose_pads(node, ctx, xl, spatial, strides, extents):
     return pairs, out_pad
 
 
+def _native_transpose_2d(ctx, xl, w):
+    # ``w`` is the ONNX kernel's shape.
+    """A 2-D ConvTranspose TF computes itself (``conv2d_transpose``, the gradient of a
+    VALID convolution; explicit pads cropped after): one group, no dilation, no
+    output_shape or output_padding, float input. None for any other form."""
+    kernel = list(ctx.attr("kernel_shape") or w[2:])
+    if (xl.shape.rank != 4 or ctx.attr("group", 1) != 1 or any(d != 1 for d in ctx.attr("dilations") or [1])
+            or ctx.attr("output_shape") is not None or any(ctx.attr("output_padding") or [0])
+            or ctx.attr("auto_pad", "NOTSET") not in ("NOTSET", "VALID") or w.rank != 4
+            or w[1] is None or None in kernel or xl.dtype not in (tf.float16, tf.float32, tf.float64)):
+        return None
+    strides = list(ctx.attr("strides", [1, 1]))
+    pads = [0, 0, 0, 0] if ctx.attr("auto_pad", "NOTSET") == "VALID" else list(ctx.attr("pads", [0, 0, 0, 0]))
+    filters = _tf_kernel(ctx, 1, [2, 3, 1, 0])  # [in, out, kh, kw] -> [kh, kw, out, in]
+    shape = tf.shape(xl)
+    full = [(shape[1 + i] - 1) * strides[i] + kernel[i] for i in range(2)]
+    y = tf.nn.conv2d_transpose(xl, filters, tf.stack([shape[0], full[0], full[1], w[1]]), strides,
+                               padding="VALID")
+    if any(pads):
+        y = y[:, pads[0]:full[0] - pads[2], pads[1]:full[1] - pads[3], :]
+    return y
+
+
 def conv_transpose_last(node, ctx):
     """ConvTranspose on a channels-last input; weights are [in, out/group, k...];
     output_shape, output_padding and auto_pad honoured. Returns channels-last."""
-    xl, w, b = ctx.input(0), ctx.input(1), ctx.input(2)
+    xl, b = ctx.input(0), ctx.input(2)
+    native = _native_transpose_2d(ctx, xl, ctx.input_shape(1))
+    if native is not None:
+        return native if b is None else tf.nn.bias_add(native, b)
+    w = ctx.input(1)
     spatial = geo.spatial_rank(node, xl)
     group = ctx.attr("group", 1)
     kernel = list(ctx.attr("kernel_shape") or w.shape[2:])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import tensorflow as tf
 from onnx import TensorProto
 
@@ -199,7 +200,15 @@ def hard_sigmoid(node, ctx):
 
 @register("PRelu")
 def prelu(node, ctx):
+    """x where x >= 0, else slope * x. With finite slopes known while translating, the
+    select (three passes, one a broadcast multiply, and a boolean mask) becomes
+    relu(x) + min(x, 0) * slope, exact (0 + y is y, x + 0 is x; NaN stays NaN, and
+    -inf * 0 is NaN as in ONNX). max(x, slope * x) would be one pass fewer, but
+    tf2onnx reads that pattern as LeakyRelu and crashes on a per-channel slope."""
     x, slope = ctx.input(0), ctx.input(1)
+    known = ctx.static_value(1)
+    if known is not None and known.size and np.all(np.isfinite(known)):
+        return tf.nn.relu(x) + tf.minimum(x, tf.zeros([], x.dtype)) * slope
     return tf.where(x < 0, x * slope, x)
 
 

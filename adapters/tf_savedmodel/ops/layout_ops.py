@@ -7,6 +7,7 @@ mode ONNX defines; negative pads crop before the padding.
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from portability.adapters.tf_savedmodel.ops import spatial as geo
@@ -42,21 +43,39 @@ def _pad_axis(x, axis, begin, end, mode, fill):
     return tf.gather(x, _source_index(index, size, mode), axis=axis)
 
 
+def _static_pairs(ctx, rank):
+    """The pads as a [rank, 2] int64 array when known while translating, else None."""
+    pads = np.asarray(ctx.attr("pads"), np.int64) if ctx.opset < 11 else ctx.static_value(1)
+    if pads is None:
+        return None
+    pairs = np.asarray(pads, np.int64).reshape(2, -1).T
+    if ctx.opset >= 11 and ctx.has_input(3):
+        axes = ctx.static_value(3)
+        if axes is None:
+            return None
+        full = np.zeros((rank, 2), np.int64)
+        full[[int(a) + rank if a < 0 else int(a) for a in np.reshape(axes, -1)]] = pairs
+        pairs = full
+    return pairs
+
+
 def _pads_and_fill(node, ctx, x, rank):
-    """(pads as a [rank, 2] int64 tensor, the constant fill value)."""
+    """(pads as a [rank, 2] int64 tensor, their value when known, the constant fill value)."""
     if ctx.opset < 11:
-        pads = tf.constant(ctx.attr("pads"), tf.int64)
         fill = tf.constant(ctx.attr("value", 0.0), x.dtype)
     else:
-        pads = tf.reshape(tf.cast(ctx.input(1), tf.int64), [-1])
         value = ctx.input(2)
         fill = tf.zeros([], x.dtype) if value is None else tf.reshape(tf.cast(value, x.dtype), [])
+    static = _static_pairs(ctx, rank)
+    if static is not None:
+        return tf.constant(static), static, fill
+    pads = tf.reshape(tf.cast(ctx.input(1), tf.int64), [-1])
     pairs = tf.transpose(tf.reshape(pads, [2, -1]))
     if ctx.has_input(3):
         axes = tf.reshape(tf.cast(ctx.input(3), tf.int64), [-1, 1])
         axes = tf.where(axes < 0, axes + rank, axes)
         pairs = tf.tensor_scatter_nd_update(tf.zeros([rank, 2], tf.int64), axes, pairs)
-    return pairs, fill
+    return pairs, tf.get_static_value(pairs), fill
 
 
 @register("Pad")
@@ -67,8 +86,8 @@ def pad(node, ctx):
     mode = ctx.attr("mode", "constant")
     if mode not in ("constant", "reflect", "edge", "wrap"):
         raise unsupported(node, f"mode {mode!r}")
-    pairs, fill = _pads_and_fill(node, ctx, x, rank)
-    return _pad_all(x, pairs, tf.get_static_value(pairs), mode, fill)
+    pairs, static, fill = _pads_and_fill(node, ctx, x, rank)
+    return _pad_all(x, pairs, static, mode, fill)
 
 
 def _pad_all(x, pairs, static, mode, fill):
@@ -93,8 +112,7 @@ def pad_last(node, ctx):
     """Pad a channels-last tensor: the pads, listed channels-first, are reordered."""
     x = ctx.input(0)
     rank = x.shape.rank
-    pairs, fill = _pads_and_fill(node, ctx, x, rank)
-    static = tf.get_static_value(pairs)
+    pairs, static, fill = _pads_and_fill(node, ctx, x, rank)
     perm = geo.to_last_perm(rank)
     return _pad_all(x, tf.gather(pairs, perm), None if static is None else static[perm],
                     ctx.attr("mode", "constant"), fill)

@@ -6,6 +6,7 @@ channels-last, so those ops transpose in and out around the TF kernel.
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from portability.adapters.tf_savedmodel.ops.registry import normalize_axis, rank_of, register, unsupported
@@ -20,11 +21,28 @@ def matmul(node, ctx):
         a = a[None, :]
     if b_vec:
         b = b[:, None]
-    out = tf.linalg.matmul(a, b)
+    if a.shape.rank is not None and a.shape.rank >= 3 and b.shape.rank == 2:
+        out = _rows_times_matrix(a, b)
+    else:
+        out = tf.linalg.matmul(a, b)
     if a_vec:
         out = tf.squeeze(out, -2)
     if b_vec:
         out = tf.squeeze(out, -1)
+    return out
+
+
+def _rows_times_matrix(a, b):
+    """``a @ b`` for a of rank 3 or more and a matrix b, as one 2-D MatMul over a's rows:
+    TF's BatchMatMulV2 broadcasting b runs it several times slower, and over ten times
+    slower once Grappler folds a transpose of b into it."""
+    rows = tf.reshape(a, [-1, a.shape[-1] if a.shape[-1] is not None else tf.shape(a)[-1]])
+    out = tf.linalg.matmul(rows, b)
+    static = a.shape[:-1].concatenate(b.shape[-1:])
+    if static.is_fully_defined():
+        return tf.reshape(out, static.as_list())
+    out = tf.reshape(out, tf.concat([tf.shape(a)[:-1], tf.shape(b)[-1:]], 0))
+    out.set_shape(static)
     return out
 
 
@@ -41,11 +59,14 @@ def gemm(node, ctx):
     fuses a 2-D bias only where oneDNN is on (TF_ENABLE_ONEDNN_OPTS=1, on by default on
     some x86 CPUs only). A rank-1 C broadcasts the same way, so the result is unchanged.
     """
-    a, b, c = ctx.input(0), ctx.input(1), ctx.input(2)
+    a, c = ctx.input(0), ctx.input(2)
+    known_b = ctx.static_value(1)
     if ctx.attr("transA", 0):
         a = tf.transpose(a)
-    if ctx.attr("transB", 0):
-        b = tf.transpose(b)
+    if known_b is not None and ctx.attr("transB", 0):  # transposed now, not per call
+        b = tf.constant(np.ascontiguousarray(np.asarray(known_b).T))
+    else:
+        b = tf.transpose(ctx.input(1)) if ctx.attr("transB", 0) else ctx.input(1)
     out = tf.linalg.matmul(a, b)
     alpha, beta = ctx.attr("alpha", 1.0), ctx.attr("beta", 1.0)
     if alpha != 1.0:

@@ -126,6 +126,12 @@ class OpContext:
             value = self.snapshots.get(self.node.input[i])
         return value
 
+    def input_shape(self, i: int) -> tf.TensorShape:
+        """Input ``i``'s static shape, read from its known value when there is one, so a
+        weight only the translator reads never enters the graph as a constant."""
+        value = self.static_value(i)
+        return tf.TensorShape(np.shape(value)) if value is not None else self.input(i).shape
+
     def carried_type(self, i: int) -> int | None:
         """The ONNX element type of input ``i`` if its tensor is a carrier, else None."""
         return self.carried.get(self.node.input[i]) if self.has_input(i) else None

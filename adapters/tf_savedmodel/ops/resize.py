@@ -198,6 +198,8 @@ def resize_last(node, ctx):
     rank = xl.shape.rank
     perm = geo.to_last_perm(rank)
     fast = _bilinear_last(node, ctx, xl)
+    if fast is None:
+        fast = _nearest_repeat_last(ctx, xl)
     if fast is not None:
         return fast
     listed = ctx.attr("axes")
@@ -217,6 +219,38 @@ def resize_last(node, ctx):
         else:
             overrides[node.input[i]] = tf.gather(tf.reshape(ctx.input(i), [-1]), order)
     return resize(node, view_context(ctx, node, overrides, static))
+
+
+# (coordinate_transformation_mode, nearest_mode) pairs that map output index y to
+# input index floor(y / s) for every integer scale s: asymmetric y / s rounded down;
+# half_pixel's (y + 0.5) / s - 0.5 lies strictly within 0.5 of floor(y / s), so both
+# round-half modes land on it.
+_REPEATING = {("asymmetric", "floor"), ("half_pixel", "round_prefer_floor"),
+              ("half_pixel", "round_prefer_ceil"), ("pytorch_half_pixel", "round_prefer_floor"),
+              ("pytorch_half_pixel", "round_prefer_ceil")}
+
+
+def _nearest_repeat_last(ctx, xl):
+    """Nearest upsampling of a 4-D channels-last tensor by static integer factors on its
+    spatial axes, as each pixel repeated (one broadcast, no index arithmetic); else None."""
+    attrs = _attrs(ctx)
+    if (xl.shape.rank != 4 or attrs["mode"] != "nearest" or (attrs["ctm"], attrs["nearest"]) not in _REPEATING
+            or ctx.attr("axes") is not None or _present(ctx, 3) or not _present(ctx, 2)):
+        return None
+    scales = ctx.static_value(2)
+    if scales is None or np.size(scales) != 4:
+        return None
+    scales = np.asarray(scales, np.float64).reshape(-1)  # ONNX order: N, C, H, W
+    if scales[0] != 1 or scales[1] != 1 or not all(f == int(f) and f >= 1 for f in scales[2:]):
+        return None
+    sh, sw = int(scales[2]), int(scales[3])
+    shape = tf.shape(xl)
+    spread = tf.broadcast_to(tf.reshape(xl, tf.stack([shape[0], shape[1], 1, shape[2], 1, shape[3]])),
+                             tf.stack([shape[0], shape[1], sh, shape[2], sw, shape[3]]))
+    out = tf.reshape(spread, tf.stack([shape[0], shape[1] * sh, shape[2] * sw, shape[3]]))
+    n, h, w, c = xl.shape.as_list()
+    out.set_shape([n, None if h is None else h * sh, None if w is None else w * sw, c])
+    return out
 
 
 _BILINEAR_MODES = {"half_pixel": (False, True), "pytorch_half_pixel": (False, True),

@@ -1,5 +1,9 @@
 """Export: dynamic axes, names, opset, destinations, the CLI and its errors."""
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import onnx
 import onnx_cases
@@ -8,7 +12,7 @@ import pytest
 
 from portability.adapters import onnx as onnx_adapter
 from portability.adapters.onnx import export as export_module
-from portability.adapters.onnx import name_map
+from portability.adapters.onnx import name_map, originals
 from portability.adapters.torch.models import run_model
 from portability.adapters.torch.state_dict import checkpoint_from_object
 from portability.cli import main
@@ -48,20 +52,80 @@ def test_ort_matches_torch_at_other_batch_sizes():
 
 
 @pytest.mark.slow
-def test_linear_weights_are_found_transposed_and_folded_conv_stored_apart():
-    mlp, _ = onnx_cases.exported("mlp")
+def test_every_weight_is_one_initializer_under_its_name_and_unread_ones_are_kept_apart():
+    mlp, state = onnx_cases.exported("mlp")
     props = {p.key: p.value for p in _graph(mlp.model_path).metadata_props}
-    mapping = __import__("json").loads(props[name_map.KEY_NAME_MAP])
-    assert mapping["fc1.weight"]["transform"] == "transpose"
-    assert mapping["fc1.weight"]["initializer"].startswith("val_")
-    assert mapping["norm.weight"] == {"shape": [16], "dtype": "F32", "initializer": "norm.weight",
-                                      "transform": "identity"}
-    cnn, _ = onnx_cases.exported("cnn")
-    # BatchNorm is folded into the Conv (under the Conv weight's own name), so the
-    # original conv/bn tensors are kept as extra initializers.
-    assert set(cnn.stored_unused) >= {"conv.weight", "bn.running_mean", "bn.running_var"}
-    names = {i.name for i in _graph(cnn.model_path).graph.initializer}
-    assert "portability/conv.weight" in names and "portability/bn.running_var" in names
+    mapping = json.loads(props[name_map.KEY_NAME_MAP])
+    assert mapping["fc1.weight"] == {"shape": [16, 8], "dtype": "F32", "initializer": "fc1.weight",
+                                     "transform": "identity"}
+    assert mlp.stored_unused == []
+    cnn, state = onnx_cases.exported("cnn")
+    graph = _graph(cnn.model_path)
+    initializers = {i.name for i in graph.graph.initializer}
+    # BatchNorm is not folded into the Conv: every tensor the graph reads is there, once.
+    assert set(state) - initializers == {"bn.num_batches_tracked"}
+    assert cnn.stored_unused == ["bn.num_batches_tracked"]
+    assert not [n for n in initializers if n.startswith(name_map.EXTRA_PREFIX)]
+    kept = originals.read_originals(graph)
+    assert list(kept) == ["portability/bn.num_batches_tracked"]
+    assert kept["portability/bn.num_batches_tracked"].tobytes() == state["bn.num_batches_tracked"].tobytes()
+
+
+def _ort_log(path) -> str:
+    """What onnxruntime logs at warning level while it opens ``path``, in a fresh process."""
+    code = ("import sys, onnxruntime as ort; ort.set_default_logger_severity(2); "
+            "ort.InferenceSession(sys.argv[1], providers=['CPUExecutionProvider'])")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stderr
+
+
+def _graph_bytes(path) -> int:
+    """The file's size without its tensors' data (initializers and the kept originals)."""
+    bare = _graph(path)
+    for tensor in bare.graph.initializer:
+        tensor.ClearField("raw_data")
+    for function in bare.functions:
+        for node in function.node:
+            for attribute in node.attribute:
+                attribute.t.ClearField("raw_data")
+    return len(bare.SerializeToString())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("optimize", [False, True])
+def test_onnxruntime_opens_the_export_silently_and_each_weight_is_stored_once(tmp_path, optimize):
+    model, state = onnx_toys.make_cnn(), onnx_toys.make_cnn().state_dict()
+    result = onnx_adapter.export_model(model, onnx_toys.cnn_inputs(), tmp_path / "m.onnx", optimize=optimize)
+    assert _ort_log(result.model_path) == ""
+    weights = sum(t.numel() * t.element_size() for t in state.values())
+    size = result.model_path.stat().st_size
+    if not optimize:  # within 5% of the weights plus the graph
+        assert size <= 1.05 * (weights + _graph_bytes(result.model_path))
+    else:  # the optimizer folds BatchNorm into the Conv: the originals are kept apart, still silently
+        assert set(result.stored_unused) >= {"conv.weight", "bn.running_var"}
+    back = onnx_adapter.read(result.model_path)
+    assert list(back.tensors) == list(state)
+    assert all(np.asarray(back.tensors[n]).tobytes() == t.numpy().tobytes() for n, t in state.items())
+
+
+def test_a_file_written_before_the_originals_function_still_reads_bitwise(tmp_path):
+    from onnx import helper, numpy_helper
+
+    weight, kept = np.arange(6, dtype=np.float32).reshape(2, 3), np.array(7, np.int64)
+    mapping, extras = name_map.build_name_map({"w": weight}, {"w": weight, "n": kept})
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 2])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 3])],
+                              [numpy_helper.from_array(weight, "w"),
+                               *(numpy_helper.from_array(a, n) for n, a in extras.items())])
+    model = helper.make_model(graph)
+    record = name_map.record(mapping, {"w": weight, "n": kept}, {}, {}, ["n"], ["w", "n"])
+    helper.set_model_props(model, {**record, name_map.KEY_VERSION: "1"})
+    onnx.save(model, tmp_path / "old.onnx")
+    back = onnx_adapter.read(tmp_path / "old.onnx")
+    assert back.tensors["n"].tobytes() == kept.tobytes() and np.array_equal(back.tensors["w"], weight)
+    assert list(back.tensors) == ["w", "n"]
 
 
 @pytest.mark.slow
@@ -87,7 +151,7 @@ def test_directory_destination_writes_external_data(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["model.onnx", "model.onnx.data"]
     bare = onnx.load(str(out / "model.onnx"), load_external_data=False)
     external = [t.name for t in bare.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
-    assert "fc1.bias" in external or any(n.startswith("val_") for n in external)
+    assert "fc1.weight" in external
     # the directory moves as one unit: read and run it after a rename
     moved = tmp_path / "moved"
     out.rename(moved)

@@ -8,7 +8,7 @@ import onnx_cases
 import pytest
 
 from portability.adapters import onnx as onnx_adapter
-from portability.adapters.onnx import name_map
+from portability.adapters.onnx import name_map, originals
 from portability.adapters.safetensors.format import read as read_safetensors
 from portability.adapters.torch.model_inputs import example_inputs
 from portability.adapters.torch.models import build_model, run_model
@@ -55,12 +55,13 @@ def test_hf_onnx_matches_torch_with_dynamic_batch_and_sequence(kind):
 
 
 @pytest.mark.slow
-def test_bert_linear_weights_were_renamed_by_the_exporter_and_mapped_back():
+def test_bert_weights_keep_their_names_in_the_export():
+    # Unoptimized, the exporter leaves each Linear weight under its own name with a
+    # Transpose node (the optimizer would fold it into a ``val_N`` copy).
     proto = onnx.load(str(onnx_cases.hf_converted("bert")))
     props = {p.key: p.value for p in proto.metadata_props}
     mapping = json.loads(props[name_map.KEY_NAME_MAP])
-    transposed = [n for n, e in mapping.items() if e["transform"] == "transpose"]
-    assert "bert.encoder.layer.0.attention.self.query.weight" in transposed
-    assert all(mapping[n]["initializer"].startswith("val_") for n in transposed)
     names = {t.name for t in proto.graph.initializer}
-    assert "bert.encoder.layer.0.attention.self.query.weight" not in names
+    assert "bert.encoder.layer.0.attention.self.query.weight" in names
+    assert all(entry["transform"] == "identity" for entry in mapping.values())
+    assert {entry["initializer"] for entry in mapping.values()} <= names | set(originals.read_originals(proto))

@@ -155,16 +155,17 @@ def test_variables_are_trainable_and_gradients_flow(exports, name):
               and not n.endswith(("running_mean", "running_var"))}
     assert set(trainable) == floats
     record = json.loads((path / "assets.extra" / "portability.json").read_text())
-    # serving_default holds the Conv kernels as constants in TF's layout; training reads
-    # the variables through from_variables, which computes the same outputs.
-    compiled = set(record["compiled_kernels"])
-    assert compiled == ({"stem.weight", "block_conv.weight", "head_conv.weight"} if name == "cnn" else set())
-    fn = loaded.signatures["from_variables" if compiled else "serving_default"]
-    if compiled:
-        args = {k: tf.constant(v) for k, v in feed.items()}
-        served, computed = loaded.signatures["serving_default"](**args), fn(**args)
-        for key in served:
-            np.testing.assert_allclose(served[key].numpy(), computed[key].numpy(), rtol=1e-6, atol=1e-6)
+    # serving_default holds the weights it reads as constants; training reads the
+    # variables through from_variables, which computes the same outputs.
+    compiled = set(record["compiled_weights"])
+    read = {n for n in ckpt.canonical_names() if np.asarray(ckpt.tensors[n]).dtype.kind == "f"} - set(
+        record["not_in_graph"])
+    assert compiled == read and read
+    fn = loaded.signatures["from_variables"]
+    args = {k: tf.constant(v) for k, v in feed.items()}
+    served, computed = loaded.signatures["serving_default"](**args), fn(**args)
+    for key in served:
+        np.testing.assert_allclose(served[key].numpy(), computed[key].numpy(), rtol=1e-6, atol=1e-6)
     with tf.GradientTape() as tape:
         outputs = fn(**{k: tf.constant(v) for k, v in feed.items()})
         loss = tf.reduce_sum(tf.square(next(iter(outputs.values()))))

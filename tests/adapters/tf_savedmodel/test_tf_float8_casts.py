@@ -13,8 +13,9 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 onnx = pytest.importorskip("onnx")
-translate = pytest.importorskip("portability.adapters.tf_savedmodel.graph").translate
 from onnx import TensorProto, helper
+
+from portability.adapters.tf_savedmodel.graph import translate  # noqa: E402
 
 RNG = np.random.default_rng(21)
 FORMATS = [pytest.param(TensorProto.FLOAT8E4M3FN, spec.E4M3FN, id="e4m3fn"),

@@ -22,9 +22,9 @@ import pytest
 
 onnx = pytest.importorskip("onnx")
 tf = pytest.importorskip("tensorflow")
-translate = pytest.importorskip("portability.adapters.tf_savedmodel.graph").translate
 from onnx import TensorProto, helper
 
+from portability.adapters.tf_savedmodel.graph import translate  # noqa: E402
 from portability.adapters.tf_savedmodel.savedmodel_io import save_module
 from portability.adapters.tf_savedmodel.serving import TFSavedModelRunner
 
