@@ -22,9 +22,12 @@ from portability.errors import UsageError
 from portability.harness.drift import Tolerance
 from portability.harness.env_rows import environment_with_envs, targeted_subjects, with_env_rows
 from portability.harness.evaluate import Predict, Subject
-from portability.harness.executors import get_executor
+from portability.harness.executors import Executor, get_executor
+from portability.harness.memory_budget import parse_memory
+from portability.harness.reference import run_reference
 from portability.harness.route_run import RouteJob, clear_caches, run_bundle, source_format
 from portability.harness.routes import Route, parse_formats, parse_routes, select_routes
+from portability.harness.scheduling import MemoryPlan, parse_workers, plan_memory
 from portability.harness.workers import DEFAULT_TIMEOUT_S, WorkerFailure
 from portability.reports.check_report import Report, RouteResult
 from portability.reports.faults_report import FaultsReport
@@ -172,16 +175,20 @@ def _bundles(indices: list[int], jobs: list[RouteJob]) -> list[list[int]]:
     return sorted(groups.values(), key=lambda g: -sum(_route_cost(jobs[i]) for i in g))
 
 
-def _run(jobs: list[RouteJob], skipped: dict[int, str], workers: int | None, timeout_s: float | None,
-         progress: Progress | None, executor: str | None = None, device: str | None = None) -> list[RouteResult]:
+def _run(jobs: list[RouteJob], skipped: dict[int, str], workers: int | str | None, timeout_s: float | None,
+         progress: Progress | None, executor: str | None = None, device: str | None = None,
+         max_memory: int | str | None = None) -> list[RouteResult]:
     runner = get_executor(executor, device)
     clear_caches()  # routes run in this process (workers=0) start from this check's files
+    count = parse_workers(workers)
+    memory = plan_memory(jobs, skipped, parse_memory(max_memory), in_process=count == 0)
     results: list[RouteResult | None] = [None] * len(jobs)
-    for i, why in skipped.items():
+    for i, why in {**skipped, **memory.skipped}.items():
         job = jobs[i]
         results[i] = RouteResult(job.subject.label, list(job.route), "skipped", why, env=_env_name(job))
         progress and progress("done", job, results[i])
-    bundles = _bundles([i for i in range(len(jobs)) if i not in skipped], jobs)
+    _run_references(runner, jobs, memory, results, count, timeout_s, progress)
+    bundles = _bundles([i for i in range(len(jobs)) if results[i] is None], jobs)
 
     def on_start(k: int) -> None:
         for i in bundles[k]:
@@ -197,13 +204,37 @@ def _run(jobs: list[RouteJob], skipped: dict[int, str], workers: int | None, tim
             progress and progress("done", job, results[i])
 
     per_bundle = None if timeout_s is None else timeout_s * max((len(b) for b in bundles), default=1)
-    runner.run(run_bundle, [[jobs[i] for i in b] for b in bundles], workers=workers, timeout_s=per_bundle,
-               on_start=on_start, on_done=on_done)
+    runner.run(run_bundle, [[jobs[i] for i in b] for b in bundles], workers=count, timeout_s=per_bundle,
+               on_start=on_start, on_done=on_done, admits=memory.bundle_gate(bundles).admits)
+    for _, users, _ in memory.references:  # the reference's time, counted once, on its first route
+        run, first = jobs[users[0]].reference, results[users[0]]
+        if run is not None and first is not None:
+            for phase, seconds in run.timings.items():
+                first.timings[phase] = first.timings.get(phase, 0.0) + seconds
     return [r for r in results if r is not None]
 
 
 def _env_name(job: RouteJob) -> str | None:
     return None if job.env is None else job.env.name
+
+
+def _run_references(runner: Executor, jobs: list[RouteJob], memory: MemoryPlan, results: list[RouteResult | None],
+                    workers: int | None, timeout_s: float | None, progress: Progress | None) -> None:
+    """Compute the references planned apart (``scheduling``) and hand each to its routes; a
+    reference whose worker crashed or hung makes each of its routes an error naming that."""
+    if not memory.references:
+        return
+    runs = runner.run(run_reference, [jobs[k] for k, _, _ in memory.references], workers=workers,
+                      timeout_s=timeout_s, admits=memory.reference_gate().admits)
+    for (_, users, _), run in zip(memory.references, runs, strict=True):
+        for i in users:
+            if isinstance(run, WorkerFailure):
+                job = jobs[i]
+                results[i] = RouteResult(job.subject.label, list(job.route), "error", f"reference: {run.reason}",
+                                         env=_env_name(job))
+                progress and progress("done", job, results[i])
+            else:
+                jobs[i].reference = run
 
 
 @dataclass
@@ -268,19 +299,22 @@ def apply_strict(results: list[RouteResult]) -> None:
             result.reason = f"strict: fell back ({'; '.join(result.fallbacks)})"
 
 
-def run_plan(the_plan: Plan, *, workers: int | None = None, timeout_s: float | None = DEFAULT_TIMEOUT_S,
+def run_plan(the_plan: Plan, *, workers: int | str | None = None, timeout_s: float | None = DEFAULT_TIMEOUT_S,
              workdir: str | Path | None = None, progress: Progress | None = None,
-             strict: bool = False, executor: str | None = None, device: str | None = None) -> Report:
+             strict: bool = False, executor: str | None = None, device: str | None = None,
+             max_memory: int | str | None = None) -> Report:
     """Run a ``Plan`` in worker processes (or on Ray) and gather the ``Report``
-    (``strict``, ``executor``, ``device``: see ``check``)."""
+    (``strict``, ``workers``, ``executor``, ``device``, ``max_memory``: see ``check``)."""
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="portability-check-") as tmp:
         base = Path(workdir) if workdir else Path(tmp)
         base.mkdir(parents=True, exist_ok=True)
         for job in the_plan.jobs:
             job.workdir = str(base)
+            job.keep_artifacts = workdir is not None  # a temporary folder's go as each bundle ends
         logger.info("running %d routes (%d skipped)", len(the_plan.jobs), len(the_plan.skipped))
-        results = _run(the_plan.jobs, the_plan.skipped, workers, timeout_s, progress, executor, device)
+        results = _run(the_plan.jobs, the_plan.skipped, workers, timeout_s, progress, executor, device,
+                       max_memory)
     if strict:
         apply_strict(results)
     return Report(results, the_plan.tolerance, duration_s=time.perf_counter() - start,
@@ -291,12 +325,13 @@ def check(checkpoint: str | Path | None = None, *, model: str | None = None,
           fixture: str | Sequence[str] | None = None, formats: str | Sequence[str] | None = None,
           routes: str | Sequence[str] | None = None, inputs: InputsArg = None,
           tolerance: Tolerance | None = None, metric: str | Callable[[Predict], float] | None = None,
-          metric_name: str = "metric", higher_is_better: bool = True, workers: int | None = None,
+          metric_name: str = "metric", higher_is_better: bool = True, workers: int | str | None = None,
           timeout_s: float | None = DEFAULT_TIMEOUT_S, workdir: str | Path | None = None,
           trust_pickle: bool = False, progress: Progress | None = None, strict: bool = False,
           labels: str = "labels", eval_data: str | Path | None = None,
           envs: Sequence[str] | None = None, opset: int | None = None, target_env: str | None = None,
-          executor: str | None = None, device: str | None = None, dynamic: DynamicArg = None) -> Report:
+          executor: str | None = None, device: str | None = None, dynamic: DynamicArg = None,
+          max_memory: int | str | None = None) -> Report:
     """Check every conversion route of a checkpoint (or of built-in fixtures).
 
     An ONNX file or a SavedModel needs no model spec: its own runtime gives the
@@ -327,7 +362,8 @@ def check(checkpoint: str | Path | None = None, *, model: str | None = None,
             also gives the direction of a ``module:function``.
         labels: the key of the labels in ``inputs`` and ``eval_data`` batches (never fed to the model).
         eval_data: a directory of ``.npz`` batches that R is measured on (default: ``inputs``).
-        workers: worker processes (default: the cores; 0 runs in this process).
+        workers: worker processes: ``"auto"`` or None (the default: one per core, no more
+            routes at once than fit in memory), a count, or 0 to run in this process.
         timeout_s: per route (routes sharing a conversion run together and share
             their budgets); past it the worker is killed and the routes are errors.
         workdir: where artifacts go (default: a temporary folder, removed after).
@@ -348,6 +384,10 @@ def check(checkpoint: str | Path | None = None, *, model: str | None = None,
         dynamic: input axes graph exports keep symbolic besides the defaults:
             ``{"image": [0, 2, 3]}`` or ``"image=0,2,3"`` items; a graph artifact that
             fixes one of them fails, saying which.
+        max_memory: the memory the check's workers may take together (bytes or ``"16GB"``);
+            default: what the system has available, less a headroom. Routes run side by side
+            only while their estimated peaks fit in it, and a route that cannot fit alone is
+            skipped with both figures (``portability.harness.memory_budget``).
 
     Returns:
         A ``Report``: truthy iff no route failed or errored and at least one passed.
@@ -363,7 +403,7 @@ def check(checkpoint: str | Path | None = None, *, model: str | None = None,
     if progress is not None and hasattr(progress, "set_total"):
         progress.set_total(len(the_plan.jobs))
     return run_plan(the_plan, workers=workers, timeout_s=timeout_s, workdir=workdir, progress=progress,
-                    strict=strict, executor=executor, device=device)
+                    strict=strict, executor=executor, device=device, max_memory=max_memory)
 
 
 def compare(reference: str | Path, candidate: str | Path, *, model: str | None = None,
@@ -371,9 +411,10 @@ def compare(reference: str | Path, candidate: str | Path, *, model: str | None =
             fixture: str | None = None, tolerance: Tolerance | None = None,
             metric: str | Callable[[Predict], float] | None = None, metric_name: str = "metric",
             higher_is_better: bool = True, timeout_s: float | None = DEFAULT_TIMEOUT_S,
-            workers: int | None = None, trust_pickle: bool = False,
+            workers: int | str | None = None, trust_pickle: bool = False,
             progress: Progress | None = None, labels: str = "labels",
-            eval_data: str | Path | None = None, envs: Sequence[str] | None = None) -> Report:
+            eval_data: str | Path | None = None, envs: Sequence[str] | None = None,
+            max_memory: int | str | None = None) -> Report:
     """Run two artifacts (any formats) on the same inputs and judge the candidate.
 
     Args:
@@ -408,7 +449,8 @@ def compare(reference: str | Path, candidate: str | Path, *, model: str | None =
                        candidate=(str(candidate), cand_fmt), candidate_model=candidate_model)
         why = next((w for w in map(unavailable, dict.fromkeys(route.formats)) if w), None)
         jobs, skipped = with_env_rows([job], {0: why} if why else {}, environments)
-        results = _run(jobs, skipped, 1 if workers is None else workers, timeout_s, progress)
+        results = _run(jobs, skipped, 1 if workers is None else workers, timeout_s, progress,
+                       max_memory=max_memory)
     return Report(results, tolerance, duration_s=time.perf_counter() - start,
                   environment=environment_with_envs(environments))
 

@@ -97,7 +97,7 @@ class _MatrixRunner:
             opt = self.config.option
             rep = run_plan(self.plans[key], workers=opt.portability_workers, timeout_s=opt.portability_timeout,
                            strict=opt.portability_strict, executor=opt.portability_executor,
-                           device=opt.portability_device)
+                           device=opt.portability_device, max_memory=opt.portability_max_memory)
             self.reports[key] = rep
             from portability.cli.check_options import write_reports
 

@@ -16,10 +16,12 @@ itself when it opens the file. Tensors no node reads are kept as described in
 ``originals.py``, never as unused initializers.
 
 Destinations:
-- a path ending in ``.onnx``: one self-contained file. A graph whose weights
-  would pass protobuf's 2 GB limit is refused with a message asking for a
-  directory destination, because external data beside a file written under a
-  temporary name could not be renamed with it atomically.
+- a path ending in ``.onnx``: one self-contained file while the weights fit
+  protobuf's 2 GiB limit; past it (or with ``external_data=True``) the weights
+  go to ``<name>.onnx.data`` beside the file. This function writes in place;
+  ``portability convert`` stages both files and publishes them together
+  (``portability.core.atomic.atomic_pair``). ``external_data=False`` refuses a
+  graph past the limit instead.
 - any other path: a directory holding ``model.onnx`` and, next to it, all
   weights in ``model.onnx.data`` (external data). The directory is published
   as one unit, so the graph and its data always match.
@@ -28,6 +30,7 @@ Destinations:
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import logging
 import warnings
@@ -39,7 +42,7 @@ import numpy as np
 import onnx_ir as ir
 import torch
 
-from portability.adapters.onnx import dynamic_shapes, ir_version, name_map, originals
+from portability.adapters.onnx import dynamic_shapes, exporter_state, ir_version, name_map, originals
 from portability.adapters.onnx.forward_failure import forward_failure
 from portability.adapters.torch import model_inputs as torch_model_inputs
 from portability.adapters.torch import models as torch_models
@@ -95,8 +98,9 @@ def export_model(model: torch.nn.Module, inputs: dict[str, np.ndarray], path: st
         output_names: names for the flattened outputs; None derives them.
         checkpoint: the tensors the import must give back (names, aliases,
             metadata); None means the model's own state_dict.
-        external_data: force (True) or forbid (False) external data for a
-            directory destination; None uses it there always.
+        external_data: force (True) or forbid (False) external data; None uses it
+            always for a directory destination and, for a ``.onnx`` file, past
+            protobuf's 2 GiB limit.
         optimize: run the exporter's graph optimizer (constant folding,
             BatchNorm folded into Conv, initializer merging); the tensors it
             folds away are then stored again apart. False (the default) keeps
@@ -114,8 +118,8 @@ def export_model(model: torch.nn.Module, inputs: dict[str, np.ndarray], path: st
     Raises:
         UnsupportedOpError: the exporter cannot convert the model (its message), or
             the graph needs an IR version above ``max_ir``.
-        UsageError: a file destination for weights past 2 GB, inputs the model rejects,
-            or declared dynamic axes the example inputs cannot show.
+        UsageError: a file destination for weights past 2 GiB with ``external_data=False``,
+            inputs the model rejects, or declared dynamic axes the example inputs cannot show.
         ModelError: the model's own code fails on the example inputs.
     """
     path = Path(path)
@@ -153,10 +157,11 @@ def export_model(model: torch.nn.Module, inputs: dict[str, np.ndarray], path: st
     external = _wants_external(program.model, directory, external_data, path)
     if directory:
         path.mkdir(parents=True, exist_ok=True)
-    ir.save(program.model, model_path, external_data=EXTERNAL_DATA_NAME if external else None)
+    data_name = external_data_name(model_path) if external else None
+    ir.save(program.model, model_path, external_data=data_name)
     return ExportResult(model_path, list(binding.values()), names_out,
                         int(program.model.opset_imports.get("", 0)), stored,
-                        model_path.parent / EXTERNAL_DATA_NAME if external else None, notes)
+                        model_path.parent / data_name if data_name else None, notes)
 
 
 def export_checkpoint(ckpt: Checkpoint, spec: str | ModelSpec, path: str | Path, *,
@@ -181,9 +186,16 @@ def export_checkpoint(ckpt: Checkpoint, spec: str | ModelSpec, path: str | Path,
     spec = parse_model_spec(spec) if isinstance(spec, str) else spec
     model = torch_models.build_model(spec, ckpt)
     feed = inputs if isinstance(inputs, dict) else torch_model_inputs.example_inputs(spec, model, inputs)
-    return export_model(model, feed, path, opset=opset, checkpoint=ckpt,
-                        external_data=external_data, optimize=optimize, where=str(spec), max_ir=max_ir,
-                        dynamic=dynamic)
+    try:
+        return export_model(model, feed, path, opset=opset, checkpoint=ckpt,
+                            external_data=external_data, optimize=optimize, where=str(spec), max_ir=max_ir,
+                            dynamic=dynamic)
+    finally:
+        # The exported program's graph modules hold the model's parameters in reference
+        # cycles: free them now, before whatever reads the export (a SavedModel translation).
+        del model
+        exporter_state.release()
+        gc.collect()
 
 
 def check_opset(opset: int | None) -> None:
@@ -313,33 +325,35 @@ def _attach_record(model: ir.Model, ckpt: Checkpoint) -> list[str]:
     (``originals.py``), and write the record; returns the names kept apart."""
     initializers = {name: value.const_value.numpy() for name, value in model.graph.initializers.items()
                     if value.const_value is not None}
-    canonical = {n: as_array(ckpt.tensors[n]) for n in ckpt.canonical_names()}
+    canonical = {n: ckpt.tensors[n] for n in ckpt.canonical_names()}  # lazy ones are read one at a time
     mapping, extras = name_map.build_name_map(initializers, canonical)
-    originals.attach_originals(model, extras)
+    originals.attach_originals(model, {n: as_array(a) for n, a in extras.items()})  # few and small
     stored = [n for n, e in mapping.items() if e["initializer"].startswith(name_map.EXTRA_PREFIX)]
     model.metadata_props.update(name_map.record(mapping, canonical, ckpt.aliases, ckpt.metadata,
                                                 stored, list(ckpt.tensors)))
     return stored
 
 
+def external_data_name(model_path: Path) -> str:
+    """The external-data file of a graph file: ``model.onnx.data`` beside ``model.onnx``."""
+    return model_path.name + ".data"
+
+
 def _wants_external(model: ir.Model, directory: bool, requested: bool | None, path: Path) -> bool:
     inline = originals.kept_bytes(model)
     total = inline + sum(int(v.const_value.nbytes) for v in model.graph.initializers.values()
                          if v.const_value is not None)
-    if not directory:
-        _check_single_file(path, total, requested)
-        return False
     if inline >= SINGLE_FILE_LIMIT:
         raise UsageError(f"{path}: the tensors the graph does not read take {inline / 2**30:.1f} GiB, past "
                          "protobuf's 2 GiB limit for the graph file that holds them")
+    if not directory:
+        _check_single_file(path, total, requested)
+        return bool(requested) or (requested is None and total >= SINGLE_FILE_LIMIT)
     return requested is not False
 
 
 def _check_single_file(path: Path, total: int, requested: bool | None) -> None:
-    if requested:
-        raise UsageError(f"{path}: external data needs a directory destination "
-                         f"(e.g. {path.with_suffix('')}/), so the graph and its data move together")
-    if total >= SINGLE_FILE_LIMIT:
+    if requested is False and total >= SINGLE_FILE_LIMIT:
         raise UsageError(f"{path}: the weights take {total / 2**30:.1f} GiB, past protobuf's 2 GiB "
-                         "limit for one .onnx file; give a directory destination (a path without "
-                         ".onnx, with --to onnx) to write model.onnx plus model.onnx.data")
+                         "limit for one .onnx file; write them as external data (a directory "
+                         "destination, or a .onnx file with its .onnx.data beside it)")

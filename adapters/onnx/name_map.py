@@ -21,8 +21,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from portability.adapters.onnx import lazy_values
 from portability.core import integrity
 from portability.core.dtypes import dtype_name, numpy_dtype
+from portability.core.tensors import Tensor
 from portability.errors import FormatError, IntegrityError
 
 KEY_VERSION = "portability.version"
@@ -36,17 +38,18 @@ EXTRA_PREFIX = "portability/"
 FORMAT_VERSION = "2"
 
 
-def _key(arr: np.ndarray) -> tuple[str, str]:
-    return dtype_name(arr.dtype), integrity.tensor_digest(np.ascontiguousarray(arr))
+def _key(arr: Tensor) -> tuple[str, str]:
+    return dtype_name(np.dtype(arr.dtype)), integrity.tensor_digest(arr)
 
 
 def build_name_map(initializers: Mapping[str, np.ndarray],
-                   tensors: Mapping[str, np.ndarray]) -> tuple[dict[str, dict], dict[str, np.ndarray]]:
+                   tensors: Mapping[str, Tensor]) -> tuple[dict[str, dict], dict[str, Tensor]]:
     """Match checkpoint tensors to graph initializers by value.
 
     Args:
         initializers: the graph's initializers by name.
-        tensors: the checkpoint's canonical tensors by state_dict name, in order.
+        tensors: the checkpoint's canonical tensors by state_dict name, in order
+            (arrays or lazy tensors: each is read, hashed and dropped in turn).
 
     Returns:
         ``(name_map, extras)``: for each tensor name, ``{"initializer", "transform",
@@ -58,15 +61,15 @@ def build_name_map(initializers: Mapping[str, np.ndarray],
     for name, arr in initializers.items():
         index.setdefault(_key(arr), []).append(name)
     name_map: dict[str, dict] = {}
-    extras: dict[str, np.ndarray] = {}
+    extras: dict[str, Tensor] = {}
     for name, arr in tensors.items():
-        entry = {"shape": list(arr.shape), "dtype": dtype_name(arr.dtype)}
-        found = _best(index.get(_key(arr), []), name, arr.shape, initializers)
+        entry = {"shape": list(arr.shape), "dtype": dtype_name(np.dtype(arr.dtype))}
+        found = _best(index.get(_key(arr), []), name, tuple(arr.shape), initializers)
         if found is not None:
             same = tuple(initializers[found].shape) == tuple(arr.shape)
             entry.update(initializer=found, transform="identity" if same else "reshape")
-        elif arr.ndim == 2 and (found := _best(index.get(_key(arr.T), []), name, arr.shape[::-1],
-                                               initializers)) is not None:
+        elif arr.ndim == 2 and (found := _best(index.get(_key(lazy_values.transposed(arr)), []), name,
+                                               tuple(arr.shape[::-1]), initializers)) is not None:
             entry.update(initializer=found, transform="transpose")
         else:
             extra = EXTRA_PREFIX + name
@@ -86,7 +89,7 @@ def _best(candidates: list[str], name: str, shape: tuple[int, ...],
     return (same_shape or candidates)[0]
 
 
-def record(name_map: dict[str, dict], tensors: Mapping[str, np.ndarray], aliases: Mapping[str, str],
+def record(name_map: dict[str, dict], tensors: Mapping[str, Tensor], aliases: Mapping[str, str],
            metadata: Mapping[str, str], stored: list[str], order: list[str]) -> dict[str, str]:
     """The ``metadata_props`` entries to store with an export.
 
@@ -102,8 +105,7 @@ def record(name_map: dict[str, dict], tensors: Mapping[str, np.ndarray], aliases
         KEY_ORDER: json.dumps(order),
         KEY_VERSION: FORMAT_VERSION,
         KEY_NAME_MAP: json.dumps(name_map),
-        KEY_CHECKSUMS: json.dumps({n: integrity.tensor_digest(np.ascontiguousarray(a))
-                                   for n, a in tensors.items()}),
+        KEY_CHECKSUMS: json.dumps({n: integrity.tensor_digest(a) for n, a in tensors.items()}),
         KEY_ALIASES: json.dumps(dict(aliases)),
         KEY_METADATA: json.dumps(dict(metadata)),
         KEY_STORED: json.dumps(stored),
@@ -115,9 +117,10 @@ def has_record(props: Mapping[str, str]) -> bool:
     return KEY_NAME_MAP in props
 
 
-def apply_name_map(props: Mapping[str, str], arrays: Mapping[str, np.ndarray], where: str,
-                   verify: bool = True) -> tuple[dict[str, np.ndarray], dict[str, str], dict[str, str]]:
-    """Rebuild the checkpoint's tensors from the graph's initializers.
+def apply_name_map(props: Mapping[str, str], arrays: Mapping[str, Tensor], where: str,
+                   verify: bool = True) -> tuple[dict[str, Tensor], dict[str, str], dict[str, str]]:
+    """Rebuild the checkpoint's tensors from the graph's initializers (arrays, or lazy
+    tensors over external data, which stay lazy).
 
     Returns:
         ``(tensors, aliases, metadata)``, tensors in the original order and layout.
@@ -133,7 +136,7 @@ def apply_name_map(props: Mapping[str, str], arrays: Mapping[str, np.ndarray], w
         metadata = json.loads(props.get(KEY_METADATA, "{}"))
     except json.JSONDecodeError as exc:
         raise FormatError(f"{where}: malformed portability record in metadata_props ({exc})") from exc
-    tensors: dict[str, np.ndarray] = {}
+    tensors: dict[str, Tensor] = {}
     for name, entry in name_map.items():
         source = entry.get("initializer")
         if source not in arrays:
@@ -141,15 +144,18 @@ def apply_name_map(props: Mapping[str, str], arrays: Mapping[str, np.ndarray], w
                               "which the graph does not hold (was the file edited?)")
         arr = arrays[source]
         if entry.get("transform") == "transpose":
-            arr = np.ascontiguousarray(arr.T)
+            arr = lazy_values.transposed(arr)
         if arr.size != int(np.prod(entry["shape"], dtype=np.int64)) or \
                 arr.dtype != numpy_dtype(entry["dtype"]):
             raise IntegrityError(f"{where}: tensor {name!r}: initializer {source!r} is "
                                  f"{arr.dtype}{list(arr.shape)}, recorded {entry['dtype']}{entry['shape']}")
-        arr = arr.reshape(entry["shape"])
-        if verify and name in checksums and integrity.tensor_digest(arr) != checksums[name]:
-            raise IntegrityError(f"{where}: checksum mismatch for tensor {name!r} "
-                                 f"(initializer {source!r}): the data is corrupt")
+        arr = lazy_values.reshaped(arr, entry["shape"])
+        if verify and name in checksums:
+            # Streamed, one tensor at a time; a lazy (external) tensor checks again when read.
+            if integrity.tensor_digest(arr) != checksums[name]:
+                raise IntegrityError(f"{where}: checksum mismatch for tensor {name!r} "
+                                     f"(initializer {source!r}): the data is corrupt")
+            arr = lazy_values.with_digest(arr, checksums[name])
         tensors[name] = arr
     for alias, target in aliases.items():
         if target in tensors:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from portability.adapters.onnx import constant_weights, name_map, originals, recover
+from portability.adapters.onnx import constant_weights, lazy_values, name_map, originals, recover
 from portability.adapters.onnx.safety import load_proto, model_file
 from portability.adapters.onnx.tensors import tensor_to_numpy
 from portability.core.checkpoint import Checkpoint
@@ -48,15 +48,18 @@ def read(path: str | Path, options: ReadOptions = ReadOptions()) -> Checkpoint:
         IntegrityError: a tensor does not match its recorded checksum.
     """
     file = model_file(path)
-    proto = load_proto(file)
-    arrays = {t.name: tensor_to_numpy(t) for t in proto.graph.initializer}
+    proto = load_proto(file, load_external=False)
     props = {p.key: p.value for p in proto.metadata_props}
     if name_map.has_record(props):
-        arrays.update(originals.read_originals(proto))
-        tensors, aliases, metadata = name_map.apply_name_map(props, arrays, str(file), options.verify)
+        # External data stays in its file: each tensor is read (and its checksum checked) when used.
+        values = lazy_values.initializer_values(proto, file)
+        values.update(originals.read_originals(proto))
+        tensors, aliases, metadata = name_map.apply_name_map(props, values, str(file), options.verify)
         metadata = {**metadata, KEY_SOURCE: "record"}
         return Checkpoint(tensors=tensors, aliases=aliases, metadata=metadata,
                           checksummed=name_map.KEY_CHECKSUMS in props)
+    proto = load_proto(file)
+    arrays = {t.name: tensor_to_numpy(t) for t in proto.graph.initializer}
     if recover.is_torch_export(proto):
         return _from_torch_export(proto, arrays, file)
     return _from_other_producer(proto, arrays)

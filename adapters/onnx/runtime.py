@@ -20,11 +20,16 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from portability.adapters.onnx.safety import load_proto, model_file
+from portability.adapters.onnx.safety import external_tensors, load_proto, model_file
 from portability.core.runner import BaseRunner
 from portability.errors import FormatError, UnsupportedOpError, UsageError
 
 PROVIDERS = ("CPUExecutionProvider",)
+# Past this many bytes of weights, MatMul weights are not pre-packed: onnxruntime memory-maps
+# external data, and pre-packing copies each weight into its own layout, so a session held
+# the mapped file and the packed copy at once (2x the weights, measured on a 1 GiB MatMul);
+# unpacked, it holds the mapped pages alone, at the same speed on the small batches we run.
+PREPACK_LIMIT_BYTES = 1 << 30
 _UNSUPPORTED_MARKERS = ("No Op registered", "not a registered function/op", "Could not find an implementation",
                         "NOT_IMPLEMENTED", "No opset import for domain", "Type Error: Type 'tensor(",
                         "has unsupported type")
@@ -48,6 +53,13 @@ def check_model(path: str | Path) -> Path:
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         raise _classify(f"{file}: onnx.checker rejects the model", exc) from exc
     return file
+
+
+def weight_bytes(file: Path) -> int:
+    """The bytes of a model's weights: the ``.onnx`` file and the external data it names."""
+    proto = load_proto(file, load_external=False)
+    external = sum(int(e.value) for t in external_tensors(proto) for e in t.external_data if e.key == "length")
+    return file.stat().st_size + external
 
 
 def _classify(prefix: str, exc: Exception) -> FormatError | UnsupportedOpError:
@@ -85,6 +97,8 @@ class OnnxRuntimeRunner(BaseRunner):
         file = check_model(self.path)
         options = ort.SessionOptions()
         options.log_severity_level = 3  # files other tools wrote may hold unused initializers; keep ORT quiet
+        if weight_bytes(file) > PREPACK_LIMIT_BYTES:
+            options.add_session_config_entry("session.disable_prepacking", "1")
         try:
             self.session = ort.InferenceSession(str(file), options, providers=list(self.providers))
         except Exception as exc:  # ORT's pybind errors share no public base class

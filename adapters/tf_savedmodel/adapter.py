@@ -50,21 +50,22 @@ class TFSavedModelAdapter(FormatAdapter):
             UsageError: no model spec and no ONNX source.
             UnsupportedOpError: an ONNX op (named, with its node) has no translation.
         """
-        from portability.adapters.tf_savedmodel.export_route import onnx_graph_for, prepare_onnx_source
+        from portability.adapters.tf_savedmodel.export_route import onnx_graph, prepare_onnx_source
         from portability.adapters.tf_savedmodel.graph import translate
         from portability.adapters.tf_savedmodel.savedmodel_io import save_module
 
-        graph = onnx_graph_for(ckpt, options)
-        if options.onnx_source is None:
-            module = translate(graph, ckpt, compile_kernels=True)
-        else:
-            graph, names, upgrade = prepare_onnx_source(graph, ckpt, str(options.onnx_source))
-            try:
-                module = translate(graph, ckpt, names, compile_kernels=True)
-            except UnsupportedOpError as exc:
-                if not upgrade.failure:
-                    raise
-                raise UnsupportedOpError(f"{exc} ({upgrade.describe()})") from exc
+        # The graph's weights stay in their external-data file and go into variables one at a time.
+        with onnx_graph(ckpt, options) as (graph, folder):
+            if options.onnx_source is None:
+                module = translate(graph, ckpt, compile_kernels=True, base=folder)
+            else:
+                graph, names, upgrade = prepare_onnx_source(graph, ckpt, str(options.onnx_source))
+                try:
+                    module = translate(graph, ckpt, names, compile_kernels=True, base=folder)
+                except UnsupportedOpError as exc:
+                    if not upgrade.failure:
+                        raise
+                    raise UnsupportedOpError(f"{exc} ({upgrade.describe()})") from exc
         save_module(module, ckpt, Path(path))
 
     def runner(self, path: str | Path, options: RunOptions = RunOptions()) -> BaseRunner:

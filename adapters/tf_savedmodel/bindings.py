@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import xxhash
 
+from portability.core.tensors import Tensor, as_array, iter_bytes
+
 
 @dataclass(frozen=True)
 class Binding:
@@ -46,17 +48,27 @@ def is_floating(dtype: np.dtype) -> bool:
     return dtype.kind == "f" or dtype.name == "bfloat16" or dtype.name.startswith("float8")
 
 
-def _key(a: np.ndarray) -> tuple[str, tuple[int, ...], int]:
-    data = np.ascontiguousarray(a)
-    return str(data.dtype), data.shape, xxhash.xxh3_64_intdigest(data.view(np.uint8).reshape(-1).data)
+def _key(a: Tensor) -> tuple[str, tuple[int, ...], str]:
+    """dtype, shape and a 128-bit digest of the C-order bytes (streamed for a lazy tensor)."""
+    h = xxhash.xxh3_128()
+    for piece in iter_bytes(a):
+        h.update(piece)
+    return str(np.dtype(a.dtype)), tuple(a.shape), h.hexdigest()
 
 
-def plan_bindings(initializers: Mapping[str, np.ndarray], tensors: Mapping[str, np.ndarray],
+def _transposed_key(a: Tensor) -> tuple[str, tuple[int, ...], str]:
+    return _key(np.ascontiguousarray(as_array(a).T))
+
+
+def plan_bindings(initializers: Mapping[str, Tensor], tensors: Mapping[str, Tensor],
                   aliases: Mapping[str, str], names: Mapping[str, str] | None = None) -> BindingPlan:
     """Bind initializers to checkpoint tensors.
 
+    Values are compared by their digests (dtype, shape and a 128-bit hash of the
+    bytes), each tensor read once, so neither side is held whole in memory.
+
     Args:
-        initializers: ONNX initializer name -> value.
+        initializers: ONNX initializer name -> value (an array or a lazy tensor).
         tensors: checkpoint name -> value (canonical names only).
         aliases: tied name -> canonical name.
         names: initializer name -> checkpoint name, when the exporter knows it.
@@ -65,19 +77,21 @@ def plan_bindings(initializers: Mapping[str, np.ndarray], tensors: Mapping[str, 
         The plan; every initializer is either bound or a constant.
     """
     plan = BindingPlan()
+    keys = {name: _key(value) for name, value in tensors.items()}
     by_content: dict[tuple, list[str]] = {}
-    for name, value in tensors.items():
-        by_content.setdefault(_key(value), []).append(name)
+    for name, key in keys.items():
+        by_content.setdefault(key, []).append(name)
     for init_name, value in initializers.items():
+        key = _key(value)
         target = (names or {}).get(init_name, init_name)
         target = aliases.get(target, target)
         if target in tensors:
-            if _same(tensors[target], value):
+            if keys[target] == key:
                 plan.bound[init_name] = Binding(target)
                 continue
-            if is_floating(value.dtype):
+            if is_floating(np.dtype(value.dtype)):
                 plan.frozen.append(target)
-        found = _by_dotted_suffix(init_name, value, tensors) or _by_content(value, tensors, by_content)
+        found = _by_dotted_suffix(init_name, key, keys) or _by_content(value, key, by_content)
         if found is not None:
             plan.bound[init_name] = found
         else:
@@ -85,28 +99,21 @@ def plan_bindings(initializers: Mapping[str, np.ndarray], tensors: Mapping[str, 
     return plan
 
 
-def _same(a: np.ndarray, b: np.ndarray) -> bool:
-    same_bytes = np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(b).tobytes()
-    return a.dtype == b.dtype and a.shape == b.shape and same_bytes
-
-
-def _by_dotted_suffix(init_name: str, value: np.ndarray, tensors) -> Binding | None:
+def _by_dotted_suffix(init_name: str, key: tuple, keys: Mapping[str, tuple]) -> Binding | None:
     """A checkpoint tensor named like the initializer up to a module prefix
     (``lm.transformer.wte.weight`` <-> ``transformer.wte.weight``), with the same bits."""
-    matches = [n for n in tensors
-               if (init_name.endswith("." + n) or n.endswith("." + init_name)) and _same(tensors[n], value)]
+    matches = [n for n, k in keys.items()
+               if (init_name.endswith("." + n) or n.endswith("." + init_name)) and k == key]
     return Binding(matches[0]) if len(matches) == 1 else None
 
 
-def _by_content(value: np.ndarray, tensors, by_content) -> Binding | None:
+def _by_content(value: Tensor, key: tuple, by_content: Mapping[tuple, list[str]]) -> Binding | None:
     """A unique checkpoint tensor with these bits (or whose transpose has them)."""
-    if not is_floating(value.dtype) or value.size < 2:
+    if not is_floating(np.dtype(value.dtype)) or value.size < 2:
         return None
-    candidates = [(n, False) for n in by_content.get(_key(value), [])]
+    matches = [(n, False) for n in by_content.get(key, [])]
     if value.ndim == 2:
-        candidates += [(n, True) for n in by_content.get(_key(value.T), [])]
-    matches = [(n, t) for n, t in candidates
-               if _same(tensors[n].T if t else tensors[n], value)]
+        matches += [(n, True) for n in by_content.get(_transposed_key(value), [])]
     if len(matches) != 1:
         return None
     return Binding(*matches[0])

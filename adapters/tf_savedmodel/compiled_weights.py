@@ -10,7 +10,8 @@ translator folds what depends on weights alone (transposes, reshapes, casts,
 per-channel factors) while it translates, and TF never reads a variable at run
 time. Conv kernels come first, then every other floating-point weight in the
 order the graph reads it, up to ``COMPILED_WEIGHT_BYTES`` (a GraphDef is a
-protobuf, limited to 2 GiB); weights past it are read from their variables.
+protobuf, limited to 2 GiB, and tracing holds several copies of what it
+compiles); weights past it are read from their variables.
 """
 
 from __future__ import annotations
@@ -23,8 +24,12 @@ import onnx
 from portability.adapters.tf_savedmodel.bindings import BindingPlan, is_floating
 from portability.adapters.tf_savedmodel.ops.carriers import is_carried
 
-# At most this many bytes of weights are compiled into a graph.
-COMPILED_WEIGHT_BYTES = 1 << 30
+# At most this many bytes of weights are compiled into a graph. Tracing and saving a graph
+# holds each compiled byte several times over (constants, the GraphDef, the saved copy):
+# measured on a 0.45 GB GPT-2, the SavedModel step's worker peaked at 13.8 GB with 1 GiB
+# compiled, 3.5 GB with 256 MiB and 2.1 GB with none; a model of a few tens of MB still has
+# every weight compiled.
+COMPILED_WEIGHT_BYTES = 64 << 20
 
 
 def compiled_weights(model: onnx.ModelProto, plan: BindingPlan, tensors: Mapping[str, np.ndarray],

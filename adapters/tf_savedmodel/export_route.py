@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import onnx
@@ -13,7 +15,8 @@ from portability.errors import FormatError, UsageError
 
 
 def onnx_graph_for(ckpt: Checkpoint, options: WriteOptions) -> onnx.ModelProto:
-    """The ONNX graph that computes the model ``ckpt`` belongs to.
+    """The ONNX graph that computes the model ``ckpt`` belongs to, its weights loaded
+    into the proto (``onnx_graph`` leaves them in their file).
 
     Args:
         ckpt: the weights.
@@ -29,9 +32,35 @@ def onnx_graph_for(ckpt: Checkpoint, options: WriteOptions) -> onnx.ModelProto:
         UsageError: neither a model spec nor an ONNX file was given.
         FormatError: the given ONNX file cannot be read.
     """
+    with onnx_graph(ckpt, options) as (model, folder):
+        try:
+            onnx.load_external_data_for_model(model, str(folder))
+        except (OSError, ValueError, TypeError) as exc:
+            raise FormatError(f"{folder}: cannot read the ONNX model's external data ({exc})") from exc
+        return model
+
+
+@contextlib.contextmanager
+def onnx_graph(ckpt: Checkpoint, options: WriteOptions) -> Iterator[tuple[onnx.ModelProto, Path]]:
+    """Yield the ONNX graph that computes the model ``ckpt`` belongs to, with its weights
+    left in their external-data file, and the folder that file is in (valid inside the block).
+
+    The graph comes from ``options.onnx_source`` (its locations checked first) or is
+    exported from ``options.model`` into a temporary folder, removed after the block,
+    with every weight as external data: a model past 2 GiB fits, and its weights are
+    read one at a time by whoever needs them (``graph.translate``).
+
+    Raises:
+        UsageError: neither a model spec nor an ONNX file was given.
+        FormatError, UnsafeCheckpointError: the given ONNX file cannot be read safely.
+    """
+    from portability.adapters.onnx.safety import load_proto, model_file
+
     source = options.onnx_source
     if source is not None:
-        return _load(Path(source))
+        file = model_file(source)
+        yield load_proto(file, load_external=False), file.parent
+        return
     if not options.model:
         raise UsageError("writing a tf-savedmodel needs the model's code: pass --model SPEC "
                          "(fixture:NAME, hf:DIR or package.module:factory)")
@@ -40,15 +69,10 @@ def onnx_graph_for(ckpt: Checkpoint, options: WriteOptions) -> onnx.ModelProto:
     with tempfile.TemporaryDirectory(prefix="portability-tf-") as tmp:
         # optimize=False keeps BatchNorm unfolded, so every weight stays a trainable variable.
         result = export_checkpoint(ckpt, options.model, Path(tmp) / "graph", opset=options.opset,
-                                   inputs=options.inputs, optimize=False, dynamic=dict(options.dynamic))
-        return _load(Path(result.model_path))
-
-
-def _load(path: Path) -> onnx.ModelProto:
-    try:
-        return onnx.load(str(path))
-    except Exception as exc:  # onnx raises DecodeError, OSError, ValueError...
-        raise FormatError(f"{path}: cannot read the ONNX model ({type(exc).__name__}: {exc})") from exc
+                                   inputs=options.inputs, optimize=False, external_data=True,
+                                   dynamic=dict(options.dynamic))
+        file = Path(result.model_path)
+        yield load_proto(file, load_external=False), file.parent
 
 
 def prepare_onnx_source(model: onnx.ModelProto, ckpt: Checkpoint, source: str):

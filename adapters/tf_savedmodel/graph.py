@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -323,11 +324,17 @@ def check_supported(model: onnx.ModelProto) -> None:
 
 def translate(model: onnx.ModelProto, ckpt: Checkpoint | None = None,
               names: Mapping[str, str] | None = None,
-              trainable: set[str] | None = None, compile_kernels: bool = False) -> TranslatedModule:
+              trainable: set[str] | None = None, compile_kernels: bool = False,
+              base: str | Path | None = None) -> TranslatedModule:
     """Build a TF module computing the ONNX graph, holding the checkpoint as variables.
 
+    Weights are read one tensor at a time: each checkpoint tensor (or initializer)
+    goes into its variable and is dropped, so memory holds the variables plus one
+    tensor, never a second copy of the model.
+
     Args:
-        model: the ONNX model, external data loaded.
+        model: the ONNX model; initializers with external data are read from ``base``
+            (their data need not be loaded into the proto).
         ckpt: the checkpoint the graph was exported from. Every canonical tensor
             becomes a variable under its name. Without it, every floating-point
             initializer becomes a variable under the initializer's name.
@@ -338,6 +345,8 @@ def translate(model: onnx.ModelProto, ckpt: Checkpoint | None = None,
             constants (``compiled_weights.py``, up to ``COMPILED_WEIGHT_BYTES``), so
             their layout changes are folded away; ``serve_from_variables`` then
             computes from the variables (for training through the module).
+        base: the folder external-data locations are relative to (the ``.onnx``
+            file's); needed only when some initializer's data is external and not loaded.
 
     Returns:
         The module, already traced once (so any translation error is raised here),
@@ -346,35 +355,55 @@ def translate(model: onnx.ModelProto, ckpt: Checkpoint | None = None,
 
     Raises:
         UnsupportedOpError: an op or an op's usage has no translation.
-        FormatError: a graph that references values it never defines.
+        FormatError: a graph that references values it never defines, or external
+            data with no ``base`` to read it from.
     """
     check_supported(model)
     used = {name for node in model.graph.node for name in node.input}
-    initializers = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer
-                    if i.name in used}
+    initializers = {i.name: _initializer_value(i, base) for i in model.graph.initializer if i.name in used}
     if ckpt is not None:
-        tensors = {n: as_array(ckpt.tensors[n]) for n in ckpt.canonical_names()}
+        tensors: dict[str, Any] = {n: ckpt.tensors[n] for n in ckpt.canonical_names()}
         aliases = dict(ckpt.aliases)
     else:
-        tensors = {n: v for n, v in initializers.items() if is_floating(v.dtype) and not is_carried(v.dtype)}
+        tensors = {n: v for n, v in initializers.items()
+                   if is_floating(np.dtype(v.dtype)) and not is_carried(np.dtype(v.dtype))}
         aliases = {}
     plan = plan_bindings(initializers, tensors, aliases, names)
     # Integer initializers are shapes, axes and indices: the ops that read them need their
     # values while tracing (a Slice's axes), so they stay constants; their variables are
     # still saved, so the weights read back whole.
     # So do values of types TF cannot compute with: their carriers are not their values.
-    for init_name in [n for n in plan.bound
-                      if not is_floating(initializers[n].dtype) or is_carried(initializers[n].dtype)]:
+    for init_name in [n for n in plan.bound if not is_floating(np.dtype(initializers[n].dtype))
+                      or is_carried(np.dtype(initializers[n].dtype))]:
         del plan.bound[init_name]
         plan.constants.append(init_name)
     variables = {}
     for name, value in tensors.items():
         is_trainable = (name in trainable) if trainable is not None else (
-            is_floating(value.dtype) and not name.endswith(_STATISTICS))
-        variables[name] = tf.Variable(value, name=variable_name(name), trainable=is_trainable)
-    constants = {n: initializers[n] for n in plan.constants}
+            is_floating(np.dtype(value.dtype)) and not name.endswith(_STATISTICS))
+        variables[name] = tf.Variable(as_array(value), name=variable_name(name), trainable=is_trainable)
+    constants = {n: as_array(initializers[n]) for n in plan.constants}
     snapshots = compiled_weights(model, plan, tensors) if compile_kernels else {}
     module = TranslatedModule(model, variables, plan, constants, snapshots)
     if module.serving_refusal is None:
         module.serve.get_concrete_function()
     return module
+
+
+def _initializer_value(tensor: onnx.TensorProto, base: str | Path | None) -> Any:
+    """An initializer's value: decoded from the proto, or a lazy view of its external data."""
+    if tensor.data_location != onnx.TensorProto.EXTERNAL:
+        return numpy_helper.to_array(tensor)
+    if base is None:
+        raise FormatError(f"initializer {tensor.name!r} keeps its data in an external file, and no folder "
+                          "was given to read it from")
+    from portability.adapters.onnx.lazy_values import external_value
+    from portability.adapters.onnx.tensors import NUMPY_BY_ONNX
+
+    if tensor.data_type in NUMPY_BY_ONNX:
+        return external_value(tensor, Path(base))
+    loaded = onnx.TensorProto()  # a type only onnx decodes (int4, float8 fnuz...): read it whole
+    loaded.CopyFrom(tensor)
+    onnx.external_data_helper.load_external_data_for_tensor(loaded, str(base))
+    return numpy_helper.to_array(loaded)
+

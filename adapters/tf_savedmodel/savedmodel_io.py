@@ -10,6 +10,7 @@ training state), a directory TF Serving and ``tf.saved_model.load`` ignore.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +19,11 @@ import tensorflow as tf
 from google.protobuf.message import DecodeError
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
+from portability.adapters.onnx.lazy_values import with_digest
 from portability.adapters.tf_savedmodel.graph import TranslatedModule, variable_name
 from portability.core import integrity
 from portability.core.checkpoint import Checkpoint
-from portability.core.tensors import as_array
+from portability.core.tensors import LazyTensor, Tensor, as_array, iter_bytes
 from portability.core.training_codec import TRAINING_PREFIX, pack_training, unpack_training
 from portability.errors import FormatError, IntegrityError, UnsupportedOpError
 
@@ -120,9 +122,13 @@ def read_variables(path: Path) -> dict[str, np.ndarray]:
 _READ_ERRORS = (tf.errors.OpError, ValueError, IndexError, TypeError, KeyError, DecodeError)
 
 
-def _read_values(path: Path, checkpoint_prefix: str) -> dict[str, np.ndarray]:
+def _read_values(path: Path, checkpoint_prefix: str, lazy: bool = False) -> dict[str, Tensor]:
+    """The variables by name (see ``read_variables``); ``lazy``: numeric ones as lazy
+    tensors, read from the variables data when used."""
     reader = tf.train.load_checkpoint(checkpoint_prefix)
     _check_declared_sizes(reader, checkpoint_prefix, path)
+    dtypes = reader.get_variable_to_dtype_map()
+    shapes = reader.get_variable_to_shape_map()
     graph = trackable_object_graph_pb2.TrackableObjectGraph()
     graph.ParseFromString(reader.get_tensor(_OBJECT_GRAPH_KEY))
     found: dict[str, str] = {}  # checkpoint key -> variable name, in object-graph order
@@ -135,12 +141,15 @@ def _read_values(path: Path, checkpoint_prefix: str) -> dict[str, np.ndarray]:
     # A Keras export lists each variable once under ``variables/N`` (and again under other
     # lists); when that list exists it is the one read, so no variable is counted twice.
     listed = [k for k in found if k.startswith(_LIST_PREFIX)]
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, Tensor] = {}
     repeats: dict[str, int] = {}
     for key in listed or list(found):
-        name, value = found[key], np.asarray(reader.get_tensor(key))
+        name = found[key]
+        numeric = dtypes[key].is_numeric or dtypes[key].is_bool
+        value: Tensor = _variable_tensor(reader, key, dtypes[key], shapes[key], path) if lazy and numeric \
+            else np.asarray(reader.get_tensor(key))
         if name in out:
-            if not listed and _same_bits(out[name], value):
+            if not listed and _same_bits(as_array(out[name]), as_array(value)):
                 continue  # one variable reached by another path
             # Keras 3 names a subclassed model's variables ``model/kernel`` whatever their
             # layer: the n-th repeat becomes ``model/n/kernel``, so none is dropped.
@@ -149,6 +158,27 @@ def _read_values(path: Path, checkpoint_prefix: str) -> dict[str, np.ndarray]:
             name = f"{prefix}/{repeats[name]}/{leaf}" if prefix else f"{repeats[name]}/{leaf}"
         out[name] = value
     return out
+
+
+def _variable_tensor(reader, key: str, dtype, shape: list[int], path: Path) -> LazyTensor:
+    """A variable read from the checkpoint when used (one tensor in memory at a time)."""
+
+    def load() -> np.ndarray:
+        try:
+            value = np.ascontiguousarray(reader.get_tensor(key))
+        except _READ_ERRORS as exc:
+            raise FormatError(f"{path}: cannot read variable {key!r}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+        return value if value.flags.writeable else value.copy()
+
+    def read_chunks(chunk: int) -> Iterator[bytes | memoryview]:
+        yield from iter_bytes(load(), chunk)
+
+    def read_into(buffer: memoryview) -> None:
+        np.frombuffer(buffer, dtype=np.uint8)[:] = load().reshape(-1).view(np.uint8)
+
+    return LazyTensor(np.dtype(dtype.as_numpy_dtype), tuple(int(d) for d in shape), read_chunks, read_into,
+                      label=f"variable {key!r} in {path}", loader=load)
 
 
 def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
@@ -215,7 +245,11 @@ def read_savedmodel(path: Path, verify: bool = True) -> Checkpoint:
         FormatError: not a SavedModel, unreadable variables, or a damaged sidecar.
         IntegrityError: a variable's bytes differ from its recorded checksum.
     """
-    values = read_variables(path)
+    try:  # numeric variables stay in the variables data until used
+        values = _read_values(path, variables_prefix(path), lazy=True)
+    except _READ_ERRORS as exc:
+        raise FormatError(f"{path}: cannot read the variables checkpoint: "
+                          f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
     sidecar = read_sidecar(path)
     if sidecar is None:
         return Checkpoint(tensors=values, layout="tf-savedmodel",
@@ -224,7 +258,7 @@ def read_savedmodel(path: Path, verify: bool = True) -> Checkpoint:
     by_name = {names.get(tf_name, tf_name): value for tf_name, value in values.items()}
     training = None
     if "training" in sidecar:
-        arrays = {n: v for n, v in by_name.items() if n.startswith(TRAINING_PREFIX)}
+        arrays = {n: as_array(v) for n, v in by_name.items() if n.startswith(TRAINING_PREFIX)}
         training = unpack_training(sidecar["training"], arrays)
     tensors = {n: v for n, v in by_name.items() if not n.startswith(TRAINING_PREFIX)}
     aliases = sidecar.get("aliases", {})
@@ -233,10 +267,12 @@ def read_savedmodel(path: Path, verify: bool = True) -> Checkpoint:
         raise FormatError(f"{path}: variables missing from the SavedModel: {', '.join(missing[:5])}")
     checksums = sidecar.get("checksums", {})
     if verify:
-        for name, expected in checksums.items():
+        for name, expected in checksums.items():  # streamed, one variable at a time
             if name in tensors and integrity.tensor_digest(tensors[name]) != expected:
                 raise IntegrityError(f"{path}: variable {name!r} does not match its recorded "
                                      "checksum; the SavedModel's variables were modified or damaged")
+            if name in tensors:
+                tensors[name] = with_digest(tensors[name], expected)
     order = sidecar.get("order") or list(tensors)
     ordered = {n: tensors[aliases.get(n, n)] for n in order}
     ordered.update({n: v for n, v in tensors.items() if n not in ordered})

@@ -32,6 +32,8 @@ WRAPPER_PREFIXES = {"module.": "DistributedDataParallel", "_orig_mod.": "torch.c
 # transformers ignores these old persistent buffers when the model has a buffer of that name.
 LEGACY_BUFFERS = (r"(^|\.)position_ids$", r"rotary_emb\.inv_freq$")
 MAX_LISTED = 10
+# ``apply_fit`` reads and loads the checkpoint's tensors this many bytes at a time.
+LOAD_GROUP_BYTES = 64 * 2**20
 
 
 @dataclass
@@ -39,17 +41,21 @@ class Fit:
     """How a checkpoint's tensors fit a model.
 
     Attributes:
-        state: model name -> tensor, ready for ``load_state_dict``.
+        state: model name -> the checkpoint's tensor (an array, a lazy tensor or a
+            torch tensor), read when ``apply_fit`` loads it.
         notes: what was stripped, ignored or re-tied, one line each.
         tied: missing model names that share a loaded tensor's storage.
         weights_key: the candidate the tensors came from when it is not the
             checkpoint's own weights (``model_ema`` next to ``model``), else None.
+        left_initial: model names the checkpoint lacks and the model may miss,
+            left at the values the model was built with.
     """
 
-    state: dict[str, torch.Tensor]
+    state: dict[str, Any]
     notes: list[str] = field(default_factory=list)
     tied: dict[str, str] = field(default_factory=dict)
     weights_key: str | None = None
+    left_initial: list[str] = field(default_factory=list)
 
 
 def fit_tensors(model: torch.nn.Module, tensors: Mapping[str, Any], where: str) -> Fit:
@@ -84,13 +90,28 @@ def fit_tensors(model: torch.nn.Module, tensors: Mapping[str, Any], where: str) 
     if skippable:
         notes.append(f"left {len(skippable)} tensors the model may miss at their initial values: "
                      f"{', '.join(skippable[:MAX_LISTED])}")
-    return Fit({n: numpy_to_tensor(as_array(t)) if not isinstance(t, torch.Tensor) else t
-                for n, t in state.items() if n not in ignored}, notes, tied)
+    return Fit({n: t for n, t in state.items() if n not in ignored}, notes, tied, left_initial=skippable)
 
 
-def apply_fit(model: torch.nn.Module, fit: Fit) -> None:
-    """Load a ``Fit`` into the model and re-tie what the model ties."""
-    model.load_state_dict(fit.state, strict=False)
+def apply_fit(model: torch.nn.Module, fit: Fit, group_bytes: int = LOAD_GROUP_BYTES) -> None:
+    """Load a ``Fit`` into the model and re-tie what the model ties.
+
+    Tensors are read from the checkpoint and loaded a group of at most
+    ``group_bytes`` at a time (``load_state_dict`` on each group, so the
+    model's own load hooks still run): memory holds the model plus one group,
+    never a second copy of the whole checkpoint.
+    """
+    group: dict[str, torch.Tensor] = {}
+    size = 0
+    for name, value in fit.state.items():
+        tensor = value if isinstance(value, torch.Tensor) else numpy_to_tensor(as_array(value))
+        group[name] = tensor
+        size += tensor.numel() * tensor.element_size()
+        if size >= group_bytes:
+            model.load_state_dict(group, strict=False)
+            group, size = {}, 0
+    if group or not fit.state:
+        model.load_state_dict(group, strict=False)
     if hasattr(model, "tie_weights"):
         model.tie_weights()
 

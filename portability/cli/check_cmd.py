@@ -44,7 +44,8 @@ def check(**values: Any) -> int:
     with LiveProgress(v["quiet"]) as progress:
         progress.set_total(len(the_plan.jobs))
         report = run_plan(the_plan, workers=v["workers"], timeout_s=v["timeout"], progress=progress,
-                          strict=v["strict"], executor=v["executor"], device=v["device"])
+                          strict=v["strict"], executor=v["executor"], device=v["device"],
+                          max_memory=v["max_memory"])
     print_report(report, v["quiet"])
     for line in write_reports(report, v["json_path"], v["junit_path"], v["markdown_path"], v["html_path"]):
         typer.echo(f"wrote {line}")

@@ -33,7 +33,8 @@ _LEADING = [
         False, "--in-process", help="Run in this process instead of an isolated worker.")),
 ]
 _SHARED = select("json", "junit", "markdown", "html", "metric", "higher-is-better", "labels", "eval-data",
-                 "atol", "rtol", "min-r", "weights-atol", "timeout", "trust-pickle", "quiet", "env")
+                 "atol", "rtol", "min-r", "weights-atol", "timeout", "trust-pickle", "quiet", "env",
+                 "max-memory")
 
 
 @app.command()
@@ -52,7 +53,8 @@ def compare(**values: Any) -> int:
                              inputs=v["inputs"] or None, fixture=v["fixture"], tolerance=tolerance, timeout_s=v["timeout"],
                              trust_pickle=v["trust_pickle"], workers=0 if v["in_process"] else None,
                              progress=progress, metric=v["metric"], higher_is_better=v["higher_is_better"],
-                             labels=v["labels"], eval_data=v["eval_data"], envs=v["env"])
+                             labels=v["labels"], eval_data=v["eval_data"], envs=v["env"],
+                             max_memory=v["max_memory"])
     print_report(report, v["quiet"])
     for line in write_reports(report, v["json_path"], v["junit_path"], v["markdown_path"], v["html_path"]):
         typer.echo(f"wrote {line}")

@@ -84,7 +84,10 @@ CHECK_OPTIONS: tuple[Option, ...] = (
            repeat=True, default=[], metavar="[ROUTE@]VALUE"),
     Option("weights-atol", "Largest weight difference allowed (0 = bitwise, the default; "
            "'none' = do not judge weights).", metavar="VALUE"),
-    Option("workers", "Worker processes (default: the cores; 0 = in-process).", int, metavar="N", minimum=0),
+    Option("workers", "Worker processes: auto (one per core, as many routes at once as fit in memory) "
+           "or N (0 = in-process).", default="auto", metavar="N|auto"),
+    Option("max-memory", "Memory the check's workers may take together, e.g. 16GB (default: what is "
+           "available, less a headroom); a route estimated past it alone is skipped.", metavar="SIZE"),
     Option("timeout", "Seconds per route before its worker is killed.", float, ROUTE_TIMEOUT_S,
            metavar="S", minimum=1.0),
     Option("trust-pickle", "Allow torch pickles that need other globals (runs code).", bool, False),

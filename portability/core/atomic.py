@@ -116,6 +116,48 @@ def atomic_output(final: str | Path, *, overwrite: bool = False, durable: bool =
         raise
 
 
+@contextmanager
+def atomic_pair(final: str | Path, companion: str | Path, *, overwrite: bool = False,
+                durable: bool = True) -> Iterator[Path]:
+    """Yield a temporary directory in which to write ``final.name`` and ``companion.name``
+    (an ONNX graph and its external data, which refer to each other by name); publish
+    both on success, the companion first, so the main file never appears without it.
+
+    A process killed between the two renames leaves a complete companion and no main
+    file; a failure while writing leaves neither under its final name.
+
+    Raises:
+        UsageError: either destination exists and ``overwrite`` is False.
+        WriteError: an OS error while writing, or the writer left either file out.
+    """
+    final, companion = Path(final), Path(companion)
+    check_destination(final, overwrite)
+    check_destination(companion, overwrite)
+    remove_stale_temps(final)
+    stage = temp_sibling(final).with_suffix("")
+    try:
+        stage.mkdir(parents=True)
+        yield stage
+        missing = [p.name for p in (final, companion) if not (stage / p.name).is_file()]
+        if missing:
+            raise WriteError(f"writing {final} produced no {', '.join(missing)}")
+        if durable:
+            fsync_tree(stage)
+        os.replace(stage / companion.name, companion)
+        os.replace(stage / final.name, final)
+        if durable:
+            _fsync_dir(final.parent)
+    except OSError as exc:
+        raise WriteError(f"writing {final} failed: {exc.strerror or exc}; nothing was written") from exc
+    except PortabilityError as exc:
+        renamed = _name_final(exc, stage, final.parent)
+        if renamed is None:
+            raise
+        raise renamed from exc
+    finally:
+        _remove(stage)
+
+
 def _name_final(exc: PortabilityError, tmp: Path, final: Path) -> PortabilityError | None:
     """The same error with the temporary name replaced by the final one, or None.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Iterable, Mapping
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from portability.core.accounting import check_training_kept, check_written, training_pieces
-from portability.core.atomic import atomic_output, check_destination
+from portability.core.atomic import atomic_output, atomic_pair, check_destination
 from portability.core.checkpoint import Checkpoint
 from portability.core.dynamic_axes import parse_dynamic
 from portability.core.formats import (
@@ -194,12 +195,34 @@ def convert(src: str | Path, dst: str | Path, *, to: str | None = None, source_f
                            inputs=str(inputs) if inputs else None, durable=durable, dynamic=declared,
                            **from_graph)
     logger.info("converting %s (%s) to %s (%s): %d tensors", src, src_fmt, dst, dst_fmt, len(ckpt.tensors))
+    data_file = _onnx_data_file(dst, dst_fmt, ckpt, from_graph)
+    if data_file is not None:  # past protobuf's 2 GiB: the graph and its weights, published together
+        notes.append(f"the weights take more than protobuf's 2 GiB limit: written as external data in "
+                     f"{data_file.name} beside {dst.name} (move the two files together)")
+        with atomic_pair(dst, data_file, overwrite=overwrite, durable=durable) as stage:
+            writer.write(ckpt, stage / dst.name, dataclasses.replace(options, external_data=True))
+            check_written(ckpt, stage / dst.name, dst_fmt, where=dst)
+        return ConvertResult(src, src_fmt, dst, dst_fmt, len(ckpt.tensors), ckpt.training is not None,
+                             spec_for(dst_fmt).keeps_training_state, notes)
+    if dst_fmt == "onnx" and dst.suffix == ".onnx" and not from_graph:
+        options = dataclasses.replace(options, external_data=False)  # data beside a temporary name would dangle
     with atomic_output(dst, overwrite=overwrite, durable=durable) as tmp:
         writer.write(ckpt, tmp, options)
         if not from_graph:  # a graph translated as a whole keeps its own tensor names
             check_written(ckpt, tmp, dst_fmt, where=dst)
     return ConvertResult(src, src_fmt, dst, dst_fmt, len(ckpt.tensors), ckpt.training is not None,
                          spec_for(dst_fmt).keeps_training_state, notes)
+
+
+def _onnx_data_file(dst: Path, dst_fmt: str, ckpt: Checkpoint, from_graph: dict[str, Any]) -> Path | None:
+    """``x.onnx.data`` when an exported ``x.onnx`` file needs external data (its weights pass
+    protobuf's 2 GiB limit), else None."""
+    if dst_fmt != "onnx" or dst.suffix != ".onnx" or from_graph:
+        return None
+    from portability.adapters.onnx.export import SINGLE_FILE_LIMIT, external_data_name
+
+    total = sum(int(ckpt.tensors[n].nbytes) for n in ckpt.canonical_names())
+    return dst.with_name(external_data_name(dst)) if total >= SINGLE_FILE_LIMIT else None
 
 
 def _port_keras(src: Path, ckpt: Checkpoint, model: str, inputs: str | Path | None) -> tuple[Checkpoint, list[str]]:

@@ -76,3 +76,9 @@ def numpy_dtype(name: str) -> np.dtype:
 def all_dtype_names() -> list[str]:
     """Every canonical dtype name, widest float first."""
     return list(_ORDER)
+
+
+def is_floating(dtype: np.dtype) -> bool:
+    """numpy's floats plus ml_dtypes' bfloat16 and float8 types (numpy kind ``V``)."""
+    dtype = np.dtype(dtype)
+    return dtype.kind == "f" or dtype.name == "bfloat16" or dtype.name.startswith("float8")

@@ -57,6 +57,9 @@ class LazyTensor:
         crc: the CRC-32 the bytes must have (None: none to check here), checked
             like ``digest``; ``read_chunks`` and ``read_into`` check both themselves.
         label: how errors name the tensor (``tensor 'w' in model.pt``).
+        loader: optional callable returning the tensor as a new array that nothing
+            else holds (a reader that decodes into its own buffer), so ``load``
+            makes no second copy; same errors.
     """
 
     dtype: np.dtype
@@ -67,6 +70,7 @@ class LazyTensor:
     digest: str | None = None
     label: str = "tensor"
     crc: ExpectedCrc | None = None
+    loader: Callable[[], np.ndarray] | None = None
 
     @property
     def nbytes(self) -> int:
@@ -100,6 +104,8 @@ class LazyTensor:
 
     def load(self) -> np.ndarray:
         """Read all bytes and return a writable array."""
+        if self.loader is not None:
+            return self.loader()
         out = np.empty(self.shape, dtype=self.dtype)
         view = out.reshape(-1).view(np.uint8)
         if self.read_into is not None:

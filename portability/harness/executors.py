@@ -19,13 +19,15 @@ DEVICES = ("cpu", "cuda")
 
 
 class Executor(Protocol):
-    """Runs ``fn(job)`` for every job (see ``workers.run_parallel`` for the contract)."""
+    """Runs ``fn(job)`` for every job (see ``workers.run_parallel`` for the contract;
+    ``admits`` gates jobs by this machine's memory and disk, which only the local pool uses)."""
 
     name: str
 
     def run(self, fn: Callable[[Any], Any], jobs: Sequence[Any], *, workers: int | None = None,
             timeout_s: float | None = DEFAULT_TIMEOUT_S, on_start: Callable[[int], None] | None = None,
-            on_done: Callable[[int, Any], None] | None = None) -> list[Any]:
+            on_done: Callable[[int, Any], None] | None = None,
+            admits: Callable[[int, list[int]], bool] | None = None) -> list[Any]:
         ...
 
 
@@ -36,8 +38,10 @@ class LocalPool:
 
     def run(self, fn: Callable[[Any], Any], jobs: Sequence[Any], *, workers: int | None = None,
             timeout_s: float | None = DEFAULT_TIMEOUT_S, on_start: Callable[[int], None] | None = None,
-            on_done: Callable[[int, Any], None] | None = None) -> list[Any]:
-        return run_parallel(fn, jobs, workers=workers, timeout_s=timeout_s, on_start=on_start, on_done=on_done)
+            on_done: Callable[[int, Any], None] | None = None,
+            admits: Callable[[int, list[int]], bool] | None = None) -> list[Any]:
+        return run_parallel(fn, jobs, workers=workers, timeout_s=timeout_s, on_start=on_start, on_done=on_done,
+                            admits=admits)
 
 
 def get_executor(name: str | None = None, device: str | None = None) -> Executor:

@@ -59,9 +59,10 @@ class Scoring:
 
 
 def evaluate(loaded: Loaded, subject: Subject, data: EvalData, scoring: Scoring, timings: dict[str, float],
-             float64: bool = False) -> Evaluation:
+             float64: bool = False, float64_limit: int | None = None) -> Evaluation:
     """Run a loaded artifact on the drift batches, the evaluation batches and (``float64``)
-    in float64, and time it (the first call warms it up); closes it."""
+    in float64 (module by module past ``float64_limit`` bytes: ``noise_floor.float64_mode``),
+    and time it (the first call warms it up); closes it."""
     timings["session"] = timings.get("session", 0.0) + loaded.session_s
     try:
         t0 = time.perf_counter()
@@ -78,8 +79,8 @@ def evaluate(loaded: Loaded, subject: Subject, data: EvalData, scoring: Scoring,
         timings["metric"] = timings.get("metric", 0.0) + time.perf_counter() - t0
         if float64:
             t0 = time.perf_counter()
-            result.truth = float64_outputs(loaded.module, data.feed, loaded.output_names)
-            result.more_truths = [float64_outputs(loaded.module, feed, loaded.output_names)
+            result.truth = float64_outputs(loaded.module, data.feed, loaded.output_names, float64_limit)
+            result.more_truths = [float64_outputs(loaded.module, feed, loaded.output_names, float64_limit)
                                   for _, feed in data.more]
             timings["float64"] = time.perf_counter() - t0
     finally:
@@ -128,7 +129,7 @@ def judge_outputs(reference: Evaluation, candidate: Evaluation, tolerance: Toler
     truth = reference.truth
     if truth is not None and truth.outputs is not None:
         notes.append(f"outputs judged against the reference's float64 run: floor = max(atol, {K:g} x the "
-                     "float32 source's own error), per output")
+                     "float32 source's own error), per output" + (f"; {truth.how}" if truth.how else ""))
     elif truth is not None:
         notes.append(f"no float64 noise floor available ({truth.why_not}): outputs judged against the tolerances")
     return drifts

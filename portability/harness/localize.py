@@ -28,7 +28,7 @@ import numpy as np
 from portability.harness.divergence import Divergence, Tap, locate
 from portability.harness.drift import default_tolerance
 from portability.harness.evaluate import Subject, load_artifact
-from portability.harness.noise_floor import float64_feed, in_float64
+from portability.harness.noise_floor import float64_feed, float64_mode
 from portability.harness.taps import Call, match_onnx, onnx_values, torch_calls, value_order
 
 logger = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def _localize(subject, feed, input_names, reference, candidate, translated_from,
             cand_values = onnx_values(cand_path, feed)[1]
             how = "ONNX values matched by name"
         elif cand_fmt == "tf-savedmodel":
-            cand_values = _translated_values(proto, None, feed)
+            cand_values = _translated_values(proto, None, feed, _folder(ref_path))
             how = "ONNX values matched by name in our translator's replay of the reference"
         else:
             return None, "first divergence: nothing to match an ONNX reference with in a torch model"
@@ -85,8 +85,8 @@ def _localize(subject, feed, input_names, reference, candidate, translated_from,
         pairs = match_onnx(ref_calls, proto.graph, values)
         how = "torch modules matched to ONNX nodes by their module scopes"
     elif cand_fmt == "tf-savedmodel":
-        proto = _graph_of(subject, ref_model, ckpt, translated_from)
-        values = _translated_values(proto, ckpt if translated_from is None else None, feed)
+        proto, folder = _graph_of(subject, ref_model, ckpt, translated_from)
+        values = _translated_values(proto, ckpt if translated_from is None else None, feed, folder)
         pairs = match_onnx(ref_calls, proto.graph, values)
         how = "torch modules matched to the translated graph's values by module scopes"
     else:
@@ -119,7 +119,7 @@ def _torch_sides(subject: Subject, path: Path, fmt: str, model: str | None, feed
         truth = None
         if float64:
             try:
-                with in_float64(module):
+                with float64_mode(module)[0]:
                     truth = torch_calls(module, float64_feed(feed), names)
             except Exception:  # no float64 run: layers are judged against atol
                 truth = None
@@ -129,20 +129,27 @@ def _torch_sides(subject: Subject, path: Path, fmt: str, model: str | None, feed
 
 
 def _graph_of(subject: Subject, model: str | None, ckpt, translated_from: Path | None):
-    """The ONNX graph a SavedModel candidate was translated from."""
-    import onnx
-
+    """The ONNX graph a SavedModel candidate was translated from, and the folder of its
+    external data (None when the weights are in the proto)."""
     if translated_from is not None:
-        return onnx.load(str(translated_from))
+        from portability.adapters.onnx.safety import load_proto
+
+        return load_proto(translated_from, load_external=False), _folder(translated_from)
     from portability.adapters.tf_savedmodel.export_route import onnx_graph_for
     from portability.core.options import WriteOptions
     from portability.harness.route_steps import write_options
 
-    return onnx_graph_for(ckpt, WriteOptions(model=model, inputs=write_options(subject).inputs))
+    return onnx_graph_for(ckpt, WriteOptions(model=model, inputs=write_options(subject).inputs)), None
 
 
-def _translated_values(proto: Any, ckpt, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _folder(onnx_path: Path) -> Path:
+    from portability.adapters.onnx.safety import model_file
+
+    return model_file(onnx_path).parent
+
+
+def _translated_values(proto: Any, ckpt, feed: dict[str, np.ndarray], folder: Path | None) -> dict[str, np.ndarray]:
     from portability.adapters.tf_savedmodel.graph import safe_name, translate
 
-    module = translate(proto, ckpt)
+    module = translate(proto, ckpt, base=folder)
     return module.trace_values(**{safe_name(k): v for k, v in feed.items()})

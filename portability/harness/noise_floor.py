@@ -37,10 +37,19 @@ from typing import Any
 
 import numpy as np
 
+from portability.core.dtypes import is_floating
 from portability.harness.drift import OutputDrift, sequence_mask
 
 K = 4.0
 CAP = 100.0
+# The float64 run converts the model in place, so it holds 8 bytes per floating
+# element instead of the model's own 4 (float32) or 2 (bfloat16, float16). It runs
+# when that copy is at most FLOAT64_MAX_RATIO x the model's own bytes (every
+# float32 model) or at most FLOAT64_SMALL_BYTES (small models, whatever their
+# dtype). Past that (a half-precision model would need 4x its bytes), or past the
+# memory budget, it runs module by module (``module_by_module_float64``).
+FLOAT64_MAX_RATIO = 2.0
+FLOAT64_SMALL_BYTES = 1 << 30
 
 
 @dataclass
@@ -50,10 +59,13 @@ class Float64Reference:
     Attributes:
         outputs: output name -> float64 array (None when no floor is available).
         why_not: the reason there is no floor (for the route's note).
+        how: how the float64 run was made, when not by converting the whole model
+            (for the route's note); empty otherwise.
     """
 
     outputs: dict[str, np.ndarray] | None
     why_not: str = ""
+    how: str = ""
 
 
 @contextmanager
@@ -74,30 +86,108 @@ def in_float64(module: Any):
             t.data = t.data.to(dtype)
 
 
+@contextmanager
+def module_by_module_float64(module: Any):
+    """Like ``in_float64``, but each submodule's own parameters and buffers are float64 only
+    while it runs (forward hooks convert them on entry and back on exit), so memory holds
+    the model in its own dtype plus one module in float64. On a GPT-2 the outputs are
+    bitwise those of ``in_float64``; a model that reads a submodule's weights outside that
+    submodule's forward may fail to run this way (then: no floor, with the reason)."""
+    import torch
+
+    depth: dict[int, int] = {}
+    restore: dict[int, list[tuple[Any, Any]]] = {}
+
+    def enter(mod, _args) -> None:
+        key = id(mod)
+        depth[key] = depth.get(key, 0) + 1
+        if depth[key] > 1:
+            return
+        owned = [t for t in (*mod._parameters.values(), *mod._buffers.values())
+                 if t is not None and t.is_floating_point() and t.dtype != torch.float64]
+        restore[key] = [(t, t.dtype) for t in owned]
+        for t in owned:
+            t.data = t.data.to(torch.float64)
+
+    def leave(mod, _args, _out) -> None:
+        key = id(mod)
+        depth[key] -= 1
+        if depth[key] == 0:
+            for t, dtype in restore.pop(key, []):
+                t.data = t.data.to(dtype)
+
+    handles = []
+    for mod in module.modules():
+        if mod._parameters or mod._buffers:
+            handles += [mod.register_forward_pre_hook(enter), mod.register_forward_hook(leave)]
+    try:
+        yield module
+    finally:
+        for handle in handles:
+            handle.remove()
+        for pairs in restore.values():  # a run that raised midway
+            for t, dtype in pairs:
+                t.data = t.data.to(dtype)
+
+
+def float64_bytes(module: Any) -> tuple[int, int]:
+    """(bytes of the module's floating parameters and buffers, the same in float64)."""
+    tensors = {id(t): t for t in (*module.parameters(), *module.buffers()) if t.is_floating_point()}
+    own = sum(t.numel() * t.element_size() for t in tensors.values())
+    return own, sum(t.numel() * 8 for t in tensors.values())
+
+
+def float64_mode(module: Any, limit_bytes: int | None = None) -> tuple[Any, str]:
+    """How to run a module in float64: ``(context manager, how)``; ``how`` is empty for the
+    whole model converted in place, else says why it runs module by module.
+
+    Args:
+        module: the reference module.
+        limit_bytes: the most the whole model in float64 may take (the memory budget's
+            share), or None for the size policy alone (``FLOAT64_MAX_RATIO``).
+    """
+    own, wide = float64_bytes(module)
+    gib = 2**30
+    if wide > FLOAT64_SMALL_BYTES and wide > FLOAT64_MAX_RATIO * own:
+        why = (f"the whole model in float64 would take {wide / gib:.1f} GiB, {wide / max(own, 1):.0f}x its own "
+               f"{own / gib:.1f} GiB")
+    elif limit_bytes is not None and wide > limit_bytes:
+        why = (f"the whole model in float64 would take {wide / gib:.1f} GiB, past the {limit_bytes / gib:.1f} "
+               "GiB the memory budget leaves for it")
+    else:
+        return in_float64(module), ""
+    return module_by_module_float64(module), (f"float64 run module by module, each module's weights in "
+                                              f"float64 only while it runs ({why})")
+
+
 def float64_feed(feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The feed with its floating arrays cast to float64."""
-    return {k: v.astype(np.float64) if np.issubdtype(v.dtype, np.floating) else v for k, v in feed.items()}
+    return {k: v.astype(np.float64) if is_floating(v.dtype) else v for k, v in feed.items()}
 
 
-def float64_outputs(module: Any, feed: dict[str, np.ndarray], output_names) -> Float64Reference:
+def float64_outputs(module: Any, feed: dict[str, np.ndarray], output_names,
+                    limit_bytes: int | None = None) -> Float64Reference:
     """Run a torch module in float64 on a feed whose floats are cast up.
 
     Args:
         module: the reference ``torch.nn.Module``, or None (then: no floor).
         feed: the drift batch.
         output_names: names for the outputs, as the float32 run used.
+        limit_bytes: see ``float64_mode``.
     """
     if module is None:
         return Float64Reference(None, "the reference is not a torch model")
     from portability.adapters.torch import models as torch_models
 
+    context, how = float64_mode(module, limit_bytes)
     try:
-        with in_float64(module):
+        with context:
             out = torch_models.run_model(module, float64_feed(feed), output_names)
     except Exception as exc:  # a model that cannot run in float64 keeps the tolerances
         first = (str(exc).strip().splitlines() or [""])[0][:200]
-        return Float64Reference(None, f"the model cannot run in float64 ({type(exc).__name__}: {first})")
-    return Float64Reference({k: np.asarray(v) for k, v in out.items()})
+        way = " module by module" if how else ""
+        return Float64Reference(None, f"the model cannot run in float64{way} ({type(exc).__name__}: {first})")
+    return Float64Reference({k: np.asarray(v) for k, v in out.items()}, how=how)
 
 
 def floor_for(source_error: float, atol: float) -> float:
@@ -125,7 +215,7 @@ def apply_floor(drift: OutputDrift, reference: np.ndarray, truth: np.ndarray, ca
     """
     ref = np.asarray(reference)
     if (not drift.reason.startswith(f"output {drift.name!r}:") and not drift.passed) or \
-            not np.issubdtype(ref.dtype, np.floating) or np.shape(candidate) != ref.shape or \
+            not is_floating(ref.dtype) or np.shape(candidate) != ref.shape or \
             np.shape(truth) != ref.shape:
         return
     real = sequence_mask(ref, mask)

@@ -79,8 +79,10 @@ class RayExecutor:
 
     def run(self, fn: Callable[[Any], Any], jobs: Sequence[Any], *, workers: int | None = None,
             timeout_s: float | None = DEFAULT_TIMEOUT_S, on_start: Callable[[int], None] | None = None,
-            on_done: Callable[[int, Any], None] | None = None) -> list[Any]:
+            on_done: Callable[[int, Any], None] | None = None,
+            admits: Callable[[int, list[int]], bool] | None = None) -> list[Any]:
         """Run ``fn(job)`` for every job as a task; ``workers`` caps the tasks in flight.
+        ``admits`` (this machine's memory gate) is not used: Ray places tasks by its nodes' resources.
 
         Returns:
             Per job, in order: ``fn``'s result, or a ``WorkerFailure``.

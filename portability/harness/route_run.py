@@ -22,47 +22,41 @@ that needs other globals...) is judged on its outputs, with a note.
 
 from __future__ import annotations
 
+import gc
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from portability.core import fallbacks
 from portability.core.accounting import check_nothing_lost
 from portability.core.checkpoint import Checkpoint
-from portability.core.formats import ReadOptions, load_adapter, spec_for
+from portability.core.formats import ReadOptions, load_adapter
 from portability.envs.builder import Env
 from portability.errors import FormatError, IntegrityError, PortabilityError
+from portability.harness.casts import output_casts, weight_casts
 from portability.harness.drift import Tolerance
 from portability.harness.dynamic_check import fixed_dynamic_axes
 from portability.harness.env_rows import artifact_note, env_loaded
-from portability.harness.eval_data import EvalData, load_eval_data, metric_for
-from portability.harness.evaluate import (
-    Loaded,
-    Subject,
-    aligned,
-    evaluation_inputs,
-    fixture_of,
-    load_artifact,
-    load_inputs,
+from portability.harness.evaluate import Subject, aligned, fixture_of, load_artifact
+from portability.harness.judging import evaluate, judge_metric, judge_outputs, locate_divergence
+from portability.harness.peak_memory import measured
+from portability.harness.reference import Reference, ReferenceRun, clear_references, reference_for, reference_key
+from portability.harness.route_steps import (
+    GRAPH_TO_GRAPH,
+    STEP_SUFFIX,
+    applicability,
+    folded_by_tf2onnx,
+    runs_nowhere,
+    write_step,
 )
-from portability.harness.judging import (
-    Evaluation,
-    Scoring,
-    evaluate,
-    judge_metric,
-    judge_outputs,
-    locate_divergence,
-)
-from portability.harness.reference_cache import BoundedCache, content_identity
-from portability.harness.route_steps import GRAPH_TO_GRAPH, applicability, folded_by_tf2onnx, runs_nowhere, write_step
 from portability.harness.speed import artifact_bytes, speed_ratio
 from portability.harness.weights import compare_weights
+from portability.harness.workers import release_memory
 from portability.reports.check_report import RouteResult
 
-_EXT = {"torch": ".pt", "safetensors": ".safetensors", "onnx": ".onnx", "tf-savedmodel": "", "dcp": ""}
+_EXT = STEP_SUFFIX
 
 
 @dataclass
@@ -76,6 +70,12 @@ class RouteJob:
         workdir: where artifacts are written (one subfolder per job).
         candidate: for ``compare``: the candidate artifact and its format.
         candidate_model: for ``compare``: model spec of the candidate, if it differs.
+        reference: the subject's reference, computed in another worker, or None (then
+            the worker computes it; see ``portability.harness.reference``).
+        float64_limit: the most bytes the reference's float64 copy may take (the memory
+            budget's share), or None for the size policy alone (``noise_floor``).
+        keep_artifacts: False deletes the route's artifacts when its bundle ends (a check
+            in a temporary folder), so a large model's artifacts never pile up on disk.
         env: run the final artifact in this deployment environment instead of here
             (``portability.harness.env_rows``); None for this environment.
     """
@@ -86,6 +86,9 @@ class RouteJob:
     workdir: str = ""
     candidate: tuple[str, str] | None = None
     candidate_model: str | None = None
+    reference: ReferenceRun | None = None
+    float64_limit: int | None = None
+    keep_artifacts: bool = True
     env: Env | None = None
 
     @property
@@ -97,46 +100,19 @@ class _Skip(Exception):
     """The route cannot apply; the message says why."""
 
 
-@dataclass
-class _Reference:
-    ckpt: Checkpoint
-    path: Path
-    inputs: dict[str, np.ndarray]
-    input_names: list[str]
-    outputs: dict[str, np.ndarray] | None
-    metric: float | None
-    notes: list[str] = field(default_factory=list)
-    fallbacks: list[str] = field(default_factory=list)
-    # the evaluation data, the reference's runs on it and how it is scored (None: weights only)
-    data: EvalData | None = None
-    evaluation: Evaluation | None = None
-    scoring: Scoring | None = None
-
-
-# Reference key -> reference: a few subjects' worth (the zoo has five), emptied by
-# ``clear_caches`` when a check starts.
-_REFERENCES: BoundedCache[_Reference] = BoundedCache(8)
 # (reference key, route prefix) -> (artifact, checkpoint read back, fallbacks of the step),
 # shared within a bundle
 _STEPS: dict[tuple, tuple[Path, Checkpoint, list[str]]] = {}
+# The folders of the bundle's routes whose artifacts go when the bundle ends.
+_DISPOSABLE: list[Path] = []
 # What a damaged artifact raises when read: the route fails with it (see the module doc).
 DAMAGE = (IntegrityError, FormatError)
 
 
 def clear_caches() -> None:
     """Forget the cached references and conversions; every check starts without them."""
-    _REFERENCES.clear()
+    clear_references()
     _STEPS.clear()
-
-
-def _ref_key(job: RouteJob) -> tuple:
-    """The reference's identity: the subject, and the content of the files it is made of."""
-    s = job.subject
-    config = f"{s.model[3:]}/config.json" if s.model and s.model.startswith("hf:") else None
-    return (s.label, s.model, s.inputs, s.checkpoint, s.fixture, job.route[0], job.workdir,
-            content_identity(s.checkpoint), content_identity(s.inputs), content_identity(config),
-            s.metric_spec, s.labels, s.eval_data,  # what the reference is scored on
-            tuple(content_identity(p) for p in s.more_inputs), s.dynamic)
 
 
 def run_bundle(jobs: list[RouteJob]) -> list[RouteResult]:
@@ -147,10 +123,18 @@ def run_bundle(jobs: list[RouteJob]) -> list[RouteResult]:
         One ``RouteResult`` per job, in order.
     """
     _STEPS.clear()
+    results = []
     try:
-        return [run_job(job) for job in jobs]
+        for job in jobs:
+            with measured("reference vs " + job.name if job.candidate else job.name):
+                results.append(run_job(job))
+            release_memory()  # the next route starts from the frameworks alone
+        return results
     finally:
         _STEPS.clear()
+        gc.collect()  # lazy tensors over the artifacts go before their files
+        while _DISPOSABLE:
+            shutil.rmtree(_DISPOSABLE.pop(), ignore_errors=True)
 
 
 def source_format(subject: Subject) -> str:
@@ -201,75 +185,16 @@ def run_job(job: RouteJob) -> RouteResult:
     return result
 
 
-def _reference(job: RouteJob, timings: dict[str, float]) -> _Reference:
-    """Reference checkpoint, source artifact, inputs, outputs and metric (cached by the
-    content of the files they come from, see ``_ref_key``)."""
-    key = _ref_key(job)
-    ref = _REFERENCES.get(key)
-    if ref is not None:
-        fallbacks.replay(ref.fallbacks)
-        return ref
-    with fallbacks.collect() as found:
-        ref = _new_reference(job, timings)
-    ref.fallbacks = list(found)
-    _REFERENCES.put(key, ref)
-    return ref
-
-
-def _new_reference(job: RouteJob, timings: dict[str, float]) -> _Reference:
-    """Read (or, for a fixture, write) the source artifact, then run and score it."""
-    subject = job.subject
-    fmt = job.route[0]
-    t0 = time.perf_counter()
-    if subject.checkpoint:
-        path = Path(subject.checkpoint)
-        ckpt = load_adapter(fmt).read(path, ReadOptions(trust_pickle=subject.trust_pickle))
-    else:
-        fixture = fixture_of(subject)
-        ckpt = fixture.pretrained()
-        path = Path(tempfile.mkdtemp(prefix="reference-", dir=job.workdir)) / f"reference{_EXT[fmt]}"
-        write_step(fmt, ckpt, path, subject)
-    timings["convert"] = timings.get("convert", 0.0) + time.perf_counter() - t0
-    outputs = metric = data = evaluation = scoring = None
-    inputs: dict[str, np.ndarray] = {}
-    names: list[str] = []
-    notes: list[str] = []
-    if subject.model or spec_for(fmt).stores_graph:
-        data = load_eval_data(subject.inputs, subject.eval_data, subject.labels, lambda: load_inputs(subject),
-                              subject.more_inputs)
-        inputs = data.feed
-        names = evaluation_inputs(subject, inputs)
-        fixture = fixture_of(subject)
-        spec, chosen = metric_for(subject.metric_spec, subject.higher_is_better, subject.model,
-                                  subject.metric is not None or fixture is not None, data.has_labels,
-                                  subject.labels)
-        scoring = Scoring(spec, chosen)
-        if fixture is not None and fixture.framework == "tensorflow":  # the eager Keras model is the reference
-            t0 = time.perf_counter()
-            loaded = Loaded(fixture.predictor(fixture.load(ckpt)), time.perf_counter() - t0)
-        else:
-            loaded = load_artifact(path, fmt, subject, subject.model, names)
-            if loaded.weights_key is not None and subject.checkpoint:
-                # The model fits another candidate (``generator`` next to ``discriminator``):
-                # convert that one, so every route compares the weights that run.
-                ckpt = load_adapter(fmt).read(path, ReadOptions(trust_pickle=subject.trust_pickle,
-                                                                weights_key=loaded.weights_key))
-            notes = loaded.notes
-        evaluation = evaluate(loaded, subject, data, scoring, timings, float64=True)
-        outputs, metric = evaluation.outputs, evaluation.metric
-        notes = notes + data.notes
-    return _Reference(ckpt, path, inputs, names, outputs, metric, notes, data=data, evaluation=evaluation,
-                      scoring=scoring)
-
-
 def _route(job: RouteJob, result: RouteResult, timings: dict[str, float]) -> None:
-    ref = _reference(job, timings)
+    ref = reference_for(job, timings)
     result.notes.extend(f"reference: {note}" for note in ref.notes)
     workdir = Path(tempfile.mkdtemp(prefix=job.name.replace("->", "-") + "-", dir=job.workdir))
+    if not job.keep_artifacts:
+        _DISPOSABLE.append(workdir)
     path, ckpt = ref.path, ref.ckpt
     t0 = time.perf_counter()
     for step, fmt in enumerate(job.route[1:], start=1):
-        prefix = (_ref_key(job), job.route[:step + 1])
+        prefix = (reference_key(job), job.route[:step + 1])
         if prefix in _STEPS:
             path, ckpt, kept = _STEPS[prefix]
             fallbacks.replay(kept)
@@ -280,6 +205,7 @@ def _route(job: RouteJob, result: RouteResult, timings: dict[str, float]) -> Non
         try:
             with fallbacks.collect() as kept:
                 write_step(fmt, ckpt, dst, job.subject, (job.route[step - 1], path))
+                gc.collect()  # what the writer built (a traced graph, a translated module) holds weights in cycles
                 # Read back whole: an artifact written here that fails to read (damage or
                 # anything else) fails the route.
                 written = adapter.read(dst, ReadOptions(trust_pickle=True))
@@ -300,7 +226,7 @@ def _route(job: RouteJob, result: RouteResult, timings: dict[str, float]) -> Non
 
 
 def _compare(job: RouteJob, result: RouteResult, timings: dict[str, float]) -> None:
-    ref = _reference(job, timings)
+    ref = reference_for(job, timings)
     result.notes.extend(f"reference: {note}" for note in ref.notes)
     assert job.candidate is not None, "a comparison job names its candidate"
     cand_path, cand_fmt = Path(job.candidate[0]), job.candidate[1]
@@ -317,7 +243,7 @@ def _compare(job: RouteJob, result: RouteResult, timings: dict[str, float]) -> N
     _judge(job, result, ref, cand_path, cand_fmt, ckpt, job.candidate_model or job.subject.model, timings)
 
 
-def _judge(job: RouteJob, result: RouteResult, ref: _Reference, path: Path, fmt: str,
+def _judge(job: RouteJob, result: RouteResult, ref: Reference, path: Path, fmt: str,
            ckpt: Checkpoint | None, model: str | None, timings: dict[str, float]) -> None:
     tol = job.tolerance
     reasons: list[str] = []
@@ -340,6 +266,8 @@ def _judge(job: RouteJob, result: RouteResult, ref: _Reference, path: Path, fmt:
             loaded = load_artifact(path, fmt, job.subject, model, ref.input_names) if job.env is None \
                 else env_loaded(job.env, path, fmt)
         except PortabilityError as exc:
+            result.casts = weight_casts(result.weights)
+            result.notes.extend(f"cast: {cast}" for cast in result.casts)
             result.status, result.reason = "fail", "; ".join([f"{fmt} artifact cannot run: {exc}"] + reasons)
             return
         result.notes.extend(n for n in loaded.notes if f"reference: {n}" not in result.notes)
@@ -348,9 +276,12 @@ def _judge(job: RouteJob, result: RouteResult, ref: _Reference, path: Path, fmt:
         try:
             got = evaluate(loaded, job.subject, ref.data, ref.scoring, timings)
         except PortabilityError as exc:
+            result.casts = weight_casts(result.weights)
+            result.notes.extend(f"cast: {cast}" for cast in result.casts)
             result.status, result.reason = "fail", "; ".join([f"{fmt} artifact cannot run: {exc}", *fixed, *reasons])
             return
         reasons.extend(fixed)
+        result.casts = output_casts(ref.evaluation.outputs, got.outputs)
         result.speed_vs_source = speed_ratio(got.inference_s, ref.evaluation.inference_s)
         timings["inference_best"] = got.inference_s or 0.0
         timings["source_inference_best"] = ref.evaluation.inference_s or 0.0
@@ -368,6 +299,8 @@ def _judge(job: RouteJob, result: RouteResult, ref: _Reference, path: Path, fmt:
                                       (path, fmt, model), feed, ref.input_names, ref.ckpt, timings,
                                       result.notes)
             reasons.extend(_record_divergence(result, found))
+    result.casts = weight_casts(result.weights) + result.casts
+    result.notes.extend(f"cast: {cast}" for cast in result.casts)
     result.status = "fail" if reasons else "pass"
     result.reason = "; ".join(reasons)
 

@@ -28,6 +28,9 @@ def write_options(subject: Subject) -> WriteOptions:
 
 
 GRAPH_TO_GRAPH = {("onnx", "tf-savedmodel"), ("tf-savedmodel", "onnx")}
+# The suffix of each step's artifact. ONNX is always a directory (model.onnx plus its weights as
+# external data in model.onnx.data), so no model is refused for protobuf's 2 GiB limit.
+STEP_SUFFIX = {"torch": ".pt", "safetensors": ".safetensors", "onnx": "", "tf-savedmodel": "", "dcp": ""}
 
 
 def applicability(route: tuple[str, ...], subject: Subject) -> str | None:

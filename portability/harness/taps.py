@@ -99,7 +99,10 @@ def onnx_values(path: str | Path, feed: dict[str, np.ndarray]) -> tuple[Any, dic
 
     from portability.adapters.onnx.safety import model_file
 
-    proto = onnx.load(str(model_file(path)))
+    file = model_file(path)
+    # External data stays in its file (ORT reads it from the model's folder): a model past
+    # 2 GiB marks as easily as a small one, and its weights are not copied into the proto.
+    proto = onnx.load(str(file), load_external_data=False)
     marked = onnx.ModelProto()
     marked.CopyFrom(proto)
     known = {o.name for o in marked.graph.output}
@@ -112,6 +115,7 @@ def onnx_values(path: str | Path, feed: dict[str, np.ndarray]) -> tuple[Any, dic
         raise ValueError("the graph is too large to mark every intermediate output")
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    options.add_session_config_entry("session.model_external_initializers_file_folder_path", str(file.parent))
     session = ort.InferenceSession(marked.SerializeToString(), options, providers=["CPUExecutionProvider"])
     inputs = {i.name for i in session.get_inputs()}
     names = [o.name for o in session.get_outputs()]

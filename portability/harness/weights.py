@@ -85,10 +85,12 @@ def _digest(a: np.ndarray) -> tuple[str, tuple[int, ...], str]:
     return str(a.dtype), a.shape, xxhash.xxh3_128_hexdigest(np.ascontiguousarray(a).view(np.uint8).data)
 
 
-def _content_index(arrays: dict[str, np.ndarray]) -> dict[tuple, str]:
-    """Digest -> name, for the tensor itself and (2-D) its transpose."""
+def _content_index(candidate: Checkpoint, names: list[str]) -> dict[tuple, str]:
+    """Digest -> name, for each named tensor itself and (2-D) its transpose; the
+    tensors are read one at a time and only their digests are kept."""
     index: dict[tuple, str] = {}
-    for name, a in arrays.items():
+    for name in names:
+        a = as_array(candidate.tensors[name])
         index.setdefault(("same",) + _digest(a), name)
         if a.ndim == 2:
             index.setdefault(("transposed",) + _digest(a.T), name)
@@ -109,18 +111,22 @@ def compare_weights(reference: Checkpoint, candidate: Checkpoint, atol: float | 
         atol: largest allowed absolute difference per element; 0 demands bitwise
             equality; None reports without judging.
 
+    Tensors are read one pair at a time (a lazy checkpoint is never held whole).
+
     Returns:
         A ``WeightReport``. It fails on missing tensors, shape changes, or values
         beyond ``atol``; a reason names the first offending tensor.
     """
-    ref = {n: as_array(reference.tensors[n]) for n in reference.canonical_names()}
-    cand = {n: as_array(candidate.tensors[n]) for n in candidate.canonical_names()}
+    ref_names = reference.canonical_names()
+    cand_names = candidate.canonical_names()
     rep = WeightReport()
-    unexpected = {n: a for n, a in cand.items() if n not in ref}
-    index = _content_index(unexpected)
-    for name, r in ref.items():
-        c = cand.get(name)
-        if c is None:
+    known = set(ref_names)
+    unexpected = {n: None for n in cand_names if n not in known}
+    index = _content_index(candidate, list(unexpected))
+    present = set(cand_names)
+    for name in ref_names:  # one pair of tensors in memory at a time, whatever the model's size
+        r = as_array(reference.tensors[name])
+        if name not in present:
             hit = index.get(("same",) + _digest(r)) or index.get(("transposed",) + _digest(r))
             if hit is None:
                 rep.missing.append(name)
@@ -131,7 +137,7 @@ def compare_weights(reference: Checkpoint, candidate: Checkpoint, atol: float | 
             rep.bitwise_equal += 1
             continue
         rep.compared += 1
-        _compare_pair(rep, name, r, c)
+        _compare_pair(rep, name, r, as_array(candidate.tensors[name]))
     rep.unexpected = sorted(unexpected)
     rep.value_changes.sort(key=lambda ch: -(ch.max_abs_diff or 0.0))
     _judge(rep, atol)

@@ -28,6 +28,11 @@ logger = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_S = ROUTE_TIMEOUT_S
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
                 "TF_NUM_INTEROP_THREADS")
+# glibc serves allocations below its mmap threshold from its heaps, and raises that threshold
+# (up to 32 MiB) each time a larger block is freed, so a model's tensors end up in heaps that
+# never shrink: a worker kept the reference model's memory while it converted. A fixed 1 MiB
+# threshold gives every tensor its own mapping, returned to the system when freed.
+_MALLOC_VARS = {"MALLOC_MMAP_THRESHOLD_": str(1 << 20)}
 
 
 @dataclass
@@ -73,10 +78,27 @@ def serve() -> None:
             result = fn(job)
         except BaseException as exc:  # reported as the job's failure, the worker lives on
             result = WorkerFailure(f"worker raised {type(exc).__name__}: {exc}")
+        release_memory()
         try:
             outbox.send((index, result))
         except Exception as exc:  # an unpicklable result
             outbox.send((index, WorkerFailure(f"result could not be sent back: {type(exc).__name__}: {exc}")))
+
+
+def release_memory() -> None:
+    """Give memory the last job freed back to the system, so the next job (sized by its own
+    estimate, ``portability.harness.memory_budget``) starts from the frameworks alone:
+    collect reference cycles (traced graphs hold their weights in them), then ask glibc to
+    return its free pages (``malloc_trim``; nothing on other C libraries)."""
+    import gc
+
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _exit_now() -> None:
@@ -103,6 +125,8 @@ class _Worker:
         if threads:
             for var in _THREAD_VARS:
                 env.setdefault(var, str(threads))
+        for var, value in _MALLOC_VARS.items():
+            env.setdefault(var, value)
         self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             [sys.executable, "-c", "from portability.harness.workers import serve; serve()"],
@@ -174,7 +198,8 @@ def describe_exit(exitcode: int | None) -> str:
 def run_parallel(fn: Callable[[Any], Any], jobs: Sequence[Any], *, workers: int | None = None,
                  timeout_s: float | None = DEFAULT_TIMEOUT_S,
                  on_start: Callable[[int], None] | None = None,
-                 on_done: Callable[[int, Any], None] | None = None) -> list[Any]:
+                 on_done: Callable[[int, Any], None] | None = None,
+                 admits: Callable[[int, list[int]], bool] | None = None) -> list[Any]:
     """Run ``fn(job)`` for every job in worker processes.
 
     Args:
@@ -184,6 +209,11 @@ def run_parallel(fn: Callable[[Any], Any], jobs: Sequence[Any], *, workers: int 
             0 runs in this process, without isolation.
         timeout_s: per job; a job past it has its worker killed.
         on_start / on_done: progress callbacks, by job index.
+        admits: ``admits(index, running)``: whether job ``index`` may start while the
+            jobs ``running`` run (``memory_budget.MemoryGate.admits``: they must fit in
+            memory together). Jobs start in order, a later one when an earlier one does
+            not fit yet; a worker left with nothing that fits is stopped, so its memory
+            is free; with nothing running, the next job starts whatever it says.
 
     Returns:
         Per job, in order: ``fn``'s result, or a ``WorkerFailure``.
@@ -199,15 +229,30 @@ def run_parallel(fn: Callable[[Any], Any], jobs: Sequence[Any], *, workers: int 
     threads = max(1, default_workers(1 << 16) // count)
     pending = list(range(len(jobs)))
     pool: list[_Worker] = []
+
+    def next_job() -> int | None:
+        running = [w.index for w in pool if w.index is not None]
+        if not running and pending:
+            return pending[0]
+        return next((i for i in pending if admits is None or admits(i, running)), None)
+
+    def start(w: _Worker, i: int) -> None:
+        pending.remove(i)
+        on_start and on_start(i)
+        w.assign(i, jobs[i])
+
     try:
         while pending or any(w.index is not None for w in pool):
-            while pending and len(pool) < count:
+            for w in [w for w in pool if w.index is None]:
+                chosen = next_job()
+                if chosen is not None:
+                    start(w, chosen)
+                elif pending:  # nothing fits beside what runs: free this worker's memory
+                    w.stop()
+                    pool.remove(w)
+            while len(pool) < count and (chosen := next_job()) is not None:
                 pool.append(_Worker(fn, threads))
-            for w in pool:
-                if w.index is None and pending:
-                    i = pending.pop(0)
-                    on_start and on_start(i)
-                    w.assign(i, jobs[i])
+                start(pool[-1], chosen)
             busy = [w for w in pool if w.index is not None]
             deadline = None if timeout_s is None else min(w.started for w in busy) + timeout_s
             wait_s = None if deadline is None else max(0.0, deadline - time.monotonic())

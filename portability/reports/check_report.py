@@ -19,7 +19,7 @@ from portability.harness.drift import OutputDrift, Tolerance
 from portability.harness.recoverability import Recoverability
 from portability.harness.weights import WeightReport
 
-SCHEMA_VERSION = "1.5"
+SCHEMA_VERSION = "1.6"
 STATUSES = ("pass", "fail", "skipped", "error")
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "report.schema.json"
 
@@ -55,6 +55,9 @@ class RouteResult:
             of a few calls on the same inputs in the same worker (2.0: twice as slow);
             None where either did not run. It informs; no verdict depends on it.
         bytes: the artifact's size on disk (a directory's files together), or None.
+        casts: where the route left the checkpoint's own dtype: weights the artifact
+            stores in another dtype, outputs its runtime computes in another dtype
+            (``bfloat16 -> float32``...), one line each; each is also a note.
     """
 
     subject: str
@@ -73,6 +76,7 @@ class RouteResult:
     env: str | None = None
     speed_vs_source: float | None = None
     bytes: int | None = None
+    casts: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -101,6 +105,7 @@ class RouteResult:
             "layer_drift": [dict(layer) for layer in self.layer_drift],
             "env": self.env,
             "speed_vs_source": self.speed_vs_source, "bytes": self.bytes,
+            "casts": list(self.casts),
         }
 
     @classmethod
@@ -117,7 +122,8 @@ class RouteResult:
                    fallbacks=list(data.get("fallbacks", [])),
                    first_divergence=data.get("first_divergence"),
                    layer_drift=list(data.get("layer_drift") or []), env=data.get("env"),
-                   speed_vs_source=data.get("speed_vs_source"), bytes=data.get("bytes"))
+                   speed_vs_source=data.get("speed_vs_source"), bytes=data.get("bytes"),
+                   casts=list(data.get("casts") or []))
 
 
 @dataclass

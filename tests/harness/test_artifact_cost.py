@@ -59,7 +59,7 @@ def test_every_judged_route_reports_its_speed_against_the_source_and_its_bytes(t
     back = Report.from_json(report.to_json())
     assert [(r.speed_vs_source, r.bytes) for r in back.routes] == [(r.speed_vs_source, r.bytes)
                                                                   for r in report.routes]
-    assert json.loads(report.to_json())["schema_version"] == "1.5"
+    assert json.loads(report.to_json())["schema_version"] == "1.6"
 
 
 def test_reports_show_the_cost_column_and_line():

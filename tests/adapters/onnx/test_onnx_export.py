@@ -157,24 +157,45 @@ def test_directory_destination_writes_external_data(tmp_path):
     out.rename(moved)
     state = onnx_toys.make_mlp().state_dict()
     back = onnx_adapter.read(moved)
-    assert all(back.tensors[n].tobytes() == state[n].numpy().tobytes() for n in state)
+    assert all(np.asarray(back.tensors[n]).tobytes() == state[n].numpy().tobytes() for n in state)
     with onnx_adapter.runner(moved) as runner:
         got = runner.infer(onnx_toys.mlp_inputs())["output"]
     np.testing.assert_allclose(got, run_model(onnx_toys.make_mlp(), onnx_toys.mlp_inputs())["output"], atol=1e-5)
 
 
-def test_file_destination_past_the_protobuf_limit_is_refused(tmp_path, monkeypatch):
+def test_file_destination_past_the_protobuf_limit_writes_external_data_beside_it(tmp_path, monkeypatch):
     monkeypatch.setattr(export_module, "SINGLE_FILE_LIMIT", 100)
     ckpt = checkpoint_from_object(onnx_toys.make_mlp().state_dict())
     inputs = tmp_path / "inputs.npz"
     np.savez(inputs, **onnx_toys.mlp_inputs())
     options = WriteOptions(model="onnx_toys:make_mlp", inputs=str(inputs))
-    with pytest.raises(UsageError, match="past protobuf's 2 GiB limit.*directory destination"):
-        onnx_adapter.write(ckpt, tmp_path / "big.onnx", options)
-    with pytest.raises(UsageError, match="external data needs a directory destination"):
-        onnx_adapter.write(ckpt, tmp_path / "big.onnx", WriteOptions(
-            model="onnx_toys:make_mlp", inputs=str(inputs), external_data=True))
-    assert not (tmp_path / "big.onnx").exists()
+    onnx_adapter.write(ckpt, tmp_path / "big.onnx", options)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.onnx", "big.onnx.data", "inputs.npz"]
+    back = onnx_adapter.read(tmp_path / "big.onnx")
+    assert all(np.asarray(back.tensors[n]).tobytes() == np.asarray(ckpt.tensors[n]).tobytes() for n in ckpt.tensors)
+    with pytest.raises(UsageError, match="past protobuf's 2 GiB limit.*external data"):
+        onnx_adapter.write(ckpt, tmp_path / "small.onnx", WriteOptions(
+            model="onnx_toys:make_mlp", inputs=str(inputs), external_data=False))
+    assert not (tmp_path / "small.onnx").exists()
+
+
+def test_convert_to_a_file_past_the_limit_publishes_the_graph_and_its_data_together(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(export_module, "SINGLE_FILE_LIMIT", 100)
+    src = tmp_path / "mlp.pt"
+    torch.save(onnx_toys.make_mlp().state_dict(), src)
+    inputs = tmp_path / "inputs.npz"
+    np.savez(inputs, **onnx_toys.mlp_inputs())
+    out = tmp_path / "mlp.onnx"
+    assert main(["convert", str(src), str(out), "--model", "onnx_toys:make_mlp", "--inputs", str(inputs)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inputs.npz", "mlp.onnx", "mlp.onnx.data", "mlp.pt"]
+    bare = onnx.load(str(out), load_external_data=False)
+    locations = {e.value for t in bare.graph.initializer for e in t.external_data if e.key == "location"}
+    assert locations == {"mlp.onnx.data"}
+    with onnx_adapter.runner(out) as runner:
+        got = runner.infer(onnx_toys.mlp_inputs())["output"]
+    np.testing.assert_allclose(got, run_model(onnx_toys.make_mlp(), onnx_toys.mlp_inputs())["output"], atol=1e-5)
 
 
 def test_write_without_model_names_the_option(tmp_path):
