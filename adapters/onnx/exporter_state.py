@@ -29,7 +29,9 @@ def release() -> int:
     held = (ir.Graph, ir.Function, ir.Node, ir.Model, _basics.MatchResult, _basics.PartialMatchResult)
     cleared = 0
     for obj in gc.get_objects():
-        if not isinstance(obj, _matcher.PatternMatcher):
+        # type(), not isinstance(): gc lists weakref proxies too, and isinstance() on one
+        # whose referent is gone raises ReferenceError.
+        if not issubclass(type(obj), _matcher.PatternMatcher):
             continue
         stale = [attr for attr, value in vars(obj).items() if isinstance(value, held)]
         for attr in stale:

@@ -91,11 +91,11 @@ def reshaped(value: Tensor, shape: tuple[int, ...] | list[int]) -> Tensor:
 def transposed(value: Tensor) -> Tensor:
     """A 2-D tensor transposed, in C order (lazy stays lazy: read and transposed on use)."""
     if isinstance(value, np.ndarray):
-        return np.ascontiguousarray(value.T)
+        return np.asarray(value.T, order="C")
     source = value
 
     def load() -> np.ndarray:
-        return np.ascontiguousarray(as_array(source).T)
+        return np.asarray(as_array(source).T, order="C")
 
     def read_chunks(chunk: int) -> Iterator[bytes | memoryview]:
         yield from iter_bytes(load(), chunk)

@@ -37,7 +37,7 @@ def attach_originals(model: ir.Model, tensors: Mapping[str, np.ndarray]) -> None
     for name, array in tensors.items():
         value = ir.Value(name=name)
         nodes.append(ir.Node("", "Constant", inputs=(), attributes=[
-            ir.AttrTensor("value", ir.tensor(np.ascontiguousarray(array), name=name))], outputs=[value]))
+            ir.AttrTensor("value", ir.tensor(np.asarray(array, order="C"), name=name))], outputs=[value]))
         values.append(value)
     opset = int(model.opset_imports.get("", 0)) or onnx.defs.onnx_opset_version()
     graph = ir.Graph(inputs=(), outputs=values, nodes=nodes, opset_imports={"": opset}, name=NAME)

@@ -107,7 +107,7 @@ def _convert(kind: str, leaf: str, value: np.ndarray, target_shape: tuple[int, .
     if kind == "prelu":
         squeezed = value.reshape(-1) if value.size == int(np.prod(value.shape[-1:])) else value
         if target_shape is not None and squeezed.size == int(np.prod(target_shape)):
-            return np.ascontiguousarray(squeezed.reshape(target_shape))
+            return np.asarray(squeezed.reshape(target_shape), order="C")
         return squeezed
     if leaf == "kernel" and kind == "dense":
         return np.ascontiguousarray(value.T)

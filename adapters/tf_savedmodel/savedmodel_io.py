@@ -165,7 +165,7 @@ def _variable_tensor(reader, key: str, dtype, shape: list[int], path: Path) -> L
 
     def load() -> np.ndarray:
         try:
-            value = np.ascontiguousarray(reader.get_tensor(key))
+            value = np.asarray(reader.get_tensor(key), order="C")  # ascontiguousarray makes a scalar 1-D
         except _READ_ERRORS as exc:
             raise FormatError(f"{path}: cannot read variable {key!r}: "
                               f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc

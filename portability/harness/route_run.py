@@ -23,6 +23,7 @@ that needs other globals...) is judged on its outputs, with a note.
 from __future__ import annotations
 
 import gc
+import logging
 import shutil
 import tempfile
 import time
@@ -178,6 +179,8 @@ def run_job(job: RouteJob) -> RouteResult:
         except PortabilityError as exc:
             result.status, result.reason = "fail", str(exc)
         except Exception as exc:  # the check broke, not the artifact
+            logging.getLogger(__name__).debug("internal error in route %s", "->".join(job.route),
+                                              exc_info=True)
             result.status, result.reason = "error", f"internal error: {type(exc).__name__}: {exc}"
     result.fallbacks = list(found)
     result.notes.extend(f"fallback: {message}" for message in found)

@@ -240,3 +240,19 @@ def test_cli_convert_with_factory_spec_inputs_and_opset(tmp_path, capsys):
     state = onnx_toys.make_mlp().state_dict()
     assert list(restored.tensors) == list(state)
     assert all(as_array(restored.tensors[n]).tobytes() == v.numpy().tobytes() for n, v in state.items())
+
+
+def test_releasing_the_exporters_matchers_ignores_dead_weak_proxies():
+    import weakref
+
+    from portability.adapters.onnx import exporter_state
+
+    class Referent:
+        pass
+
+    target = Referent()
+    proxy = weakref.proxy(target)
+    del target  # the proxy is dead, and gc still lists it
+    holder = [proxy]
+    assert exporter_state.release() >= 0
+    assert len(holder) == 1
