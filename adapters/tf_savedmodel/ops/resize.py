@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework import tensor_util
 
 from portability.adapters.tf_savedmodel.ops import spatial as geo
 from portability.adapters.tf_savedmodel.ops.channels_last import register_last, view_context
@@ -193,15 +194,30 @@ def _resize_last_accepts(node, ctx, x) -> bool:
 @register_last("Resize", accepts=_resize_last_accepts)
 def resize_last(node, ctx):
     """Channels-last Resize: TF's ResizeBilinear where it computes what ONNX asks,
-    else the separable resize on the channels-last axes."""
+    else the separable resize on the channels-last axes.
+
+    Output sizes whose spatial entries are constants but whose batch and channel
+    entries are read from a shape at run time (what an exporter writes for
+    ``interpolate(x, size=...)`` with a dynamic batch) take ResizeBilinear when those
+    entries equal the input's at run time, the separable resize otherwise.
+    """
     xl = ctx.input(0)
+    fast = _bilinear_last(node, ctx, xl)
+    if fast is not None:
+        resized, unchanged, size = fast
+        if unchanged is None:
+            return resized()
+        out = tf.cond(unchanged, resized, lambda: _separable_last(node, ctx, xl))
+        out.set_shape([None, *tf.get_static_value(size), None])  # static sizes: both branches agree
+        return out
+    fast = _nearest_repeat_last(ctx, xl)
+    return fast if fast is not None else _separable_last(node, ctx, xl)
+
+
+def _separable_last(node, ctx, xl):
+    """The separable resize of channels-last ``xl``, its vectors remapped to that layout."""
     rank = xl.shape.rank
     perm = geo.to_last_perm(rank)
-    fast = _bilinear_last(node, ctx, xl)
-    if fast is None:
-        fast = _nearest_repeat_last(ctx, xl)
-    if fast is not None:
-        return fast
     listed = ctx.attr("axes")
     if listed is not None:  # the vectors follow the listed axes: remap the axes
         axes = [perm.index(normalize_axis(a, rank)) for a in listed]
@@ -259,7 +275,9 @@ _BILINEAR_MODES = {"half_pixel": (False, True), "pytorch_half_pixel": (False, Tr
 
 def _bilinear_last(node, ctx, xl):
     """ResizeBilinear of a 4-D float32 channels-last tensor whose spatial axes only are
-    resized, with output sizes TF's own scale (in / out) reproduces exactly; else None."""
+    resized, with output sizes TF's own scale (in / out) reproduces exactly, as (a
+    function building it, None or the boolean tensor under which it is right, the
+    int32 output size); else None."""
     attrs = _attrs(ctx)
     if (xl.shape.rank != 4 or xl.dtype != tf.float32 or attrs["mode"] != "linear" or attrs["antialias"]
             or attrs["ctm"] not in _BILINEAR_MODES or ctx.attr("keep_aspect_ratio_policy", "stretch") != "stretch"):
@@ -269,33 +287,43 @@ def _bilinear_last(node, ctx, xl):
     spatial = [axes.index(2), axes.index(3)] if set(axes) >= {2, 3} and set(axes) <= {0, 1, 2, 3} else None
     if spatial is None:
         return None
-    untouched = [axes.index(a) for a in (0, 1) if a in axes]
+    untouched = {k: axes.index(a) for k, a in ((0, 0), (3, 1)) if a in axes}  # channels-last axis: entry
     size = _bilinear_size(ctx, xl, spatial, untouched)
     if size is None:
         return None
+    size, unchanged = size
     align, half = _BILINEAR_MODES[attrs["ctm"]]
-    return tf.raw_ops.ResizeBilinear(images=xl, size=size, align_corners=align, half_pixel_centers=half)
+
+    def resized():
+        return tf.raw_ops.ResizeBilinear(images=xl, size=size, align_corners=align, half_pixel_centers=half)
+    return resized, unchanged, size
 
 
 def _bilinear_size(ctx, xl, spatial, untouched):
-    """The int32 output (height, width), or None where TF's scale would differ from ONNX's."""
+    """(int32 output (height, width), None or a boolean tensor that must hold at run
+    time: the batch and channel sizes asked for equal the input's), or None where
+    TF's scale would differ from ONNX's."""
     if _present(ctx, 3):
-        sizes = ctx.static_value(3)
-        if sizes is None:
+        sizes = _partly_known(ctx, 3)
+        if sizes is None or any(sizes[i] is None for i in spatial):
             return None
-        sizes = np.asarray(sizes).reshape(-1)
-        batch_channels = [xl.shape[0], xl.shape[-1]]
-        if any(sizes[i] != batch_channels[k] for k, i in enumerate(untouched)):
-            return None
+        checks = []
+        for axis, i in untouched.items():
+            if sizes[i] is not None and xl.shape[axis] is not None:
+                if sizes[i] != xl.shape[axis]:
+                    return None
+                continue
+            wanted = tf.cast(tf.reshape(ctx.input(3), [-1])[i], tf.int64)
+            checks.append(tf.equal(wanted, tf.shape(xl, out_type=tf.int64)[axis]))
         out = [int(sizes[i]) for i in spatial]
         if ctx.attr("coordinate_transformation_mode", "half_pixel") == "pytorch_half_pixel" and min(out) < 2:
             return None
-        return tf.constant(out, tf.int32)
+        return tf.constant(out, tf.int32), (tf.reduce_all(tf.stack(checks)) if checks else None)
     scales = ctx.static_value(2) if _present(ctx, 2) else None
     if scales is None:
         return None
     scales = np.asarray(scales, np.float64).reshape(-1)
-    if any(scales[i] != 1 for i in untouched):
+    if any(scales[i] != 1 for i in untouched.values()):
         return None
     wanted = [scales[i] for i in spatial]
     dims = [xl.shape[1], xl.shape[2]]
@@ -304,4 +332,18 @@ def _bilinear_size(ctx, xl, spatial, untouched):
     if not exact:
         return None
     shape = tf.shape(xl)[1:3]
-    return tf.cast(tf.floor(tf.cast(shape, tf.float64) * tf.constant(wanted, tf.float64)), tf.int32)
+    return tf.cast(tf.floor(tf.cast(shape, tf.float64) * tf.constant(wanted, tf.float64)), tf.int32), None
+
+
+def _partly_known(ctx, i):
+    """Input ``i``'s entries as ints where known while translating, None where only the
+    running graph knows them (a size read from a tensor's dynamic shape); None when not
+    even its length is known."""
+    value = ctx.static_value(i)
+    if value is not None:
+        return [int(v) for v in np.asarray(value).reshape(-1)]
+    try:  # follows Shape, StridedSlice, Pack and ConcatV2 back to what is constant
+        known = tensor_util.constant_value_as_shape(ctx.input(i))
+    except (ValueError, TypeError):
+        return None
+    return None if known.rank is None else known.as_list()

@@ -8,6 +8,7 @@ import pytest
 pytest.importorskip("tensorflow")
 pytest.importorskip("onnx")
 import onnx_graphs
+from onnx import helper
 
 X = np.random.default_rng(0).standard_normal((1, 2, 4, 5)).astype(np.float32)
 MODES = ["half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric"]
@@ -79,3 +80,48 @@ def test_integer_input_nearest_keeps_dtype():
     x = np.arange(20, dtype=np.int64).reshape(1, 1, 4, 5)
     nodes = [onnx_graphs.node("Resize", ["x", "", "scales"], mode="nearest")]
     onnx_graphs.check(nodes, {"x": x}, {"scales": np.array([1, 1, 2, 0.5], np.float32)}, opset=13)
+
+
+def _function_ops(module) -> set[str]:
+    """Every op type of the serving graph, the branches of its conditionals included."""
+    graph_def = module.serve.get_concrete_function().graph.as_graph_def()
+    ops = {node.op for node in graph_def.node}
+    for function in graph_def.library.function:
+        ops |= {node.op for node in function.node_def}
+    return ops
+
+
+def _sized_like(batch_source):
+    """Conv -> bilinear Resize to sizes = [batch of ``batch_source``, the Conv's channels,
+    5, 9]: the form an exporter writes for ``interpolate(x, size=(5, 9))`` with a dynamic
+    batch (the sizes tensor is only partly constant)."""
+    return [onnx_graphs.node("Conv", ["x", "w"], ["c"]),
+            helper.make_node("Shape", [batch_source], ["n"], name="shape_n", start=0, end=1),
+            helper.make_node("Shape", ["c"], ["ch"], name="shape_ch", start=1, end=2),
+            helper.make_node("Concat", ["n", "ch", "hw"], ["sizes"], name="concat_sizes", axis=0),
+            onnx_graphs.node("Resize", ["c", "", "", "sizes"], mode="linear")]
+
+
+def test_sizes_read_from_the_input_shape_take_tf_bilinear_kernel():
+    from portability.adapters.tf_savedmodel.graph import translate
+
+    constants = {"w": np.random.default_rng(1).standard_normal((4, 2, 1, 1)).astype(np.float32),
+                 "hw": np.array([5, 9], np.int64)}
+    nodes = _sized_like("c")
+    for batch in (1, 3):  # one traced graph, two batch sizes
+        x = np.random.default_rng(batch).standard_normal((batch, 2, 4, 5)).astype(np.float32)
+        got = onnx_graphs.check(nodes, {"x": x}, constants, opset=19, rtol=1e-5, atol=1e-5)
+        assert got[0].shape == (batch, 4, 5, 9)
+    module = translate(onnx_graphs.make_model(nodes, {"x": X}, constants, opset=19))
+    assert "ResizeBilinear" in _function_ops(module)
+
+
+def test_sizes_changing_the_batch_take_the_separable_resize():
+    """The same graph where the batch entry comes from another input of a different
+    batch: ONNX interpolates across the batch, which ResizeBilinear cannot."""
+    rng = np.random.default_rng(4)
+    constants = {"w": rng.standard_normal((4, 2, 1, 1)).astype(np.float32), "hw": np.array([5, 9], np.int64)}
+    feeds = {"x": rng.standard_normal((2, 2, 4, 5)).astype(np.float32),
+             "other": rng.standard_normal((3, 1)).astype(np.float32)}
+    got = onnx_graphs.check(_sized_like("other"), feeds, constants, opset=19, rtol=1e-5, atol=1e-5)
+    assert got[0].shape == (3, 4, 5, 9)
