@@ -9,7 +9,9 @@ Layout-sensitive ops (convolutions, pools, normalization, resize) and their
 element-wise neighbours run channels-last (``layout.py``); inputs and outputs
 keep the ONNX graph's layout. With ``compile_kernels``, ``serve`` reads the
 weights as constants (snapshots of their variables, ``compiled_weights.py``),
-so what depends on weights alone is folded while translating, and
+so what depends on weights alone is folded while translating (a BatchNorm
+into the Conv before it: ``batchnorm_folding.py``; a Linear layer's bias into
+its MatMul: ``matmul_bias.py``), and
 ``serve_from_variables`` computes the same outputs from the variables.
 
 Values of ONNX types TF cannot compute with travel in carrier dtypes
@@ -31,9 +33,11 @@ import onnx
 import tensorflow as tf
 from onnx import numpy_helper
 
+from portability.adapters.tf_savedmodel.batchnorm_folding import fold_conv_batchnorm
 from portability.adapters.tf_savedmodel.bindings import BindingPlan, is_floating, plan_bindings
 from portability.adapters.tf_savedmodel.compiled_weights import compiled_weights
 from portability.adapters.tf_savedmodel.layout import LayoutEnv, translate_channels_last
+from portability.adapters.tf_savedmodel.matmul_bias import fuse_matmul_bias
 from portability.adapters.tf_savedmodel.ops import OpContext, translator_for
 from portability.adapters.tf_savedmodel.ops.carriers import (
     carried_types,
@@ -169,8 +173,13 @@ class TranslatedModule(tf.Module):
             env[init_name] = tf.transpose(value) if binding.transpose else value
         for name, arg in zip(self._onnx_inputs, args, strict=False):
             env[name] = arg
+        outputs = {o.name for o in self._graph.output}
+        nodes, folded = fold_conv_batchnorm(self._graph.node, outputs, static)  # where weights are constants
+        nodes = fuse_matmul_bias(nodes, outputs)
+        static.update(folded)
+        env.lazy.update(folded)
         ctx = OpContext(env, static, self._opset, self._carried, snapshots)
-        for node in self._graph.node:
+        for node in nodes:
             result = _translate_node(node, ctx, env)
             if result is _HELD:
                 continue

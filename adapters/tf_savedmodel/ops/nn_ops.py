@@ -14,30 +14,53 @@ from portability.adapters.tf_savedmodel.ops.registry import normalize_axis, rank
 
 @register("MatMul")
 def matmul(node, ctx):
-    """numpy matmul semantics: 1-D operands are promoted, then the added dim dropped."""
+    """numpy matmul semantics: 1-D operands are promoted, then the added dim dropped.
+
+    A third input is what an Add added to the product (``matmul_bias.py``): added to
+    the 2-D product's rows when it is one entry per column, else after, broadcast."""
     a, b = ctx.input(0), ctx.input(1)
+    bias = ctx.input(2) if len(node.input) > 2 else None
     a_vec, b_vec = a.shape.rank == 1, b.shape.rank == 1
     if a_vec:
         a = a[None, :]
     if b_vec:
         b = b[:, None]
+    row_bias = None
+    if bias is not None and not (a_vec or b_vec) and _is_row(bias.shape, b.shape, a.shape.rank):
+        row_bias = tf.reshape(bias, [-1])
     if a.shape.rank is not None and a.shape.rank >= 3 and b.shape.rank == 2:
-        out = _rows_times_matrix(a, b)
+        out = _rows_times_matrix(a, b, row_bias)
     else:
         out = tf.linalg.matmul(a, b)
+        if row_bias is not None:
+            out = tf.nn.bias_add(out, row_bias)
     if a_vec:
         out = tf.squeeze(out, -2)
     if b_vec:
         out = tf.squeeze(out, -1)
+    if bias is not None and row_bias is None:
+        out = out + bias
     return out
 
 
-def _rows_times_matrix(a, b):
-    """``a @ b`` for a of rank 3 or more and a matrix b, as one 2-D MatMul over a's rows:
-    TF's BatchMatMulV2 broadcasting b runs it several times slower, and over ten times
-    slower once Grappler folds a transpose of b into it."""
+def _is_row(bias: tf.TensorShape, matrix: tf.TensorShape, rank: int | None) -> bool:
+    """Whether a bias of this shape adds one entry per column of ``matrix``'s product with an
+    operand of ``rank``, without widening it (static shapes)."""
+    if bias.rank is None or rank is None or not 1 <= bias.rank <= rank or matrix.rank is None:
+        return False
+    dims = bias.as_list()
+    columns = matrix.as_list()[-1]
+    return columns is not None and dims[-1] == columns and all(d == 1 for d in dims[:-1])
+
+
+def _rows_times_matrix(a, b, bias=None):
+    """``a @ b`` (+ ``bias`` per row) for a of rank 3 or more and a matrix b, as one 2-D
+    MatMul over a's rows: TF's BatchMatMulV2 broadcasting b runs it several times slower,
+    and over ten times slower once Grappler folds a transpose of b into it."""
     rows = tf.reshape(a, [-1, a.shape[-1] if a.shape[-1] is not None else tf.shape(a)[-1]])
     out = tf.linalg.matmul(rows, b)
+    if bias is not None:
+        out = tf.nn.bias_add(out, bias)
     static = a.shape[:-1].concatenate(b.shape[-1:])
     if static.is_fully_defined():
         return tf.reshape(out, static.as_list())
