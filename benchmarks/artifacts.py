@@ -11,6 +11,10 @@ machine hits all of them alike. Every runtime keeps the thread settings a user
 gets by default (printed first). Sizes: the checkpoint's weights, the ONNX file
 (its ratio to the weights) and the SavedModel directory.
 
+TF's oneDNN kernels (the default on AVX-512 CPUs only; ``TF_ENABLE_ONEDNN_OPTS=1``
+turns them on elsewhere) run convolutions faster than its default Eigen ones: the
+settings line says which ran; run the benchmark both ways to compare.
+
 Subnormal floats slow some runtimes (TF flushes them to zero, torch and
 onnxruntime do not by default): the ``subnormal`` column counts the torch
 layers whose outputs hold any on the benchmark's inputs; inputs are calibrated
@@ -221,7 +225,20 @@ def thread_settings() -> str:
     return (f"cores {os.cpu_count()}; torch {torch.__version__} threads {torch.get_num_threads()}; "
             f"onnxruntime {onnxruntime.__version__} intra_op {options.intra_op_num_threads} (0 = default); "
             f"tensorflow {tf.__version__} intra_op {tf.config.threading.get_intra_op_parallelism_threads()} "
-            f"inter_op {tf.config.threading.get_inter_op_parallelism_threads()} (0 = default)")
+            f"inter_op {tf.config.threading.get_inter_op_parallelism_threads()} (0 = default), "
+            f"oneDNN {'on' if _onednn_on() else 'off'}")
+
+
+def _onednn_on() -> bool:
+    """Whether TF runs its oneDNN kernels in this process. TF turns them on by default only
+    on some x86 CPUs (AVX-512 ones); TF_ENABLE_ONEDNN_OPTS=1 before TF starts turns them on
+    anywhere (on this benchmark's 2-core AVX2 VM they ran the detectors' SavedModels 1.3 to
+    2x faster). TF has no public call for it, so this asks the flag TF's own kernels read."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:
+        return os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "1"
+    return bool(_pywrap_util_port.IsMklEnabled())
 
 
 def measure(name: str, workdir: Path, rounds: int, per_round: int, warmup: int) -> dict[str, Any]:

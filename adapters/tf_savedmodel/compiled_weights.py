@@ -27,9 +27,10 @@ from portability.adapters.tf_savedmodel.ops.carriers import is_carried
 # At most this many bytes of weights are compiled into a graph. Tracing and saving a graph
 # holds each compiled byte several times over (constants, the GraphDef, the saved copy):
 # measured on a 0.45 GB GPT-2, the SavedModel step's worker peaked at 13.8 GB with 1 GiB
-# compiled, 3.5 GB with 256 MiB and 2.1 GB with none; a model of a few tens of MB still has
-# every weight compiled.
-COMPILED_WEIGHT_BYTES = 64 << 20
+# compiled, 3.5 GB with 256 MiB and 2.1 GB with none. 128 MiB keeps every weight of a model of
+# about 100 MB compiled (a VGG16-BN detector, MiniLM: at 64 MiB their SavedModels ran 1.1x and
+# 1.7x slower, reading the rest from variables per call).
+COMPILED_WEIGHT_BYTES = 128 << 20
 
 
 def compiled_weights(model: onnx.ModelProto, plan: BindingPlan, tensors: Mapping[str, np.ndarray],
