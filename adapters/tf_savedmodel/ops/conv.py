@@ -104,6 +104,7 @@ def _conv2d(ctx, xl, w, kernel, strides, dilations, pads, group):
     if depthwise:
         shape = [group, out_channels // group, *kernel]
         k = _tf_kernel(ctx, 1, [2, 3, 0, 1], reshape=shape)
+        xl, padding = _depthwise_padding(xl, padding, pads, kernel, step, dilations)
         y = tf.nn.depthwise_conv2d(xl, k, strides=[1, *step, 1], padding=padding, dilations=dilations)
     elif group == 1:
         k = _tf_kernel(ctx, 1, [2, 3, 1, 0], reshape=[out_channels, -1, *kernel])
@@ -116,6 +117,25 @@ def _conv2d(ctx, xl, w, kernel, strides, dilations, pads, group):
         k = _tf_kernel(ctx, 1, [2, 3, 1, 0], reshape=[out_channels, -1, *kernel])
         return _convolve(xl, k, list(strides), dilations, group)
     return _subsample(y, strides, dilated)
+
+
+def _depthwise_padding(xl, padding, pads, kernel, step, dilations):
+    """(input, padding) for a depthwise convolution without explicit paddings.
+
+    With oneDNN on (TF's default on AVX-512 CPUs), Grappler fuses DepthwiseConv2dNative
+    and the BiasAdd after it into a oneDNN kernel that aborts the whole process when the
+    convolution has explicit paddings ("tensor_format.h Check failed: ... Invalid index
+    from the dimension: 1, 0, H", TF 2.21), as PP-OCR's detector and every MobileNet-style
+    block with a bias (or a folded BatchNorm) had. Pads TF's SAME computes for a stride-1
+    convolution at any input size are SAME; others pad first and run VALID.
+    """
+    if not isinstance(padding, list):
+        return xl, padding
+    if all(s == 1 for s in step):
+        same = [((k - 1) * d // 2, (k - 1) * d - (k - 1) * d // 2) for k, d in zip(kernel, dilations, strict=True)]
+        if [tuple(p) for p in pads] == same:
+            return xl, "SAME"
+    return tf.pad(xl, padding), "VALID"
 
 
 @register_last("Conv")
