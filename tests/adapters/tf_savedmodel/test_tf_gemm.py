@@ -12,16 +12,13 @@ TF_ENABLE_ONEDNN_OPTS=1.
 from __future__ import annotations
 
 import itertools
-import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 
 onnx = pytest.importorskip("onnx")
 tf = pytest.importorskip("tensorflow")
+from onednn_process import infer_with_onednn
 from onnx import TensorProto, helper
 
 from portability.adapters.tf_savedmodel.graph import translate  # noqa: E402
@@ -103,15 +100,4 @@ def test_gemm_saved_model_runs_with_onednn_on(saved, tmp_path):
     """The SavedModel in a fresh process with oneDNN forced on, where grappler fuses a
     [1, N] C into _FusedMatMul; that failed with transA before C was passed as a row."""
     _, path, feeds, want = saved
-    np.savez(tmp_path / "feeds.npz", **feeds)
-    script = textwrap.dedent(f"""
-        import numpy as np
-        from portability.adapters.tf_savedmodel.serving import TFSavedModelRunner
-        feeds = dict(np.load({str(tmp_path / 'feeds.npz')!r}))
-        with TFSavedModelRunner({str(path)!r}) as runner:
-            np.savez({str(tmp_path / 'got.npz')!r}, **runner.infer(feeds))
-    """)
-    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    _check(dict(np.load(tmp_path / "got.npz")), want)
+    _check(infer_with_onednn(path, feeds, tmp_path), want)

@@ -10,17 +10,14 @@ onnxruntime.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
-
 import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 pytest.importorskip("tensorflow")
 onnxruntime = pytest.importorskip("onnxruntime")
+
+from onednn_process import infer_with_onednn  # noqa: E402
 
 from portability.adapters.tf_savedmodel.graph import translate  # noqa: E402
 from portability.adapters.tf_savedmodel.savedmodel_io import save_module  # noqa: E402
@@ -71,17 +68,6 @@ def test_depthwise_convolutions_run_with_onednn_on(tmp_path):
     feeds = {"x": _x(2, 8, 9, 12)}
     session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     want = session.run(None, feeds)[0]
-    np.savez(tmp_path / "feeds.npz", **feeds)
-    script = textwrap.dedent(f"""
-        import numpy as np
-        from portability.adapters.tf_savedmodel.serving import TFSavedModelRunner
-        feeds = dict(np.load({str(tmp_path / 'feeds.npz')!r}))
-        with TFSavedModelRunner({str(path)!r}) as runner:
-            np.savez({str(tmp_path / 'got.npz')!r}, **runner.infer(feeds))
-    """)
-    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    got = dict(np.load(tmp_path / "got.npz"))
+    got = infer_with_onednn(path, feeds, tmp_path)
     (value,) = got.values()
     np.testing.assert_allclose(value, want, rtol=1e-4, atol=1e-4)
