@@ -41,10 +41,14 @@ FRAMEWORK_BYTES = int(1.0 * GIB)
 # by the format the route writes first (its later steps re-read what it wrote and peak lower).
 # Measured on float32 GPT-2-style checkpoints of 0.4 to 2.3 GB (benchmarks/scale.py).
 ROUTE_FACTOR = {"torch": 1.25, "safetensors": 1.25, "dcp": 1.25, "onnx": 1.5, "tf-savedmodel": 1.75}
-# A SavedModel's serving graph compiles up to 128 MiB of weights as constants, which tracing and
-# saving hold several times over (``adapters/tf_savedmodel/compiled_weights.py``: about 5.5x at
-# 256 MiB).
-COMPILED_GRAPH_BYTES = GIB
+# A SavedModel's serving graph compiles a model of at most 128 MiB whole and 64 MiB of a larger
+# one as constants (``adapters/tf_savedmodel/compiled_weights.py``), which tracing and saving hold
+# several times over. A 0.45 GB GPT-2's SavedModel step peaked at 2.23 GB with 64 MiB compiled
+# and 3.53 GB with 128 MiB: beyond the frameworks and 1.75x the model, 5.5 and 12.4 bytes per
+# compiled byte (benchmarks/scale.py).
+WHOLE_MODEL_COMPILED_BYTES = 128 << 20
+PARTLY_COMPILED_BYTES = 64 << 20
+COMPILED_GRAPH_FACTOR = 13
 # The reference: the model once (plus one group of tensors being loaded) and, for its float64
 # run, the model converted in place to 8 bytes per element.
 REFERENCE_FACTOR = 1.25
@@ -115,8 +119,15 @@ def checkpoint_bytes(path: str | None) -> int:
 def route_estimate(route: Sequence[str], model_bytes: int) -> int:
     """The peak a worker reaches running ``route`` on a checkpoint of ``model_bytes``."""
     factor = max((ROUTE_FACTOR.get(fmt, 1.0) for fmt in route[1:]), default=1.0)
-    compiled = COMPILED_GRAPH_BYTES if "tf-savedmodel" in route[1:] else 0
+    compiled = compiled_graph_bytes(model_bytes) if "tf-savedmodel" in route[1:] else 0
     return FRAMEWORK_BYTES + int(factor * model_bytes) + compiled
+
+
+def compiled_graph_bytes(model_bytes: int) -> int:
+    """What tracing and saving a SavedModel's serving graph holds for the weights it
+    compiles in, for a checkpoint of ``model_bytes``."""
+    compiled = model_bytes if model_bytes <= WHOLE_MODEL_COMPILED_BYTES else PARTLY_COMPILED_BYTES
+    return COMPILED_GRAPH_FACTOR * compiled
 
 
 def reference_estimate(model_bytes: int, float64_bytes: int) -> int:

@@ -33,7 +33,10 @@ def test_estimates_are_the_frameworks_plus_the_largest_factor_of_the_formats_wri
     assert mb.route_estimate(("safetensors", "torch"), model) == mb.FRAMEWORK_BYTES + int(1.25 * model)
     assert mb.route_estimate(("safetensors", "onnx", "safetensors"), model) == mb.FRAMEWORK_BYTES + 3 * GIB
     assert mb.route_estimate(("safetensors", "tf-savedmodel"), model) == \
-        mb.FRAMEWORK_BYTES + int(3.5 * GIB) + mb.COMPILED_GRAPH_BYTES
+        mb.FRAMEWORK_BYTES + int(3.5 * GIB) + mb.COMPILED_GRAPH_FACTOR * (64 << 20)  # 64 MiB of it compiled
+    small = 100 << 20  # compiled whole
+    assert mb.route_estimate(("safetensors", "tf-savedmodel"), small) == \
+        mb.FRAMEWORK_BYTES + int(1.75 * small) + mb.COMPILED_GRAPH_FACTOR * small
     # The reference: the model plus a group being loaded, or its float64 copy, whichever is larger.
     assert mb.reference_estimate(model, 0) == mb.FRAMEWORK_BYTES + int(2.5 * GIB)
     assert mb.reference_estimate(model, mb.float64_bytes(model)) == mb.FRAMEWORK_BYTES + 4 * GIB
@@ -91,10 +94,10 @@ def test_a_route_that_cannot_fit_alone_is_skipped_with_both_figures(tmp_path):
     with open(checkpoint, "wb") as f:  # sparse: 2 GiB on paper, nothing on disk
         f.truncate(2 * GIB)
     jobs = _jobs(str(checkpoint))
-    budget = 15 * GIB // 4  # the reference (3.5 GiB) and the torch route (3.5) fit; SavedModel (5.5) and ONNX (4) not
+    budget = 15 * GIB // 4  # the reference (3.5 GiB) and the torch route (3.5) fit; SavedModel (5.3) and ONNX (4) not
     memory = plan_memory(jobs, {}, budget)
     assert memory.skipped == {
-        1: "route safetensors->tf-savedmodel needs about 5.5 GiB of memory and 3.8 GiB is --max-memory; "
+        1: "route safetensors->tf-savedmodel needs about 5.3 GiB of memory and 3.8 GiB is --max-memory; "
            "skipped rather than risk the system killing it (--max-memory overrides the budget)",
         2: "route safetensors->onnx->safetensors needs about 4.0 GiB of memory and 3.8 GiB is --max-memory; "
            "skipped rather than risk the system killing it (--max-memory overrides the budget)"}
